@@ -1,0 +1,263 @@
+package caveat
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// DefaultSkew is how far in the future a token's creation time may lie
+// before the Checker rejects it. It bounds how long a token minted by a host
+// whose clock runs ahead can outlive an epoch touch.
+const DefaultSkew = 5 * time.Second
+
+// A Checker parses and checks first-party caveats: the built-in ones and any
+// an application registers with WithCaveat. It is immutable once built and
+// safe for concurrent use.
+type Checker struct {
+	skew   time.Duration
+	custom map[string]ParseFunc
+}
+
+// An Option configures a Checker.
+type Option func(*Checker) error
+
+// WithSkew sets how far in the future a creation time may lie (default
+// DefaultSkew). It must not be negative.
+func WithSkew(d time.Duration) Option {
+	return func(c *Checker) error {
+		if d < 0 {
+			return fmt.Errorf("caveat: negative skew %v", d)
+		}
+		c.skew = d
+		return nil
+	}
+}
+
+// WithCaveat registers parse for caveats named name, so tokens may carry an
+// application's own restrictions ("tenant = acme"). The name must follow the
+// grammar and must not be built in or registered twice.
+func WithCaveat(name string, parse ParseFunc) Option {
+	return func(c *Checker) error {
+		switch {
+		case !validName(name):
+			return fmt.Errorf("caveat: name %q must match [a-z][a-z0-9_-]{0,63}", name)
+		case builtin(name):
+			return fmt.Errorf("caveat: %q is a built-in caveat", name)
+		case c.custom[name] != nil:
+			return fmt.Errorf("caveat: %q registered twice", name)
+		case parse == nil:
+			return fmt.Errorf("caveat: nil ParseFunc for %q", name)
+		}
+		if c.custom == nil {
+			c.custom = make(map[string]ParseFunc)
+		}
+		c.custom[name] = parse
+		return nil
+	}
+}
+
+// NewChecker returns a Checker for the built-in caveats and any registered
+// with WithCaveat.
+func NewChecker(opts ...Option) (*Checker, error) {
+	c := &Checker{skew: DefaultSkew}
+	for _, o := range opts {
+		if err := o(c); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// Skew returns the allowed clock skew.
+func (c *Checker) Skew() time.Duration { return c.skew }
+
+func builtin(name string) bool {
+	switch name {
+	case NameEditorID, NameTime, NameTimeBefore, NameEndpoint, NameRights, NameMethod, NamePathPrefix:
+		return true
+	}
+	return false
+}
+
+// Parse parses one caveat into its typed value: EditorID, Created, Expiry,
+// Endpoint, Rights, Methods, PathPrefix, or whatever a registered ParseFunc
+// returns. Errors wrap ErrMalformed or ErrUnknown.
+func (c *Checker) Parse(text string) (Caveat, error) {
+	return parseOne(c, text)
+}
+
+func parseOne[T bytestring](c *Checker, text T) (Caveat, error) {
+	cond, err := split(text)
+	if err != nil {
+		return nil, err
+	}
+	switch string(cond.name) {
+	case NameEditorID:
+		return parseEditorID(cond.op, cond.value)
+	case NameTime:
+		t, err := parseTime(cond.value)
+		if err != nil {
+			return nil, err
+		}
+		switch string(cond.op) {
+		case ">":
+			return Created(t), nil
+		case "<":
+			return Expiry{Time: t}, nil
+		}
+		return nil, fmt.Errorf("%w: time takes > (created) or < (expiry)", ErrMalformed)
+	case NameTimeBefore:
+		t, err := parseTime(cond.value)
+		if err != nil {
+			return nil, err
+		}
+		return Expiry{Time: t, Bakery: true}, nil
+	case NameEndpoint:
+		return parseEndpoint(cond.op, cond.value)
+	case NameRights:
+		return parseRights(cond.op, cond.value)
+	case NameMethod:
+		return parseMethods(cond.op, cond.value)
+	case NamePathPrefix:
+		return parsePathPrefix(cond.op, cond.value)
+	}
+	if fn := c.custom[string(cond.name)]; fn != nil {
+		cav, err := fn(string(cond.op), string(cond.value))
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrMalformed, string(cond.name), err)
+		}
+		if cav == nil {
+			return nil, fmt.Errorf("%w: %s: parser returned no caveat", ErrMalformed, string(cond.name))
+		}
+		return cav, nil
+	}
+	return nil, fmt.Errorf("%w %q", ErrUnknown, string(cond.name))
+}
+
+// Claims is what the caveats of one token say, parsed once and then checked
+// against each request with Checker.Check.
+type Claims struct {
+	// EditorID is the editor the token acts for.
+	EditorID string
+	// Created is when the token was minted.
+	Created time.Time
+	// Expires is the earliest expiry among the token's expiry caveats, or
+	// the zero time when it has none.
+	Expires time.Time
+	// Rights is the set of rights every rights caveat allows (their
+	// intersection), or nil when the token carries no rights caveat and is
+	// unrestricted. A non-nil empty slice allows no right at all.
+	Rights []string
+	// Restrictions holds the other restricting caveats (endpoint, method,
+	// path_prefix, registered ones); all of them must allow a request.
+	Restrictions []Caveat
+}
+
+// Claims parses the first-party caveats of a token. It fails (ErrMalformed)
+// when there are none, when editor_id or the creation time is missing or
+// present more than once, and when any caveat fails to parse; and
+// (ErrUnknown) when a caveat has no checker. The input is not retained.
+func (c *Checker) Claims(caveats [][]byte) (*Claims, error) {
+	if len(caveats) == 0 {
+		return nil, fmt.Errorf("%w: token has no caveats", ErrMalformed)
+	}
+	cl := &Claims{}
+	var haveEditor, haveCreated bool
+	for i, text := range caveats {
+		cond, err := split(text)
+		if err != nil {
+			return nil, fmt.Errorf("caveat %d: %w", i, err)
+		}
+		// The common claims are handled without boxing them in a Caveat.
+		switch {
+		case string(cond.name) == NameEditorID:
+			if haveEditor {
+				return nil, fmt.Errorf("caveat %d: %w: second editor_id", i, ErrMalformed)
+			}
+			id, err := parseEditorID(cond.op, cond.value)
+			if err != nil {
+				return nil, fmt.Errorf("caveat %d: %w", i, err)
+			}
+			cl.EditorID, haveEditor = string(id), true
+			continue
+		case string(cond.name) == NameTime && string(cond.op) == ">":
+			if haveCreated {
+				return nil, fmt.Errorf("caveat %d: %w: second creation time (time >)", i, ErrMalformed)
+			}
+			t, err := parseTime(cond.value)
+			if err != nil {
+				return nil, fmt.Errorf("caveat %d: %w", i, err)
+			}
+			cl.Created, haveCreated = t, true
+			continue
+		case string(cond.name) == NameTime && string(cond.op) == "<", string(cond.name) == NameTimeBefore:
+			t, err := parseTime(cond.value)
+			if err != nil {
+				return nil, fmt.Errorf("caveat %d: %w", i, err)
+			}
+			if cl.Expires.IsZero() || t.Before(cl.Expires) {
+				cl.Expires = t
+			}
+			continue
+		case string(cond.name) == NameRights:
+			r, err := parseRights(cond.op, cond.value)
+			if err != nil {
+				return nil, fmt.Errorf("caveat %d: %w", i, err)
+			}
+			if cl.Rights == nil {
+				cl.Rights = r
+			} else {
+				cl.Rights = slices.DeleteFunc(cl.Rights, func(s string) bool { return !slices.Contains(r, s) })
+			}
+			continue
+		}
+		cav, err := parseOne(c, text)
+		if err != nil {
+			return nil, fmt.Errorf("caveat %d: %w", i, err)
+		}
+		cl.Restrictions = append(cl.Restrictions, cav)
+	}
+	switch {
+	case !haveEditor:
+		return nil, fmt.Errorf("%w: no editor_id caveat", ErrMalformed)
+	case !haveCreated:
+		return nil, fmt.Errorf("%w: no creation time (time >) caveat", ErrMalformed)
+	}
+	return cl, nil
+}
+
+// Check decides whether claims allow req: the creation time is at most the
+// allowed skew after req.Time, req.Time is before the expiry, every right req
+// names is allowed, and every restriction allows req. It reports every
+// failure, joined; nil means allowed. Errors wrap ErrNotYetValid, ErrExpired
+// or ErrProhibited.
+func (c *Checker) Check(cl *Claims, req *Request) error {
+	var errs []error
+	if cl.Created.After(req.Time.Add(c.skew)) {
+		errs = append(errs, fmt.Errorf("%w: created %s, more than %v ahead of now", ErrNotYetValid, FormatTime(cl.Created), c.skew))
+	}
+	if !cl.Expires.IsZero() {
+		if err := (Expiry{Time: cl.Expires}).Prohibits(req); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if cl.Rights != nil {
+		if err := Rights(cl.Rights).Prohibits(req); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, r := range cl.Restrictions {
+		if err := r.Prohibits(req); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,110 @@
+package epoch
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Cache is a bounded in-process cache of editor states in front of a Source.
+// Entries expire after a TTL, which bounds how stale an answer can be when no
+// invalidation arrives. When full, an arbitrary entry is evicted (Go's map
+// order), which costs nothing on the hit path.
+//
+// A fill that raced with Invalidate is not stored, so an answer read before
+// an invalidation never outlives it. Errors are never cached: when the
+// Source fails and the entry has expired, State fails too.
+type Cache struct {
+	src  Source
+	ttl  time.Duration
+	size int
+	now  func() time.Time
+
+	mu      sync.RWMutex
+	entries map[string]cacheEntry
+	gen     uint64 // bumped by every invalidation
+}
+
+type cacheEntry struct {
+	state   State
+	expires time.Time
+}
+
+// CacheOption configures a Cache.
+type CacheOption func(*Cache)
+
+// WithCacheClock sets the cache's clock (default time.Now).
+func WithCacheClock(now func() time.Time) CacheOption { return func(c *Cache) { c.now = now } }
+
+// DefaultCacheTTL and DefaultCacheSize are NewCache's defaults.
+const (
+	DefaultCacheTTL  = 2 * time.Second
+	DefaultCacheSize = 100_000
+)
+
+// NewCache returns a cache of at most size states (DefaultCacheSize when
+// size ≤ 0) that live for ttl (DefaultCacheTTL when ttl ≤ 0).
+func NewCache(src Source, size int, ttl time.Duration, opts ...CacheOption) *Cache {
+	if size <= 0 {
+		size = DefaultCacheSize
+	}
+	if ttl <= 0 {
+		ttl = DefaultCacheTTL
+	}
+	c := &Cache{src: src, ttl: ttl, size: size, now: time.Now, entries: make(map[string]cacheEntry)}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// State implements Source.
+func (c *Cache) State(ctx context.Context, editorID string) (State, error) {
+	now := c.now()
+	c.mu.RLock()
+	e, ok := c.entries[editorID]
+	gen := c.gen
+	c.mu.RUnlock()
+	if ok && now.Before(e.expires) {
+		return e.state, nil
+	}
+	s, err := c.src.State(ctx, editorID)
+	if err != nil {
+		return State{}, err
+	}
+	c.mu.Lock()
+	if c.gen == gen {
+		if old, ok := c.entries[editorID]; !ok || old.state.Version <= s.Version {
+			if !ok && len(c.entries) >= c.size {
+				for k := range c.entries {
+					delete(c.entries, k)
+					break
+				}
+			}
+			c.entries[editorID] = cacheEntry{state: s, expires: now.Add(c.ttl)}
+		}
+	}
+	c.mu.Unlock()
+	return s, nil
+}
+
+// Invalidate drops the cached state of the given editors, or of every
+// editor when called with none. Fills that began before it are discarded.
+func (c *Cache) Invalidate(editorIDs ...string) {
+	c.mu.Lock()
+	c.gen++
+	if len(editorIDs) == 0 {
+		clear(c.entries)
+	}
+	for _, id := range editorIDs {
+		delete(c.entries, id)
+	}
+	c.mu.Unlock()
+}
+
+// Len returns the number of cached states.
+func (c *Cache) Len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.entries)
+}

@@ -1,0 +1,296 @@
+// Package sqlite is amaretti's embedded epoch store: editors and their
+// auth_epoch in a SQLite file (WAL, busy timeout, versioned schema migrations
+// applied on open). It implements epoch.Source for the verify path and the
+// operations operators run: create, list, touch, touch everyone, lock,
+// unlock, deactivate.
+//
+// Times are stored as integer microseconds since the Unix epoch (UTC), the
+// precision of the epoch rule.
+package sqlite
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/amaretti-auth/amaretti/caveat"
+	"github.com/amaretti-auth/amaretti/epoch"
+	sqlite3 "github.com/mattn/go-sqlite3"
+)
+
+// ErrExists means an editor with that id or username already exists.
+var ErrExists = errors.New("editor already exists")
+
+// migrations are applied in order; PRAGMA user_version records how many
+// have run. Append only: never edit a migration that has shipped.
+var migrations = []string{
+	`CREATE TABLE editors (
+		id         TEXT PRIMARY KEY,
+		username   TEXT NOT NULL UNIQUE COLLATE NOCASE,
+		role       TEXT NOT NULL CHECK (role IN ('editor', 'bot', 'admin', 'superuser')),
+		active     INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
+		auth_epoch INTEGER NOT NULL, -- microseconds since 1970-01-01 UTC
+		created    INTEGER NOT NULL, -- microseconds since 1970-01-01 UTC
+		version    INTEGER NOT NULL DEFAULT 1
+	) STRICT`,
+}
+
+// Store is a SQLite epoch store. It is safe for concurrent use.
+type Store struct {
+	db   *sql.DB
+	now  func() time.Time
+	rand io.Reader
+}
+
+// An Option configures a Store.
+type Option func(*Store)
+
+// WithClock sets the store's clock, used for touch, unlock and creation
+// (default time.Now).
+func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
+// WithRandom sets the source of generated editor ids (default crypto/rand).
+func WithRandom(r io.Reader) Option { return func(s *Store) { s.rand = r } }
+
+// Open opens (creating if needed) the database at path and applies pending
+// migrations. It refuses a database whose schema is newer than this code.
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	s := &Store{now: time.Now, rand: rand.Reader}
+	for _, o := range opts {
+		o(s)
+	}
+	// URI escaping for the characters SQLite's URI parser treats specially.
+	esc := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+	dsn := "file:" + esc + "?_journal_mode=WAL&_busy_timeout=5000&_foreign_keys=on&_txlock=immediate&_synchronous=NORMAL"
+	db, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("epoch store %s: %w", path, err)
+	}
+	s.db = db
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("epoch store %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+func (s *Store) migrate(ctx context.Context) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var version int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return err
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("schema version %d is newer than this program knows (%d); upgrade amaretti", version, len(migrations))
+	}
+	for i := version; i < len(migrations); i++ {
+		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+			return fmt.Errorf("migration %d: %w", i+1, err)
+		}
+	}
+	if version < len(migrations) {
+		// PRAGMA takes no bound parameters; the value is our own integer.
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations))); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// SchemaVersion returns the number of migrations applied.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v)
+	return v, err
+}
+
+func micros(t time.Time) int64      { return t.UnixMicro() }
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+var farFuture = micros(epoch.FarFuture)
+
+const editorColumns = "id, username, role, active, auth_epoch, created, version"
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanEditor(r scanner) (epoch.Editor, error) {
+	var e epoch.Editor
+	var role string
+	var epochUS, createdUS int64
+	if err := r.Scan(&e.ID, &e.Username, &role, &e.Active, &epochUS, &createdUS, &e.Version); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return e, epoch.ErrNotFound
+		}
+		return e, err
+	}
+	e.Role, e.AuthEpoch, e.Created = epoch.Role(role), fromMicros(epochUS), fromMicros(createdUS)
+	return e, nil
+}
+
+// State implements epoch.Source.
+func (s *Store) State(ctx context.Context, editorID string) (epoch.State, error) {
+	e, err := s.Editor(ctx, editorID)
+	if err != nil {
+		return epoch.State{}, err
+	}
+	return e.State(), nil
+}
+
+// Editor returns one editor's record, or epoch.ErrNotFound.
+func (s *Store) Editor(ctx context.Context, id string) (epoch.Editor, error) {
+	return scanEditor(s.db.QueryRowContext(ctx, "SELECT "+editorColumns+" FROM editors WHERE id = ?", id))
+}
+
+// EditorByUsername returns the editor with that username (case-insensitive),
+// or epoch.ErrNotFound.
+func (s *Store) EditorByUsername(ctx context.Context, username string) (epoch.Editor, error) {
+	return scanEditor(s.db.QueryRowContext(ctx, "SELECT "+editorColumns+" FROM editors WHERE username = ?", username))
+}
+
+// List returns every editor, ordered by creation.
+func (s *Store) List(ctx context.Context) ([]epoch.Editor, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT "+editorColumns+" FROM editors ORDER BY created, id")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []epoch.Editor
+	for rows.Next() {
+		e, err := scanEditor(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// NewEditor describes an editor to create.
+type NewEditor struct {
+	// ID is the editor id; empty generates one (26 characters of
+	// lower-case base32, like fatcat's).
+	ID string
+	// Username is unique, case-insensitively: [A-Za-z0-9][A-Za-z0-9_.-]{0,63}.
+	Username string
+	// Role defaults to epoch.RoleEditor.
+	Role epoch.Role
+	// Epoch is the initial auth_epoch; zero means now. An early epoch keeps
+	// tokens minted elsewhere before the import valid, as in fatcat's
+	// bootstrap.
+	Epoch time.Time
+}
+
+// ValidUsername reports whether u is an acceptable username.
+func ValidUsername(u string) bool {
+	if len(u) == 0 || len(u) > 64 {
+		return false
+	}
+	for i := 0; i < len(u); i++ {
+		b := u[i]
+		alnum := 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9'
+		if !alnum && (i == 0 || b != '_' && b != '.' && b != '-') {
+			return false
+		}
+	}
+	return true
+}
+
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// Create adds an editor. It fails with ErrExists when the id or username is
+// taken.
+func (s *Store) Create(ctx context.Context, n NewEditor) (epoch.Editor, error) {
+	if n.Role == "" {
+		n.Role = epoch.RoleEditor
+	}
+	switch {
+	case !n.Role.Valid():
+		return epoch.Editor{}, fmt.Errorf("invalid role %q (want editor, bot, admin or superuser)", n.Role)
+	case !ValidUsername(n.Username):
+		return epoch.Editor{}, fmt.Errorf("invalid username %q: want [A-Za-z0-9][A-Za-z0-9_.-]{0,63}", n.Username)
+	case n.ID != "" && !caveat.ValidEditorID(n.ID):
+		return epoch.Editor{}, fmt.Errorf("invalid editor id %q: want [a-z0-9][a-z0-9_-]{0,63}", n.ID)
+	}
+	if n.ID == "" {
+		var b [16]byte
+		if _, err := io.ReadFull(s.rand, b[:]); err != nil {
+			return epoch.Editor{}, fmt.Errorf("editor id: %w", err)
+		}
+		n.ID = idEncoding.EncodeToString(b[:])
+	}
+	now := micros(s.now())
+	ep := now
+	if !n.Epoch.IsZero() {
+		ep = micros(n.Epoch)
+	}
+	e, err := scanEditor(s.db.QueryRowContext(ctx,
+		"INSERT INTO editors (id, username, role, active, auth_epoch, created, version) VALUES (?, ?, ?, 1, ?, ?, 1) RETURNING "+editorColumns,
+		n.ID, n.Username, string(n.Role), ep, now))
+	var se sqlite3.Error
+	if errors.As(err, &se) && se.Code == sqlite3.ErrConstraint {
+		return epoch.Editor{}, fmt.Errorf("%w: id %q or username %q", ErrExists, n.ID, n.Username)
+	}
+	return e, err
+}
+
+// touchSQL moves an epoch to max(now, epoch + 1 µs), leaving a locked
+// editor locked. One statement, so it is atomic.
+const touchSQL = "auth_epoch = CASE WHEN auth_epoch >= :far THEN auth_epoch ELSE max(:now, auth_epoch + 1) END, version = version + 1"
+
+// Touch revokes every token of the editor created so far: the epoch becomes
+// max(now, previous epoch + 1 µs), so epochs only grow. A locked editor stays
+// locked.
+func (s *Store) Touch(ctx context.Context, id string) (epoch.Editor, error) {
+	return s.update(ctx, id, touchSQL)
+}
+
+// TouchAll touches every editor and returns how many it touched.
+func (s *Store) TouchAll(ctx context.Context) (int64, error) {
+	res, err := s.db.ExecContext(ctx, "UPDATE editors SET "+touchSQL,
+		sql.Named("far", farFuture), sql.Named("now", micros(s.now())))
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// Lock sets the editor's epoch to epoch.FarFuture: no token, old or new,
+// works until Unlock.
+func (s *Store) Lock(ctx context.Context, id string) (epoch.Editor, error) {
+	return s.update(ctx, id, "auth_epoch = :far, version = version + 1")
+}
+
+// Unlock sets a locked editor's epoch to now, so tokens minted while it was
+// locked stay invalid; on an editor that is not locked it is a Touch.
+func (s *Store) Unlock(ctx context.Context, id string) (epoch.Editor, error) {
+	return s.update(ctx, id, "auth_epoch = CASE WHEN auth_epoch >= :far THEN :now ELSE max(:now, auth_epoch + 1) END, version = version + 1")
+}
+
+// SetActive activates or deactivates an editor. A deactivated editor's
+// tokens all fail until it is activated again.
+func (s *Store) SetActive(ctx context.Context, id string, active bool) (epoch.Editor, error) {
+	return s.update(ctx, id, "active = :active, version = version + 1", sql.Named("active", active))
+}
+
+func (s *Store) update(ctx context.Context, id, set string, args ...any) (epoch.Editor, error) {
+	args = append(args, sql.Named("far", farFuture), sql.Named("now", micros(s.now())), sql.Named("id", id))
+	return scanEditor(s.db.QueryRowContext(ctx, "UPDATE editors SET "+set+" WHERE id = :id RETURNING "+editorColumns, args...))
+}
+
+var _ epoch.Source = (*Store)(nil)

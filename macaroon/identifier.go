@@ -1,0 +1,95 @@
+package macaroon
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"strings"
+)
+
+const maxKeyIDLen = 64
+
+// ValidKeyID reports whether id is a well-formed key id:
+// [A-Za-z0-9][A-Za-z0-9._-]{0,63}. Key ids name files, so no path
+// characters are allowed.
+func ValidKeyID(id string) bool {
+	if len(id) == 0 || len(id) > maxKeyIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		b := id[i]
+		alnum := 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9'
+		if !alnum && (i == 0 || b != '.' && b != '_' && b != '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidTokenID reports whether id is an upper-case UUID:
+// XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX of [0-9A-F].
+func ValidTokenID(id string) bool {
+	if len(id) != 36 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		b := id[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if b != '-' {
+				return false
+			}
+		default:
+			if !('0' <= b && b <= '9' || 'A' <= b && b <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// NewTokenID returns a random version 4 UUID in upper case, read from r
+// (crypto/rand when nil).
+func NewTokenID(r io.Reader) (string, error) {
+	if r == nil {
+		r = rand.Reader
+	}
+	var u [16]byte
+	if _, err := io.ReadFull(r, u[:]); err != nil {
+		return "", fmt.Errorf("token id: %w", err)
+	}
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	h := strings.ToUpper(hex.EncodeToString(u[:]))
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32], nil
+}
+
+// FormatIdentifier returns the identifier naming key keyID and token
+// tokenID, or keyID alone (fatcat's form) when tokenID is empty.
+func FormatIdentifier(keyID, tokenID string) (string, error) {
+	if !ValidKeyID(keyID) {
+		return "", malformed("invalid key id %q", keyID)
+	}
+	if tokenID == "" {
+		return keyID, nil
+	}
+	if !ValidTokenID(tokenID) {
+		return "", malformed("invalid token id %q", tokenID)
+	}
+	return keyID + ":" + tokenID, nil
+}
+
+// parseIdentifier splits the identifier into key id and token id.
+func (t *Token) parseIdentifier() error {
+	id := string(t.id)
+	keyID, tokenID, found := strings.Cut(id, ":")
+	if !ValidKeyID(keyID) {
+		return malformed("identifier does not start with a valid key id")
+	}
+	if found && !ValidTokenID(tokenID) {
+		return malformed("identifier has an invalid token id (want an upper-case UUID)")
+	}
+	t.keyID, t.tokenID = keyID, tokenID
+	return nil
+}

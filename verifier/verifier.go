@@ -1,0 +1,274 @@
+// Package verifier decides whether a token is valid for a request and who it
+// speaks for. Verification runs in a fixed order, and nothing unsigned
+// reaches a store:
+//
+//  1. limits (size, caveat count, caveat length), before any decoding;
+//  2. decode: base64 and canonical v2 binary;
+//  3. key lookup by the id in the identifier, in memory;
+//  4. HMAC chain, compared in constant time;
+//  5. caveats: every one parsed by its exact name and satisfied;
+//  6. epoch: the editor exists, is active, and its epoch is before the
+//     token's creation.
+//
+// Steps 2–5 for a token already seen are served from a cache keyed by the
+// exact token text; the key's liveness, the caveats and the epoch are still
+// checked on every call. A panic below Verify is recovered as a denial.
+package verifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/amaretti-auth/amaretti/caveat"
+	"github.com/amaretti-auth/amaretti/epoch"
+	"github.com/amaretti-auth/amaretti/macaroon"
+)
+
+// Keys looks root keys up by id, in memory. macaroon.KeyStore implements it.
+// It returns macaroon.ErrUnknownKey or macaroon.ErrRetiredKey for keys that
+// may not verify.
+type Keys interface {
+	Key(id string) (*macaroon.Key, error)
+}
+
+// Identity is who a valid token speaks for.
+type Identity struct {
+	// EditorID is the editor the token acts for.
+	EditorID string
+	// Role is the editor's role, from the epoch store.
+	Role epoch.Role
+	// TokenID is the token's own id ("" for fatcat-format tokens).
+	TokenID string
+	// KeyID is the root key the token was minted under.
+	KeyID string
+	// Created is when the token was minted.
+	Created time.Time
+	// Expires is the token's earliest expiry, or zero when it has none.
+	Expires time.Time
+	// Rights is the set of rights the token may exercise, or nil when its
+	// caveats do not restrict rights.
+	Rights []string
+}
+
+// Can reports whether the token may exercise right.
+func (id Identity) Can(right string) bool {
+	return id.Rights == nil || slices.Contains(id.Rights, right)
+}
+
+// A Verifier verifies tokens. It is safe for concurrent use.
+type Verifier struct {
+	keys    Keys
+	states  epoch.Source
+	checker *caveat.Checker
+	limits  macaroon.Limits
+	now     func() time.Time
+	sigs    *sigCache
+}
+
+// An Option configures a Verifier.
+type Option func(*Verifier) error
+
+// WithClock sets the verifier's clock (default time.Now).
+func WithClock(now func() time.Time) Option {
+	return func(v *Verifier) error { v.now = now; return nil }
+}
+
+// WithChecker sets the caveat checker, for a clock skew other than
+// caveat.DefaultSkew or an application's own caveats.
+func WithChecker(c *caveat.Checker) Option {
+	return func(v *Verifier) error { v.checker = c; return nil }
+}
+
+// WithLimits sets the size, caveat-count and caveat-length limits (zero
+// fields keep macaroon.DefaultLimits).
+func WithLimits(l macaroon.Limits) Option {
+	return func(v *Verifier) error {
+		d := macaroon.DefaultLimits
+		if l.MaxTokenSize > 0 {
+			d.MaxTokenSize = l.MaxTokenSize
+		}
+		if l.MaxCaveats > 0 {
+			d.MaxCaveats = l.MaxCaveats
+		}
+		if l.MaxCaveatLen > 0 {
+			d.MaxCaveatLen = l.MaxCaveatLen
+		}
+		v.limits = d
+		return nil
+	}
+}
+
+// DefaultSignatureCacheSize is how many verified tokens a Verifier
+// remembers by default.
+const DefaultSignatureCacheSize = 10_000
+
+// WithSignatureCache sets how many verified tokens are remembered, so
+// that verifying the same token again skips decoding, the HMAC chain and
+// caveat parsing (default DefaultSignatureCacheSize; 0 disables).
+func WithSignatureCache(size int) Option {
+	return func(v *Verifier) error {
+		if size < 0 {
+			return fmt.Errorf("verifier: negative signature cache size %d", size)
+		}
+		v.sigs = newSigCache(size)
+		return nil
+	}
+}
+
+// New returns a Verifier that looks keys up in keys and editor state in
+// states. Put an epoch.Cache in front of a database-backed states, or every
+// verification reads the database.
+func New(keys Keys, states epoch.Source, opts ...Option) (*Verifier, error) {
+	if keys == nil || states == nil {
+		return nil, errors.New("verifier: keys and states are required")
+	}
+	v := &Verifier{keys: keys, states: states, limits: macaroon.DefaultLimits, now: time.Now, sigs: newSigCache(DefaultSignatureCacheSize)}
+	for _, o := range opts {
+		if err := o(v); err != nil {
+			return nil, err
+		}
+	}
+	if v.checker == nil {
+		c, err := caveat.NewChecker()
+		if err != nil {
+			return nil, err
+		}
+		v.checker = c
+	}
+	return v, nil
+}
+
+// verified is what steps 2–5 learn from a token: kept in the signature
+// cache.
+type verified struct {
+	key     *macaroon.Key
+	keyID   string
+	tokenID string
+	claims  *caveat.Claims
+}
+
+// Verify verifies token for req and returns the identity it speaks for, or
+// a *Denial whose reason wraps the sentinels of this package. req.Time is
+// set from the verifier's clock.
+func (v *Verifier) Verify(ctx context.Context, token string, req caveat.Request) (id Identity, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			id, err = Identity{}, &Denial{Err: fmt.Errorf("%w: %v", ErrInternal, r)}
+		}
+	}()
+	req.Time = v.now()
+	if len(token) > v.limits.MaxTokenSize {
+		// Checked before the cache lookup, which would hash the whole text.
+		return Identity{}, &Denial{Err: fmt.Errorf("%w: token is %d bytes, over the limit of %d", ErrMalformed, len(token), v.limits.MaxTokenSize)}
+	}
+	vt := v.sigs.get(token)
+	if vt != nil {
+		// The key may have been retired or replaced since.
+		if k, err := v.keys.Key(vt.keyID); err != nil {
+			return Identity{}, &Denial{Err: err, KeyID: vt.keyID, TokenID: vt.tokenID, EditorID: vt.claims.EditorID}
+		} else if k != vt.key {
+			vt = nil
+		}
+	}
+	if vt == nil {
+		if vt, err = v.verifySignature(token); err != nil {
+			return Identity{}, err
+		}
+		v.sigs.put(token, vt)
+	}
+	return v.authorize(ctx, vt, &req)
+}
+
+// verifySignature runs steps 1–5 up to parsing the caveats.
+func (v *Verifier) verifySignature(token string) (*verified, error) {
+	tok, err := macaroon.Parse(token, v.limits)
+	if err != nil {
+		return nil, &Denial{Err: fmt.Errorf("%w: %w", ErrMalformed, err)}
+	}
+	d := &Denial{KeyID: tok.KeyID(), TokenID: tok.TokenID()}
+	key, err := v.keys.Key(tok.KeyID())
+	if err != nil {
+		d.Err = fmt.Errorf("key %q: %w", tok.KeyID(), err)
+		return nil, d
+	}
+	if err := key.Verify(tok); err != nil {
+		d.Err = err
+		return nil, d
+	}
+	claims, err := v.checker.Claims(tok.CaveatBytes())
+	if err != nil {
+		d.Err = fmt.Errorf("%w: %w", ErrMalformed, err)
+		return nil, d
+	}
+	return &verified{key: key, keyID: tok.KeyID(), tokenID: tok.TokenID(), claims: claims}, nil
+}
+
+// authorize runs the per-request checks: caveats against req, then the
+// editor's epoch.
+func (v *Verifier) authorize(ctx context.Context, vt *verified, req *caveat.Request) (Identity, error) {
+	if err := v.checker.Check(vt.claims, req); err != nil {
+		return Identity{}, &Denial{Err: err, KeyID: vt.keyID, TokenID: vt.tokenID, EditorID: vt.claims.EditorID}
+	}
+	st, err := v.states.State(ctx, vt.claims.EditorID)
+	if err == nil {
+		err = st.Admit(vt.claims.Created)
+	} else if !errors.Is(err, epoch.ErrNotFound) {
+		err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if err != nil {
+		return Identity{}, &Denial{Err: err, KeyID: vt.keyID, TokenID: vt.tokenID, EditorID: vt.claims.EditorID}
+	}
+	return Identity{
+		EditorID: vt.claims.EditorID,
+		Role:     st.Role,
+		TokenID:  vt.tokenID,
+		KeyID:    vt.keyID,
+		Created:  vt.claims.Created,
+		Expires:  vt.claims.Expires,
+		Rights:   slices.Clone(vt.claims.Rights),
+	}, nil
+}
+
+// sigCache remembers verified tokens by their exact text. Bounded; when
+// full an arbitrary entry is evicted.
+type sigCache struct {
+	size int
+	mu   sync.RWMutex
+	m    map[string]*verified
+}
+
+func newSigCache(size int) *sigCache {
+	if size == 0 {
+		return nil
+	}
+	return &sigCache{size: size, m: make(map[string]*verified)}
+}
+
+func (c *sigCache) get(token string) *verified {
+	if c == nil {
+		return nil
+	}
+	c.mu.RLock()
+	vt := c.m[token]
+	c.mu.RUnlock()
+	return vt
+}
+
+func (c *sigCache) put(token string, vt *verified) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	if len(c.m) >= c.size {
+		for k := range c.m {
+			delete(c.m, k)
+			break
+		}
+	}
+	c.m[token] = vt
+	c.mu.Unlock()
+}
