@@ -15,9 +15,9 @@
 // A token is a macaroon in the v2 binary format, written as base64url
 // without padding. Parse also accepts padded base64url and standard padded
 // base64 (as fatcat writes tokens), never whitespace or any other byte. The
-// binary must be canonical: minimal varints, no empty optional fields,
-// nothing after the 32-byte signature, so that re-encoding gives the same
-// bytes.
+// binary must be canonical: minimal varints, fields in order, nothing after
+// the 32-byte signature; Encode gives back exactly the decoded bytes. An empty
+// location field (pymacaroons writes one) is kept as it is.
 //
 // # Identifier
 //

@@ -152,9 +152,8 @@ func (t *Token) parseBinary(raw []byte, lim Limits) error {
 		return err
 	}
 	if ft == fieldLocation {
-		if len(data) == 0 {
-			return malformed("empty location field")
-		}
+		// An empty location field is kept, not refused: pymacaroons writes
+		// one for location "", and the location is unsigned anyway.
 		t.location = data
 		if ft, data, err = d.packet(); err != nil {
 			return err
