@@ -13,8 +13,8 @@ var (
 	// non-canonical binary, a limit exceeded, a malformed identifier.
 	ErrMalformed = errors.New("malformed token")
 	// ErrThirdParty means a token carries a third-party caveat, which
-	// amaretti does not support yet.
-	ErrThirdParty = errors.New("third-party caveats are not supported")
+	// amaretti does not support yet. It wraps ErrMalformed.
+	ErrThirdParty = fmt.Errorf("%w: third-party caveats are not supported", ErrMalformed)
 	// ErrBadSignature means the HMAC chain does not match the token's
 	// signature under the key its identifier names.
 	ErrBadSignature = errors.New("bad signature")

@@ -16,7 +16,7 @@ var (
 	// ErrMalformed: the token does not decode, breaks a limit, or has
 	// unparsable, unknown, missing or repeated caveats, or a third-party
 	// caveat.
-	ErrMalformed = errors.New("malformed token")
+	ErrMalformed = macaroon.ErrMalformed
 	// ErrUnknownKey: no root key has the id the token names.
 	ErrUnknownKey = macaroon.ErrUnknownKey
 	// ErrRetiredKey: the root key the token names has been retired.

@@ -187,7 +187,7 @@ func (v *Verifier) Verify(ctx context.Context, token string, req caveat.Request)
 func (v *Verifier) verifySignature(token string) (*verified, error) {
 	tok, err := macaroon.Parse(token, v.limits)
 	if err != nil {
-		return nil, &Denial{Err: fmt.Errorf("%w: %w", ErrMalformed, err)}
+		return nil, &Denial{Err: err} // wraps ErrMalformed
 	}
 	d := &Denial{KeyID: tok.KeyID(), TokenID: tok.TokenID()}
 	key, err := v.keys.Key(tok.KeyID())

@@ -163,9 +163,9 @@ func (s *Store) EditorByUsername(ctx context.Context, username string) (epoch.Ed
 	return scanEditor(s.db.QueryRowContext(ctx, "SELECT "+editorColumns+" FROM editors WHERE username = ?", username))
 }
 
-// List returns every editor, ordered by creation.
+// List returns every editor, in order of creation.
 func (s *Store) List(ctx context.Context) ([]epoch.Editor, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT "+editorColumns+" FROM editors ORDER BY created, id")
+	rows, err := s.db.QueryContext(ctx, "SELECT "+editorColumns+" FROM editors ORDER BY created, rowid")
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,166 @@
+package epoch_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/amaretti-auth/amaretti/epoch"
+	"github.com/amaretti-auth/amaretti/epoch/sqlite"
+)
+
+// counting wraps the real SQLite store to count reads and to fail on demand.
+type counting struct {
+	src   epoch.Source
+	reads atomic.Int64
+	fail  atomic.Bool
+	hook  func() // runs between the read and the return, to stage races
+}
+
+func (c *counting) State(ctx context.Context, id string) (epoch.State, error) {
+	c.reads.Add(1)
+	if c.fail.Load() {
+		return epoch.State{}, errors.New("database is down")
+	}
+	s, err := c.src.State(ctx, id)
+	if c.hook != nil {
+		c.hook()
+	}
+	return s, err
+}
+
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+func setup(t *testing.T) (*sqlite.Store, *counting, *fakeClock) {
+	t.Helper()
+	clk := &fakeClock{t: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)}
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "a.db"), sqlite.WithClock(clk.now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, &counting{src: s}, clk
+}
+
+func TestCache(t *testing.T) {
+	ctx := context.Background()
+	s, src, clk := setup(t)
+	e, _ := s.Create(ctx, sqlite.NewEditor{Username: "alice"})
+	c := epoch.NewCache(src, 10, time.Second, epoch.WithCacheClock(clk.now))
+
+	get := func() epoch.State {
+		t.Helper()
+		st, err := c.State(ctx, e.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	first := get()
+	get()
+	if n := src.reads.Load(); n != 1 {
+		t.Fatalf("reads after a miss and a hit: %d", n)
+	}
+
+	t.Run("stale within TTL, fresh after", func(t *testing.T) {
+		clk.add(time.Millisecond)
+		if _, err := s.Touch(ctx, e.ID); err != nil {
+			t.Fatal(err)
+		}
+		if got := get(); got != first {
+			t.Fatal("cache did not serve within its TTL")
+		}
+		clk.add(time.Second)
+		if got := get(); got.Version != first.Version+1 {
+			t.Fatalf("after the TTL: version %d", got.Version)
+		}
+	})
+
+	t.Run("invalidate", func(t *testing.T) {
+		v := get().Version
+		s.Touch(ctx, e.ID)
+		c.Invalidate(e.ID)
+		if got := get(); got.Version != v+1 {
+			t.Fatalf("after Invalidate: version %d, want %d", got.Version, v+1)
+		}
+		s.Touch(ctx, e.ID)
+		c.Invalidate()
+		if got := get(); got.Version != v+2 {
+			t.Fatalf("after Invalidate(): version %d, want %d", got.Version, v+2)
+		}
+	})
+
+	t.Run("errors are not cached and never answered from an expired entry", func(t *testing.T) {
+		clk.add(2 * time.Second)
+		src.fail.Store(true)
+		defer src.fail.Store(false)
+		if _, err := c.State(ctx, e.ID); err == nil {
+			t.Fatal("answered from an expired entry while the store is down")
+		}
+	})
+
+	t.Run("unknown editor", func(t *testing.T) {
+		if _, err := c.State(ctx, "nobody"); !errors.Is(err, epoch.ErrNotFound) {
+			t.Fatalf("State(unknown) = %v", err)
+		}
+	})
+}
+
+func TestCacheBounded(t *testing.T) {
+	ctx := context.Background()
+	s, src, clk := setup(t)
+	c := epoch.NewCache(src, 5, time.Hour, epoch.WithCacheClock(clk.now))
+	for i := 0; i < 20; i++ {
+		e, err := s.Create(ctx, sqlite.NewEditor{Username: "u" + string(rune('a'+i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.State(ctx, e.ID); err != nil {
+			t.Fatal(err)
+		}
+		if c.Len() > 5 {
+			t.Fatalf("cache holds %d entries, bound is 5", c.Len())
+		}
+	}
+}
+
+// TestCacheFillRace: a reader that fetched the state before a touch must
+// not store it after the touch's invalidation.
+func TestCacheFillRace(t *testing.T) {
+	ctx := context.Background()
+	s, src, clk := setup(t)
+	e, _ := s.Create(ctx, sqlite.NewEditor{Username: "alice"})
+	c := epoch.NewCache(src, 10, time.Hour, epoch.WithCacheClock(clk.now))
+	old, _ := s.State(ctx, e.ID)
+
+	src.hook = func() {
+		// The read has happened; now a touch and its invalidation land.
+		src.hook = nil
+		clk.add(time.Millisecond)
+		if _, err := s.Touch(ctx, e.ID); err != nil {
+			t.Error(err)
+		}
+		c.Invalidate(e.ID)
+	}
+	got, err := c.State(ctx, e.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Version != old.Version {
+		t.Fatalf("racing read returned version %d, want the old %d", got.Version, old.Version)
+	}
+	fresh, _ := c.State(ctx, e.ID)
+	if fresh.Version != old.Version+1 {
+		t.Fatalf("the stale fill was cached: version %d, want %d", fresh.Version, old.Version+1)
+	}
+}
