@@ -204,12 +204,12 @@ func TestImportExport(t *testing.T) {
 		t.Fatalf("Export = %q, %v", got, err)
 	}
 	bad := map[string]string{
-		"existing id": fatcat,
-		"short":       "ZHVtbXk=",
-		"unpadded":    strings.TrimRight(fatcat, "="),
+		"existing id":           fatcat,
+		"short":                 "ZHVtbXk=",
+		"unpadded":              strings.TrimRight(fatcat, "="),
 		"url alphabet 45 chars": fatcat + "=",
-		"not base64":  strings.Repeat("!", 44),
-		"33 bytes":    "ZHVtbXkta2V5LWEtb25lLXR3by10aHJlZS1hLWxhISEh",
+		"not base64":            strings.Repeat("!", 44),
+		"33 bytes":              "ZHVtbXkta2V5LWEtb25lLXR3by10aHJlZS1hLWxhISEh",
 	}
 	for name, secret := range bad {
 		id := "imp-" + strings.ReplaceAll(name, " ", "-")

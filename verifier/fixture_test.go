@@ -28,8 +28,8 @@ const (
 	fatcatSecret    = "ZHVtbXkta2V5LWEtb25lLXR3by10aHJlZS1hLWxhISE=" // "dummy-key-a-one-two-three-a-la!!"
 	retiredKeyID    = "retired-2025"
 	retiredSecret   = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=" // bytes 32..63
-	alice           = "aaaaaaaaaaaaaaaaaaaaaaaaaa" // epoch 2026-01-01
-	fatcatEditor    = "aaaaaaaaaaaaaaaaaaaaaaaaaq" // epoch 2018-01-01
+	alice           = "aaaaaaaaaaaaaaaaaaaaaaaaaa"                   // epoch 2026-01-01
+	fatcatEditor    = "aaaaaaaaaaaaaaaaaaaaaaaaaq"                   // epoch 2018-01-01
 	inactiveEditor  = "bbbbbbbbbbbbbbbbbbbbbbbbbb"
 	lockedEditor    = "cccccccccccccccccccccccccc"
 	touchedEditor   = "dddddddddddddddddddddddddd" // epoch 2026-05-01
@@ -176,4 +176,3 @@ var corpusRequest = caveat.Request{Method: "GET", Path: "/api/v1/things"}
 func caveatsOf(extra ...string) []string {
 	return append([]string{"editor_id = " + alice, "time > 2026-05-01T00:00:00.000001Z"}, extra...)
 }
-
