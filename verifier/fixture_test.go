@@ -48,11 +48,12 @@ func (c *clock) Set(t time.Time)     { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 type fixture struct {
-	keys   *macaroon.KeyStore
-	store  *sqlite.Store
-	clock  *clock
-	v      *verifier.Verifier
-	minter *macaroon.Minter
+	keys  *macaroon.KeyStore
+	store *sqlite.Store
+	// clock is the verifier's and minter's; storeClock the epoch store's.
+	clock, storeClock *clock
+	v                 *verifier.Verifier
+	minter            *macaroon.Minter
 }
 
 func newFixture(t testing.TB, opts ...verifier.Option) *fixture {
@@ -101,6 +102,7 @@ func newFixture(t testing.TB, opts ...verifier.Option) *fixture {
 	must(store.Lock(ctx, lockedEditor))
 	storeClock.Set(time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC))
 	must(store.Touch(ctx, touchedEditor))
+	f.storeClock = storeClock
 
 	f.v, err = verifier.New(keys, store, append([]verifier.Option{verifier.WithClock(f.clock.Now)}, opts...)...)
 	if err != nil {
@@ -175,4 +177,22 @@ var corpusRequest = caveat.Request{Method: "GET", Path: "/api/v1/things"}
 
 func caveatsOf(extra ...string) []string {
 	return append([]string{"editor_id = " + alice, "time > 2026-05-01T00:00:00.000001Z"}, extra...)
+}
+
+type goldenToken struct {
+	Name  string `json:"name"`
+	Token string `json:"token"`
+}
+
+func loadGoldenTokens(t testing.TB) []goldenToken {
+	t.Helper()
+	data, err := os.ReadFile("../testdata/golden/tokens.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []goldenToken
+	if err := json.Unmarshal(data, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -1,0 +1,155 @@
+package verifier_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/amaretti-auth/amaretti/caveat"
+	"github.com/amaretti-auth/amaretti/macaroon"
+	"github.com/amaretti-auth/amaretti/verifier"
+)
+
+func TestMiddleware(t *testing.T) {
+	f := newFixture(t)
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&logs, nil))
+	whoami := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, ok := verifier.FromContext(r.Context())
+		if !ok {
+			fmt.Fprint(w, "anonymous")
+			return
+		}
+		fmt.Fprintf(w, "%s %s", id.EditorID, id.Role)
+	})
+	endpoint := verifier.WithEndpoint(func(r *http.Request) string { return r.URL.Query().Get("op") })
+	required := httptest.NewServer(f.v.Middleware(verifier.WithLogger(logger), endpoint)(whoami))
+	defer required.Close()
+	optional := httptest.NewServer(f.v.Middleware(verifier.Optional(), verifier.WithLogger(logger), verifier.WithRealm("example"))(whoami))
+	defer optional.Close()
+
+	valid := f.mint(t, touchedEditor)
+	getOnly, _ := macaroon.Attenuate(valid, caveat.Methods{"GET"})
+	endpointOnly, _ := macaroon.Attenuate(valid, caveat.Endpoint("list"))
+	expired := f.mint(t, alice, macaroon.ExpiresAt(fixNow.Add(time.Second)))
+	f.clock.Add(2 * time.Second)
+
+	tests := []struct {
+		name       string
+		server     *httptest.Server
+		method     string
+		path       string
+		auth       []string
+		wantStatus int
+		wantBody   string
+		wantChal   string // substring of WWW-Authenticate; "-" for none
+	}{
+		{"valid", required, "GET", "/", []string{"Bearer " + valid}, 200, touchedEditor + " admin", "-"},
+		{"scheme is case-insensitive", required, "GET", "/", []string{"bearer " + valid}, 200, touchedEditor, "-"},
+		{"no token", required, "GET", "/", nil, 401, `"unauthorized"`, `Bearer realm="amaretti"`},
+		{"other scheme", required, "GET", "/", []string{"Basic dXNlcjpwYXNz"}, 401, "", `Bearer realm="amaretti"`},
+		{"garbage token", required, "GET", "/", []string{"Bearer xyz"}, 401, `"invalid_token"`, `error="invalid_token", error_description="malformed token"`},
+		{"expired", required, "GET", "/", []string{"Bearer " + expired}, 401, "token expired", `error_description="token expired"`},
+		{"method caveat allows GET", required, "GET", "/", []string{"Bearer " + getOnly}, 200, touchedEditor, "-"},
+		{"method caveat forbids POST", required, "POST", "/", []string{"Bearer " + getOnly}, 403, `"insufficient_scope"`, `error="insufficient_scope"`},
+		{"endpoint named", required, "GET", "/?op=list", []string{"Bearer " + endpointOnly}, 200, touchedEditor, "-"},
+		{"endpoint not named", required, "GET", "/?op=delete", []string{"Bearer " + endpointOnly}, 403, "", `insufficient_scope`},
+		{"two Authorization headers", required, "GET", "/", []string{"Bearer " + valid, "Bearer " + valid}, 400, `"invalid_request"`, "-"},
+		{"Bearer without token", required, "GET", "/", []string{"Bearer"}, 400, `"invalid_request"`, "-"},
+		{"Bearer with two spaces", required, "GET", "/", []string{"Bearer  " + valid}, 400, `"invalid_request"`, "-"},
+		{"optional, anonymous", optional, "GET", "/", nil, 200, "anonymous", "-"},
+		{"optional, valid", optional, "GET", "/", []string{"Bearer " + valid}, 200, touchedEditor, "-"},
+		{"optional, a bad token must still fail", optional, "GET", "/", []string{"Bearer " + expired}, 401, "", `Bearer realm="example", error="invalid_token"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, tc.server.URL+tc.path, nil)
+			for _, a := range tc.auth {
+				req.Header.Add("Authorization", a)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tc.wantStatus || !strings.Contains(string(body), tc.wantBody) {
+				t.Fatalf("%d %s, want %d containing %q", resp.StatusCode, body, tc.wantStatus, tc.wantBody)
+			}
+			chal := resp.Header.Get("WWW-Authenticate")
+			if tc.wantChal == "-" && chal != "" || tc.wantChal != "-" && !strings.Contains(chal, tc.wantChal) {
+				t.Fatalf("WWW-Authenticate %q, want %q", chal, tc.wantChal)
+			}
+			if resp.StatusCode != 200 {
+				var pb map[string]string
+				if err := json.Unmarshal(body, &pb); err != nil || pb["error"] == "" {
+					t.Fatalf("error body %q is not RFC 6750 JSON", body)
+				}
+				if resp.Header.Get("Cache-Control") != "no-store" {
+					t.Error("error response may be cached")
+				}
+			}
+		})
+	}
+
+	t.Run("logs carry reasons and token ids, never tokens", func(t *testing.T) {
+		out := logs.String()
+		for _, tok := range []string{valid, getOnly, expired, endpointOnly} {
+			if strings.Contains(out, tok[len(tok)-43:]) || strings.Contains(out, tok[:60]) {
+				t.Fatal("a token was logged")
+			}
+		}
+		if !strings.Contains(out, `"reason":"token expired at`) || !strings.Contains(out, `"token_id":"`) {
+			t.Fatalf("denial log lacks reason or token id:\n%s", out)
+		}
+		if n := strings.Count(out, "\n"); n != 10 {
+			t.Errorf("%d log lines for 10 denials:\n%s", n, out)
+		}
+	})
+}
+
+func TestMiddlewareUnavailable(t *testing.T) {
+	f := newFixture(t)
+	v, _ := verifier.New(f.keys, failingStore{}, verifier.WithClock(f.clock.Now))
+	srv := httptest.NewServer(v.Middleware()(http.NotFoundHandler()))
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	req.Header.Set("Authorization", "Bearer "+f.mint(t, alice))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("store down: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+func TestProblemFor(t *testing.T) {
+	for _, tc := range []struct {
+		err    error
+		status int
+		code   string
+	}{
+		{nil, 200, ""},
+		{verifier.ErrMalformed, 401, "invalid_token"},
+		{verifier.ErrRevoked, 401, "invalid_token"},
+		{verifier.ErrUnavailable, 503, "temporarily_unavailable"},
+		{verifier.ErrCaveatNotSatisfied, 403, "insufficient_scope"},
+		// A token both expired and forbidden is invalid first.
+		{fmt.Errorf("%w; %w", verifier.ErrCaveatNotSatisfied, verifier.ErrExpired), 401, "invalid_token"},
+		{fmt.Errorf("something new"), 401, "invalid_token"},
+	} {
+		p := verifier.ProblemFor(tc.err)
+		if p.Status != tc.status || p.Code != tc.code || strings.ContainsAny(p.Description, "\"\\") {
+			t.Errorf("ProblemFor(%v) = %+v", tc.err, p)
+		}
+	}
+}
