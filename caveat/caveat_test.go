@@ -340,3 +340,20 @@ func TestCustomCaveat(t *testing.T) {
 		}
 	}
 }
+
+// TestParseTimeAgainstStdlib: every day from 1970 to 2100 (and some far
+// ones) converts as time.Date does.
+func TestParseTimeAgainstStdlib(t *testing.T) {
+	check := func(want time.Time) {
+		text := want.Format("2006-01-02T15:04:05.999999999Z")
+		got, err := parseTime(text)
+		if err != nil || !got.Equal(want) || got.Location() != time.UTC {
+			t.Fatalf("parseTime(%q) = %v, %v", text, got, err)
+		}
+	}
+	for d := time.Date(1970, 1, 1, 23, 59, 59, 999999999, time.UTC); d.Year() < 2101; d = d.AddDate(0, 0, 1) {
+		check(d)
+	}
+	check(time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC))
+	check(time.Date(2400, 2, 29, 0, 0, 0, 1, time.UTC))
+}

@@ -160,42 +160,52 @@ type Claims struct {
 // present more than once, and when any caveat fails to parse; and
 // (ErrUnknown) when a caveat has no checker. The input is not retained.
 func (c *Checker) Claims(caveats [][]byte) (*Claims, error) {
-	if len(caveats) == 0 {
-		return nil, fmt.Errorf("%w: token has no caveats", ErrMalformed)
+	cl := new(Claims)
+	if err := c.ParseClaims(cl, caveats); err != nil {
+		return nil, err
 	}
-	cl := &Claims{}
+	return cl, nil
+}
+
+// ParseClaims is Claims into a Claims the caller provides (and may embed in
+// a larger value, saving an allocation). On error *cl is unspecified.
+func (c *Checker) ParseClaims(cl *Claims, caveats [][]byte) error {
+	*cl = Claims{}
+	if len(caveats) == 0 {
+		return fmt.Errorf("%w: token has no caveats", ErrMalformed)
+	}
 	var haveEditor, haveCreated bool
 	for i, text := range caveats {
 		cond, err := split(text)
 		if err != nil {
-			return nil, fmt.Errorf("caveat %d: %w", i, err)
+			return fmt.Errorf("caveat %d: %w", i, err)
 		}
 		// The common claims are handled without boxing them in a Caveat.
 		switch {
 		case string(cond.name) == NameEditorID:
 			if haveEditor {
-				return nil, fmt.Errorf("caveat %d: %w: second editor_id", i, ErrMalformed)
+				return fmt.Errorf("caveat %d: %w: second editor_id", i, ErrMalformed)
 			}
 			id, err := parseEditorID(cond.op, cond.value)
 			if err != nil {
-				return nil, fmt.Errorf("caveat %d: %w", i, err)
+				return fmt.Errorf("caveat %d: %w", i, err)
 			}
 			cl.EditorID, haveEditor = string(id), true
 			continue
 		case string(cond.name) == NameTime && string(cond.op) == ">":
 			if haveCreated {
-				return nil, fmt.Errorf("caveat %d: %w: second creation time (time >)", i, ErrMalformed)
+				return fmt.Errorf("caveat %d: %w: second creation time (time >)", i, ErrMalformed)
 			}
 			t, err := parseTime(cond.value)
 			if err != nil {
-				return nil, fmt.Errorf("caveat %d: %w", i, err)
+				return fmt.Errorf("caveat %d: %w", i, err)
 			}
 			cl.Created, haveCreated = t, true
 			continue
 		case string(cond.name) == NameTime && string(cond.op) == "<", string(cond.name) == NameTimeBefore:
 			t, err := parseTime(cond.value)
 			if err != nil {
-				return nil, fmt.Errorf("caveat %d: %w", i, err)
+				return fmt.Errorf("caveat %d: %w", i, err)
 			}
 			if cl.Expires.IsZero() || t.Before(cl.Expires) {
 				cl.Expires = t
@@ -204,7 +214,7 @@ func (c *Checker) Claims(caveats [][]byte) (*Claims, error) {
 		case string(cond.name) == NameRights:
 			r, err := parseRights(cond.op, cond.value)
 			if err != nil {
-				return nil, fmt.Errorf("caveat %d: %w", i, err)
+				return fmt.Errorf("caveat %d: %w", i, err)
 			}
 			if cl.Rights == nil {
 				cl.Rights = r
@@ -215,17 +225,17 @@ func (c *Checker) Claims(caveats [][]byte) (*Claims, error) {
 		}
 		cav, err := parseOne(c, text)
 		if err != nil {
-			return nil, fmt.Errorf("caveat %d: %w", i, err)
+			return fmt.Errorf("caveat %d: %w", i, err)
 		}
 		cl.Restrictions = append(cl.Restrictions, cav)
 	}
 	switch {
 	case !haveEditor:
-		return nil, fmt.Errorf("%w: no editor_id caveat", ErrMalformed)
+		return fmt.Errorf("%w: no editor_id caveat", ErrMalformed)
 	case !haveCreated:
-		return nil, fmt.Errorf("%w: no creation time (time >) caveat", ErrMalformed)
+		return fmt.Errorf("%w: no creation time (time >) caveat", ErrMalformed)
 	}
-	return cl, nil
+	return nil
 }
 
 // Check decides whether claims allow req: the creation time is at most the

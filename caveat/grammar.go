@@ -27,40 +27,51 @@ type condition[T bytestring] struct {
 
 // split applies the caveat grammar: name SP op SP value, or
 // "time-before" SP value. It checks the character set and the spacing and
-// nothing else.
+// nothing else, in one pass.
 func split[T bytestring](text T) (condition[T], error) {
 	var c condition[T]
 	if len(text) == 0 {
 		return c, fmt.Errorf("%w: empty caveat", ErrMalformed)
 	}
-	for i := 0; i < len(text); i++ {
-		if b := text[i]; b < 0x20 || b > 0x7e {
+	// sp holds the offsets of the first three spaces.
+	var sp [3]int
+	n := 0
+	for i, b := range []byte(text) {
+		if b-0x20 > 0x7e-0x20 {
 			return c, fmt.Errorf("%w: byte 0x%02x at offset %d is not printable ASCII", ErrMalformed, b, i)
 		}
+		if b == ' ' {
+			if n < len(sp) {
+				sp[n] = i
+			}
+			n++
+		}
 	}
-	sp := indexByte(text, ' ')
-	if sp < 0 {
+	if n == 0 {
 		return c, fmt.Errorf("%w: no separator", ErrMalformed)
 	}
-	c.name = text[:sp]
+	c.name = text[:sp[0]]
 	if !validName(c.name) {
 		return c, fmt.Errorf("%w: caveat name must match [a-z][a-z0-9_-]{0,63}", ErrMalformed)
 	}
-	rest := text[sp+1:]
 	if string(c.name) == timeBefore {
-		c.value = rest
+		c.value = text[sp[0]+1:]
+		if n > 1 {
+			return c, fmt.Errorf("%w: more than one separator or trailing data", ErrMalformed)
+		}
 	} else {
-		if len(rest) < 3 || (rest[0] != '=' && rest[0] != '<' && rest[0] != '>') || rest[1] != ' ' {
+		rest := text[sp[0]+1:]
+		if n < 2 || sp[1] != sp[0]+2 || (rest[0] != '=' && rest[0] != '<' && rest[0] != '>') {
 			return c, fmt.Errorf("%w: expected \"name op value\" with op one of = < > and single spaces", ErrMalformed)
 		}
 		c.op = rest[:1]
-		c.value = rest[2:]
+		c.value = text[sp[1]+1:]
+		if n > 2 {
+			return c, fmt.Errorf("%w: more than one separator or trailing data", ErrMalformed)
+		}
 	}
 	if len(c.value) == 0 {
 		return c, fmt.Errorf("%w: empty value", ErrMalformed)
-	}
-	if indexByte(c.value, ' ') >= 0 {
-		return c, fmt.Errorf("%w: more than one separator or trailing data", ErrMalformed)
 	}
 	return c, nil
 }
@@ -187,61 +198,70 @@ func splitList[T bytestring](s T, what string, valid func(T) bool) ([]string, er
 // leap second, no offset other than Z.
 func parseTime[T bytestring](s T) (time.Time, error) {
 	const base = len("2006-01-02T15:04:05")
-	bad := func(why string) (time.Time, error) {
-		return time.Time{}, fmt.Errorf("%w: time %q: %s (want YYYY-MM-DDTHH:MM:SS[.fraction]Z)", ErrMalformed, string(s), why)
+	if len(s) < base+1 || s[len(s)-1] != 'Z' || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' {
+		return badTime(s, "not RFC 3339 UTC")
 	}
-	if len(s) < base+1 || s[len(s)-1] != 'Z' {
-		return bad("not RFC 3339 UTC")
-	}
-	for i := 0; i < base; i++ {
-		want := byte(0)
-		switch i {
-		case 4, 7:
-			want = '-'
-		case 10:
-			want = 'T'
-		case 13, 16:
-			want = ':'
+	var f [6]int // year, month, day, hour, minute, second
+	for i, at := range [6]int{0, 5, 8, 11, 14, 17} {
+		width := 2
+		if i == 0 {
+			width = 4
 		}
-		if want != 0 && s[i] != want || want == 0 && !isDigit(s[i]) {
-			return bad("not RFC 3339 UTC")
+		for j := at; j < at+width; j++ {
+			d := s[j] - '0'
+			if d > 9 {
+				return badTime(s, "not RFC 3339 UTC")
+			}
+			f[i] = f[i]*10 + int(d)
 		}
 	}
-	num := func(from, to int) int {
-		n := 0
-		for i := from; i < to; i++ {
-			n = n*10 + int(s[i]-'0')
-		}
-		return n
-	}
-	year, month, day := num(0, 4), num(5, 7), num(8, 10)
-	hour, minute, sec := num(11, 13), num(14, 16), num(17, 19)
 	nsec := 0
 	if frac := s[base : len(s)-1]; len(frac) > 0 {
 		if frac[0] != '.' || len(frac) < 2 || len(frac) > 1+maxFraction {
-			return bad("fraction must be 1 to 9 digits after a dot")
+			return badTime(s, "fraction must be 1 to 9 digits after a dot")
 		}
 		for i := 1; i < len(frac); i++ {
-			if !isDigit(frac[i]) {
-				return bad("fraction must be digits")
+			d := frac[i] - '0'
+			if d > 9 {
+				return badTime(s, "fraction must be digits")
 			}
-			nsec = nsec*10 + int(frac[i]-'0')
+			nsec = nsec*10 + int(d)
 		}
 		for i := len(frac) - 1; i < maxFraction; i++ {
 			nsec *= 10
 		}
 	}
+	year, month, day, hour, minute, sec := f[0], f[1], f[2], f[3], f[4], f[5]
 	switch {
 	case year < minYear || year > maxYear:
-		return bad("year out of range 1970–9999")
+		return badTime(s, "year out of range 1970–9999")
 	case month < 1 || month > 12:
-		return bad("month out of range")
+		return badTime(s, "month out of range")
 	case day < 1 || day > daysIn(year, month):
-		return bad("day out of range")
+		return badTime(s, "day out of range")
 	case hour > 23 || minute > 59 || sec > 59:
-		return bad("time of day out of range")
+		return badTime(s, "time of day out of range")
 	}
-	return time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC), nil
+	secs := daysSinceEpoch(year, month, day)*86400 + int64(hour*3600+minute*60+sec)
+	return time.Unix(secs, int64(nsec)).UTC(), nil
+}
+
+func badTime[T bytestring](s T, why string) (time.Time, error) {
+	return time.Time{}, fmt.Errorf("%w: time %q: %s (want YYYY-MM-DDTHH:MM:SS[.fraction]Z)", ErrMalformed, string(s), why)
+}
+
+// daysSinceEpoch returns the days from 1970-01-01 to a valid proleptic
+// Gregorian date (Howard Hinnant's days_from_civil).
+func daysSinceEpoch(y, m, d int) int64 {
+	if m <= 2 {
+		y--
+	}
+	era := y / 400
+	yoe := y - era*400
+	mp := (m + 9) % 12
+	doy := (153*mp+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return int64(era*146097 + doe - 719468)
 }
 
 func daysIn(year, month int) int {

@@ -1,6 +1,7 @@
 package macaroon
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -13,7 +14,9 @@ const maxKeyIDLen = 64
 // ValidKeyID reports whether id is a well-formed key id:
 // [A-Za-z0-9][A-Za-z0-9._-]{0,63}. Key ids name files, so no path
 // characters are allowed.
-func ValidKeyID(id string) bool {
+func ValidKeyID(id string) bool { return validKeyIDBytes(id) }
+
+func validKeyIDBytes[T ~string | ~[]byte](id T) bool {
 	if len(id) == 0 || len(id) > maxKeyIDLen {
 		return false
 	}
@@ -29,7 +32,9 @@ func ValidKeyID(id string) bool {
 
 // ValidTokenID reports whether id is an upper-case UUID:
 // XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX of [0-9A-F].
-func ValidTokenID(id string) bool {
+func ValidTokenID(id string) bool { return validTokenIDBytes(id) }
+
+func validTokenIDBytes[T ~string | ~[]byte](id T) bool {
 	if len(id) != 36 {
 		return false
 	}
@@ -80,16 +85,26 @@ func FormatIdentifier(keyID, tokenID string) (string, error) {
 	return keyID + ":" + tokenID, nil
 }
 
-// parseIdentifier splits the identifier into key id and token id.
-func (t *Token) parseIdentifier() error {
-	id := string(t.id)
-	keyID, tokenID, found := strings.Cut(id, ":")
-	if !ValidKeyID(keyID) {
+// parseIdentifier checks the identifier, t.id of raw, and records its key
+// id and token id.
+func (t *Token) parseIdentifier(raw []byte) error {
+	id := raw[t.id.off:t.id.end]
+	colon := bytes.IndexByte(id, ':')
+	keyEnd := len(id)
+	if colon >= 0 {
+		keyEnd = colon
+	}
+	// ValidKeyID and ValidTokenID take strings; comparing through a
+	// conversion in a call would allocate, so check the bytes here.
+	if !validKeyIDBytes(id[:keyEnd]) {
 		return malformed("identifier does not start with a valid key id")
 	}
-	if found && !ValidTokenID(tokenID) {
-		return malformed("identifier has an invalid token id (want an upper-case UUID)")
+	t.keyID = span{t.id.off, t.id.off + uint32(keyEnd)}
+	if colon >= 0 {
+		if !validTokenIDBytes(id[colon+1:]) {
+			return malformed("identifier has an invalid token id (want an upper-case UUID)")
+		}
+		t.tokenID = span{t.id.off + uint32(colon) + 1, t.id.end}
 	}
-	t.keyID, t.tokenID = keyID, tokenID
 	return nil
 }

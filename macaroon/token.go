@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
+	"unsafe"
 )
 
 // Sentinel errors of this package; errors returned here wrap one of them.
@@ -61,47 +63,116 @@ const (
 // immutable; its signature has not been checked (see Key.Verify).
 type Token struct {
 	raw      []byte
-	location []byte
-	id       []byte
-	caveats  [][]byte
-	sig      [sigLen]byte
-	keyID    string
-	tokenID  string
-	inline   [6][]byte // backing for caveats, to spare an allocation
+	location span
+	hasLoc   bool
+	id       span
+	// Caveats are spans of raw: inline for the first inlineCaveats, then
+	// in more. (Slicing an array inside the Token itself would make every
+	// Token escape to the heap.)
+	ncav   int
+	inline [inlineCaveats]span
+	more   []span
+	sig    [sigLen]byte
+	// keyID and tokenID are spans too: a string field would tie the
+	// token's memory to wherever the id goes (escape analysis does not
+	// tell fields apart).
+	keyID, tokenID span
+}
+
+// span is a range of Token.raw.
+type span struct{ off, end uint32 }
+
+const inlineCaveats = 32
+
+func (t *Token) bytes(s span) []byte { return t.raw[s.off:s.end:s.end] }
+
+func (t *Token) caveat(i int) []byte {
+	if i < inlineCaveats {
+		return t.bytes(t.inline[i])
+	}
+	return t.bytes(t.more[i-inlineCaveats])
+}
+
+func (t *Token) addCaveat(s span) {
+	if t.ncav < inlineCaveats {
+		t.inline[t.ncav] = s
+	} else {
+		t.more = append(t.more, s)
+	}
+	t.ncav++
 }
 
 // Parse decodes a token from its text form under lim (zero fields take
-// DefaultLimits). Errors wrap ErrMalformed or ErrThirdParty.
+// DefaultLimits). Errors wrap ErrMalformed (ErrThirdParty among them).
 func Parse(s string, lim Limits) (*Token, error) {
-	t := new(Token)
-	if err := t.parse(s, lim.orDefault()); err != nil {
+	t, err := Decode(s, lim, nil)
+	if err != nil {
 		return nil, err
 	}
+	return &t, nil
+}
+
+// Decode is Parse for callers that keep the token and its decoded bytes off
+// the heap: the binary is decoded into scratch when it is large enough (3/4
+// of the text length), and the Token refers to scratch afterwards.
+func Decode(s string, lim Limits, scratch []byte) (Token, error) {
+	lim = lim.orDefault()
+	raw, err := decodeText(s, lim, scratch)
+	if err != nil {
+		return Token{}, err
+	}
+	// parseBinary records spans and does not keep raw: a Token that held
+	// raw while its address went to a function would send scratch to the
+	// heap.
+	t, err := parseBinary(raw, lim)
+	if err != nil {
+		return Token{}, err
+	}
+	t.raw = raw
 	return t, nil
+}
+
+// decodeText checks the limits and decodes the base64 text into scratch (or
+// a new buffer when scratch is too small).
+func decodeText(s string, lim Limits, scratch []byte) ([]byte, error) {
+	if len(s) == 0 {
+		return nil, malformed("empty token")
+	}
+	if len(s) > lim.MaxTokenSize {
+		return nil, malformed("token is %d bytes, over the limit of %d", len(s), lim.MaxTokenSize)
+	}
+	raw := scratch
+	if n := base64.RawURLEncoding.DecodedLen(len(s)); len(raw) < n {
+		raw = make([]byte, n)
+	}
+	// Fast path for the canonical form, base64url without padding: the
+	// strict decoder refuses every byte outside that alphabet except CR
+	// and LF, which it skips, so those two are looked for first.
+	if strings.IndexByte(s, '\r') < 0 && strings.IndexByte(s, '\n') < 0 {
+		if n, err := rawURL.Decode(raw, stringBytes(s)); err == nil {
+			return raw[:n], nil
+		}
+	}
+	enc, err := encodingOf(s)
+	if err != nil {
+		return nil, err
+	}
+	n, err := enc.Decode(raw, stringBytes(s))
+	if err != nil {
+		return nil, malformed("bad base64: %v", err)
+	}
+	return raw[:n], nil
 }
 
 func malformed(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
 }
 
-func (t *Token) parse(s string, lim Limits) error {
-	if len(s) == 0 {
-		return malformed("empty token")
-	}
-	if len(s) > lim.MaxTokenSize {
-		return malformed("token is %d bytes, over the limit of %d", len(s), lim.MaxTokenSize)
-	}
-	enc, err := encodingOf(s)
-	if err != nil {
-		return err
-	}
-	raw := make([]byte, enc.DecodedLen(len(s)))
-	n, err := enc.Decode(raw, []byte(s))
-	if err != nil {
-		return malformed("bad base64: %v", err)
-	}
-	return t.parseBinary(raw[:n], lim)
-}
+var rawURL = base64.RawURLEncoding.Strict()
+
+// stringBytes returns the bytes of s without copying, for the base64
+// decoder, which only reads its input.
+func stringBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // encodingOf picks the one base64 variant a token may be written in and
 // rejects every byte outside it (the standard library decoder would skip CR
@@ -138,13 +209,18 @@ func encodingOf(s string) (*base64.Encoding, error) {
 	return base64.RawURLEncoding.Strict(), nil
 }
 
-// parseBinary parses canonical v2 binary. It keeps references into raw.
-func (t *Token) parseBinary(raw []byte, lim Limits) error {
-	t.raw = raw
+// parseBinary parses canonical v2 binary into spans of raw.
+func parseBinary(raw []byte, lim Limits) (Token, error) {
+	var t Token
+	err := t.parseSpans(raw, lim)
+	return t, err
+}
+
+func (t *Token) parseSpans(raw []byte, lim Limits) error {
 	if len(raw) == 0 || raw[0] != 2 {
 		return malformed("not a v2 binary macaroon")
 	}
-	d := decoder{data: raw[1:]}
+	d := decoder{data: raw, pos: 1}
 
 	// Header: [location] identifier EOS.
 	ft, data, err := d.packet()
@@ -154,7 +230,7 @@ func (t *Token) parseBinary(raw []byte, lim Limits) error {
 	if ft == fieldLocation {
 		// An empty location field is kept, not refused: pymacaroons writes
 		// one for location "", and the location is unsigned anyway.
-		t.location = data
+		t.location, t.hasLoc = data, true
 		if ft, data, err = d.packet(); err != nil {
 			return err
 		}
@@ -169,12 +245,11 @@ func (t *Token) parseBinary(raw []byte, lim Limits) error {
 	if ft != fieldEOS {
 		return malformed("unexpected field %d in header", ft)
 	}
-	if err := t.parseIdentifier(); err != nil {
+	if err := t.parseIdentifier(raw); err != nil {
 		return err
 	}
 
 	// Caveats, each [location] identifier [verification id] EOS; then EOS.
-	t.caveats = t.inline[:0]
 	for {
 		ft, data, err := d.packet()
 		if err != nil {
@@ -184,16 +259,16 @@ func (t *Token) parseBinary(raw []byte, lim Limits) error {
 			break
 		}
 		if ft == fieldLocation {
-			return fmt.Errorf("%w (caveat %d has a location)", ErrThirdParty, len(t.caveats))
+			return fmt.Errorf("%w (caveat %d has a location)", ErrThirdParty, t.ncav)
 		}
 		if ft != fieldIdentifier {
-			return malformed("caveat %d: unexpected field %d", len(t.caveats), ft)
+			return malformed("caveat %d: unexpected field %d", t.ncav, ft)
 		}
-		if len(t.caveats) == lim.MaxCaveats {
+		if t.ncav == lim.MaxCaveats {
 			return malformed("more than %d caveats", lim.MaxCaveats)
 		}
-		if len(data) > lim.MaxCaveatLen {
-			return malformed("caveat %d is %d bytes, over the limit of %d", len(t.caveats), len(data), lim.MaxCaveatLen)
+		if n := int(data.end - data.off); n > lim.MaxCaveatLen {
+			return malformed("caveat %d is %d bytes, over the limit of %d", t.ncav, n, lim.MaxCaveatLen)
 		}
 		cav := data
 		if ft, _, err = d.packet(); err != nil {
@@ -202,11 +277,11 @@ func (t *Token) parseBinary(raw []byte, lim Limits) error {
 		switch ft {
 		case fieldEOS:
 		case fieldVerificationID:
-			return fmt.Errorf("%w (caveat %d has a verification id)", ErrThirdParty, len(t.caveats))
+			return fmt.Errorf("%w (caveat %d has a verification id)", ErrThirdParty, t.ncav)
 		default:
-			return malformed("caveat %d: unexpected field %d", len(t.caveats), ft)
+			return malformed("caveat %d: unexpected field %d", t.ncav, ft)
 		}
-		t.caveats = append(t.caveats, cav)
+		t.addCaveat(cav)
 	}
 
 	ft, data, err = d.packet()
@@ -216,83 +291,108 @@ func (t *Token) parseBinary(raw []byte, lim Limits) error {
 	if ft != fieldSignature {
 		return malformed("expected signature, found field %d", ft)
 	}
-	if len(data) != sigLen {
-		return malformed("signature is %d bytes, not %d", len(data), sigLen)
+	if n := data.end - data.off; n != sigLen {
+		return malformed("signature is %d bytes, not %d", n, sigLen)
 	}
-	copy(t.sig[:], data)
-	if len(d.data) != 0 {
-		return malformed("%d bytes after the signature", len(d.data))
+	copy(t.sig[:], raw[data.off:data.end])
+	if rest := len(raw) - d.pos; rest != 0 {
+		return malformed("%d bytes after the signature", rest)
 	}
 	return nil
 }
 
 // decoder reads v2 packets: fieldType(varint) [payloadLen(varint) payload].
-type decoder struct{ data []byte }
+type decoder struct {
+	data []byte
+	pos  int
+}
 
 func (d *decoder) varint() (int, error) {
-	v, n := binary.Uvarint(d.data)
+	if d.pos < len(d.data) && d.data[d.pos] < 0x80 {
+		// One byte: every field type and most lengths.
+		v := d.data[d.pos]
+		d.pos++
+		return int(v), nil
+	}
+	v, n := binary.Uvarint(d.data[d.pos:])
 	switch {
 	case n == 0:
 		return 0, malformed("truncated")
 	case n < 0:
 		return 0, malformed("varint overflows")
-	case n > 1 && d.data[n-1] == 0:
+	case n > 1 && d.data[d.pos+n-1] == 0:
 		return 0, malformed("non-minimal varint")
 	case v > 1<<31-1:
 		return 0, malformed("varint out of range")
 	}
-	d.data = d.data[n:]
+	d.pos += n
 	return int(v), nil
 }
 
-func (d *decoder) packet() (int, []byte, error) {
+func (d *decoder) packet() (int, span, error) {
 	ft, err := d.varint()
 	if err != nil {
-		return 0, nil, err
+		return 0, span{}, err
 	}
 	if ft == fieldEOS {
-		return ft, nil, nil
+		return ft, span{}, nil
 	}
 	n, err := d.varint()
 	if err != nil {
-		return 0, nil, err
+		return 0, span{}, err
 	}
-	if n > len(d.data) {
-		return 0, nil, malformed("truncated")
+	if n > len(d.data)-d.pos {
+		return 0, span{}, malformed("truncated")
 	}
-	p := d.data[:n:n]
-	d.data = d.data[n:]
+	p := span{uint32(d.pos), uint32(d.pos + n)}
+	d.pos += n
 	return ft, p, nil
 }
 
 // Location returns the token's location. It is not covered by the signature
 // and decides nothing.
-func (t *Token) Location() string { return string(t.location) }
+func (t *Token) Location() string { return string(t.bytes(t.location)) }
 
 // Identifier returns the token's identifier.
-func (t *Token) Identifier() string { return string(t.id) }
+func (t *Token) Identifier() string { return string(t.bytes(t.id)) }
 
 // KeyID returns the id of the root key the identifier names.
-func (t *Token) KeyID() string { return t.keyID }
+func (t *Token) KeyID() string { return string(t.bytes(t.keyID)) }
 
 // TokenID returns the token's id, or "" for a fatcat-format token.
-func (t *Token) TokenID() string { return t.tokenID }
+func (t *Token) TokenID() string { return string(t.bytes(t.tokenID)) }
+
+// IDs returns KeyID and TokenID with a single allocation.
+func (t *Token) IDs() (keyID, tokenID string) {
+	id := string(t.bytes(t.id))
+	k := int(t.keyID.end - t.id.off)
+	if t.tokenID.end == t.tokenID.off {
+		return id[:k], ""
+	}
+	return id[:k], id[k+1:]
+}
 
 // NumCaveats returns how many first-party caveats the token carries.
-func (t *Token) NumCaveats() int { return len(t.caveats) }
+func (t *Token) NumCaveats() int { return t.ncav }
 
 // Caveats returns the text of every caveat, in order.
 func (t *Token) Caveats() []string {
-	out := make([]string, len(t.caveats))
-	for i, c := range t.caveats {
-		out[i] = string(c)
+	out := make([]string, t.ncav)
+	for i := range out {
+		out[i] = string(t.caveat(i))
 	}
 	return out
 }
 
-// CaveatBytes returns the caveats as slices of the token's own memory,
-// without copying. The caller must not modify them.
-func (t *Token) CaveatBytes() [][]byte { return t.caveats }
+// AppendCaveats appends the caveats to dst as slices of the token's own
+// memory, without copying them, and returns the extended slice. The caller
+// must not modify them.
+func (t *Token) AppendCaveats(dst [][]byte) [][]byte {
+	for i := 0; i < t.ncav; i++ {
+		dst = append(dst, t.caveat(i))
+	}
+	return dst
+}
 
 // Signature returns the token's 32-byte signature.
 func (t *Token) Signature() [32]byte { return t.sig }
@@ -306,4 +406,4 @@ func (t *Token) Encode() string { return base64.RawURLEncoding.EncodeToString(t.
 
 // String names the token by its identifier without revealing it, so a Token
 // that ends up in a log line or an error leaks nothing.
-func (t *Token) String() string { return "macaroon(" + string(t.id) + ")" }
+func (t *Token) String() string { return "macaroon(" + t.Identifier() + ")" }

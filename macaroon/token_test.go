@@ -219,7 +219,7 @@ func TestParseBinary(t *testing.T) {
 		"signature 31 bytes": append(append(append([]byte{}, bin[:len(bin)-34]...), 6, 31), bin[len(bin)-32:len(bin)-1]...),
 		"signature 33 bytes": append(append(append(append([]byte{}, bin[:len(bin)-34]...), 6, 33), bin[len(bin)-32:]...), 0),
 		// The location length (0x0f) written as a two-byte varint.
-		"overlong varint":    append(append([]byte{2, 1, 0x8f, 0x00}, bin[3:]...)),
+		"overlong varint":    append([]byte{2, 1, 0x8f, 0x00}, bin[3:]...),
 		"huge varint":        append([]byte{2, 1, 0xff, 0xff, 0xff, 0xff, 0x0f}, bin[3:]...),
 		"overflowing varint": append([]byte{2, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, bin[3:]...),
 		"no identifier":      {2, 0, 0, 6, 32},
