@@ -1,0 +1,158 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/amaretti-auth/amaretti/epoch/sqlite"
+	"github.com/amaretti-auth/amaretti/macaroon"
+	"github.com/urfave/cli/v2"
+)
+
+// usageError is a mistake in the command line (exit status 2).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+// env is what commands read and write, so tests can run the CLI in-process.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	now            func() time.Time
+}
+
+// run executes the CLI and returns its exit status: 0 on success, 1 when the
+// command failed, 2 for a usage error. Failures print one line to stderr.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, now: time.Now}
+	app := e.app()
+	err := app.RunContext(ctx, interspersed(app, args))
+	if err == nil {
+		return 0
+	}
+	msg := strings.ReplaceAll(err.Error(), "\n", "; ")
+	fmt.Fprintf(stderr, "amaretti: %s\n", msg)
+	var ue usageError
+	if errors.As(err, &ue) || strings.HasPrefix(msg, "flag provided but not defined") || strings.Contains(msg, "Required flag") {
+		return 2
+	}
+	return 1
+}
+
+func (e *env) app() *cli.App {
+	return &cli.App{
+		Name:                 "amaretti",
+		Usage:                "manage amaretti root keys, editors, epochs and tokens",
+		Reader:               e.stdin,
+		Writer:               e.stdout,
+		ErrWriter:            e.stderr,
+		HideHelpCommand:      true,
+		EnableBashCompletion: false,
+		ExitErrHandler:       func(*cli.Context, error) {}, // run reports errors
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return usageError{err.Error()}
+		},
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "db", Value: "./amaretti.db", EnvVars: []string{"AMARETTI_DB"}, Usage: "SQLite database `FILE`"},
+			&cli.StringFlag{Name: "keys", Value: "./keys", EnvVars: []string{"AMARETTI_KEYS"}, Usage: "root key `DIR`ectory"},
+			&cli.StringFlag{Name: "location", EnvVars: []string{"AMARETTI_LOCATION"}, Usage: "location written into minted tokens, e.g. api.example.org"},
+			&cli.BoolFlag{Name: "json", Usage: "machine-readable output"},
+		},
+		Commands: []*cli.Command{
+			e.initCommand(),
+			e.demoCommand(),
+			e.keysCommand(),
+			e.editorCommand(),
+			e.tokenCommand(),
+		},
+	}
+}
+
+// args checks the number of positional arguments.
+func args(c *cli.Context, names ...string) ([]string, error) {
+	if c.NArg() != len(names) {
+		if len(names) == 0 {
+			return nil, usagef("amaretti %s takes no arguments", commandPath(c))
+		}
+		return nil, usagef("usage: amaretti %s %s (see --help)", commandPath(c), strings.ToUpper(strings.Join(names, " ")))
+	}
+	return c.Args().Slice(), nil
+}
+
+// commandPath names the running command as typed: "token mint".
+func commandPath(c *cli.Context) string {
+	var names []string
+	for _, l := range c.Lineage() {
+		// The app's own root command carries the app's name; leave it out.
+		if l.Command != nil && l.Command.Name != "" && l.Command.Name != c.App.Name {
+			names = append([]string{l.Command.Name}, names...)
+		}
+	}
+	return strings.Join(names, " ")
+}
+
+func (e *env) openKeys(c *cli.Context) (*macaroon.KeyStore, error) {
+	dir := c.String("keys")
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("no key store at %s (run \"amaretti init\", or set --keys / AMARETTI_KEYS)", dir)
+	}
+	return macaroon.OpenKeyStore(dir)
+}
+
+func (e *env) openStore(c *cli.Context) (*sqlite.Store, error) {
+	path := c.String("db")
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("no database at %s (run \"amaretti init\", or set --db / AMARETTI_DB)", path)
+	}
+	return sqlite.Open(c.Context, path, sqlite.WithClock(e.now))
+}
+
+// readToken returns a token argument, reading it from stdin when it is "-"
+// so that tokens need not appear in shell history or process listings.
+func (e *env) readToken(arg string) (string, error) {
+	if arg != "-" {
+		return arg, nil
+	}
+	line, err := bufio.NewReader(io.LimitReader(e.stdin, 1<<20)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("reading token from stdin: %w", err)
+	}
+	tok := strings.TrimRight(line, "\r\n")
+	if tok == "" {
+		return "", errors.New("no token on stdin")
+	}
+	return tok, nil
+}
+
+func (e *env) printJSON(v any) error {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (e *env) table(header string, rows [][]string) error {
+	w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, header)
+	for _, r := range rows {
+		fmt.Fprintln(w, strings.Join(r, "\t"))
+	}
+	return w.Flush()
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02T15:04:05.000000Z")
+}

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/amaretti-auth/amaretti/epoch"
+	"github.com/amaretti-auth/amaretti/epoch/sqlite"
+	"github.com/urfave/cli/v2"
+)
+
+type editorJSON struct {
+	ID        string    `json:"id"`
+	Username  string    `json:"username"`
+	Role      string    `json:"role"`
+	Active    bool      `json:"active"`
+	Locked    bool      `json:"locked"`
+	AuthEpoch time.Time `json:"auth_epoch"`
+	Created   time.Time `json:"created"`
+	Version   int64     `json:"version"`
+}
+
+func toJSON(ed epoch.Editor) editorJSON {
+	return editorJSON{ed.ID, ed.Username, string(ed.Role), ed.Active, ed.Locked(), ed.AuthEpoch, ed.Created, ed.Version}
+}
+
+func epochText(ed epoch.Editor) string {
+	if ed.Locked() {
+		return "locked"
+	}
+	return formatTime(ed.AuthEpoch)
+}
+
+func (e *env) editorCommand() *cli.Command {
+	withStore := func(f func(c *cli.Context, s *sqlite.Store) error) cli.ActionFunc {
+		return func(c *cli.Context) error {
+			s, err := e.openStore(c)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			return f(c, s)
+		}
+	}
+	show := func(c *cli.Context, ed epoch.Editor) error {
+		if c.Bool("json") {
+			return e.printJSON(toJSON(ed))
+		}
+		w := func(k, v string) { fmt.Fprintf(e.stdout, "%-11s %s\n", k, v) }
+		w("id", ed.ID)
+		w("username", ed.Username)
+		w("role", string(ed.Role))
+		w("active", strconv.FormatBool(ed.Active))
+		w("auth_epoch", epochText(ed))
+		w("created", formatTime(ed.Created))
+		return nil
+	}
+	// oneEditor runs an epoch change on the editor named by the only argument.
+	oneEditor := func(verb string, f func(s *sqlite.Store) func(c *cli.Context, id string) (epoch.Editor, error)) cli.ActionFunc {
+		return withStore(func(c *cli.Context, s *sqlite.Store) error {
+			a, err := args(c, "editor_id")
+			if err != nil {
+				return err
+			}
+			ed, err := f(s)(c, a[0])
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", verb, a[0], err)
+			}
+			if c.Bool("json") {
+				return e.printJSON(toJSON(ed))
+			}
+			fmt.Fprintf(e.stdout, "%s %s (%s): auth_epoch %s\n", verb, ed.ID, ed.Username, epochText(ed))
+			return nil
+		})
+	}
+	return &cli.Command{
+		Name:  "editor",
+		Usage: "manage editors and their auth epochs",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "create",
+				Usage:     "create an editor and print its id",
+				ArgsUsage: "USERNAME",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "id", Usage: "editor id (default: generated, 26 characters of base32)"},
+					&cli.StringFlag{Name: "role", Value: "editor", Usage: "editor, bot, admin or superuser"},
+					&cli.StringFlag{Name: "epoch", Usage: "initial auth_epoch, RFC 3339 (default now); an early epoch keeps tokens minted elsewhere valid, as when importing fatcat editors"},
+				},
+				Action: withStore(func(c *cli.Context, s *sqlite.Store) error {
+					a, err := args(c, "username")
+					if err != nil {
+						return err
+					}
+					n := sqlite.NewEditor{ID: c.String("id"), Username: a[0], Role: epoch.Role(c.String("role"))}
+					if v := c.String("epoch"); v != "" {
+						if n.Epoch, err = time.Parse(time.RFC3339Nano, v); err != nil {
+							return usagef("--epoch %q is not an RFC 3339 time (e.g. 2019-01-01T00:00:00Z)", v)
+						}
+					}
+					ed, err := s.Create(c.Context, n)
+					if errors.Is(err, sqlite.ErrExists) && n.ID == "" {
+						return fmt.Errorf("username %q is taken", n.Username)
+					}
+					if err != nil {
+						return err
+					}
+					if c.Bool("json") {
+						return e.printJSON(toJSON(ed))
+					}
+					fmt.Fprintln(e.stdout, ed.ID)
+					return nil
+				}),
+			},
+			{
+				Name:  "list",
+				Usage: "list editors",
+				Action: withStore(func(c *cli.Context, s *sqlite.Store) error {
+					if _, err := args(c); err != nil {
+						return err
+					}
+					eds, err := s.List(c.Context)
+					if err != nil {
+						return err
+					}
+					if c.Bool("json") {
+						out := make([]editorJSON, 0, len(eds))
+						for _, ed := range eds {
+							out = append(out, toJSON(ed))
+						}
+						return e.printJSON(out)
+					}
+					rows := make([][]string, 0, len(eds))
+					for _, ed := range eds {
+						rows = append(rows, []string{ed.ID, ed.Username, string(ed.Role), strconv.FormatBool(ed.Active), epochText(ed)})
+					}
+					return e.table("ID\tUSERNAME\tROLE\tACTIVE\tAUTH_EPOCH", rows)
+				}),
+			},
+			{
+				Name:      "show",
+				Usage:     "show one editor",
+				ArgsUsage: "EDITOR_ID",
+				Action: withStore(func(c *cli.Context, s *sqlite.Store) error {
+					a, err := args(c, "editor_id")
+					if err != nil {
+						return err
+					}
+					ed, err := s.Editor(c.Context, a[0])
+					if err != nil {
+						return fmt.Errorf("%s: %w", a[0], err)
+					}
+					return show(c, ed)
+				}),
+			},
+			{
+				Name:      "touch",
+				Usage:     "revoke every token of an editor (or, with --all, of every editor) by moving its auth_epoch to now",
+				ArgsUsage: "EDITOR_ID | --all",
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "all", Usage: "touch every editor"},
+					&cli.BoolFlag{Name: "yes", Usage: "do not ask for confirmation with --all"},
+				},
+				Action: withStore(func(c *cli.Context, s *sqlite.Store) error {
+					if !c.Bool("all") {
+						a, err := args(c, "editor_id")
+						if err != nil {
+							return err
+						}
+						ed, err := s.Touch(c.Context, a[0])
+						if err != nil {
+							return fmt.Errorf("touch %s: %w", a[0], err)
+						}
+						if c.Bool("json") {
+							return e.printJSON(toJSON(ed))
+						}
+						fmt.Fprintf(e.stdout, "touched %s (%s): tokens created up to %s are revoked\n", ed.ID, ed.Username, epochText(ed))
+						return nil
+					}
+					if c.NArg() != 0 {
+						return usagef("touch --all takes no editor id")
+					}
+					if !c.Bool("yes") {
+						fmt.Fprint(e.stderr, "Touch every editor, revoking every token there is? [y/N] ")
+						answer, err := bufio.NewReader(e.stdin).ReadString('\n')
+						if err != nil {
+							fmt.Fprintln(e.stderr)
+						}
+						if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+							return fmt.Errorf("not confirmed; nothing touched (use --yes to skip the question)")
+						}
+					}
+					n, err := s.TouchAll(c.Context)
+					if err != nil {
+						return err
+					}
+					if c.Bool("json") {
+						return e.printJSON(map[string]int64{"touched": n})
+					}
+					fmt.Fprintf(e.stdout, "touched %d editors: every token created until now is revoked\n", n)
+					return nil
+				}),
+			},
+			{
+				Name: "lock", Usage: "lock an editor: no token works, old or new, until unlocked", ArgsUsage: "EDITOR_ID",
+				Action: oneEditor("locked", func(s *sqlite.Store) func(*cli.Context, string) (epoch.Editor, error) {
+					return func(c *cli.Context, id string) (epoch.Editor, error) { return s.Lock(c.Context, id) }
+				}),
+			},
+			{
+				Name: "unlock", Usage: "unlock an editor: tokens minted from now on work", ArgsUsage: "EDITOR_ID",
+				Action: oneEditor("unlocked", func(s *sqlite.Store) func(*cli.Context, string) (epoch.Editor, error) {
+					return func(c *cli.Context, id string) (epoch.Editor, error) { return s.Unlock(c.Context, id) }
+				}),
+			},
+			{
+				Name: "deactivate", Usage: "deactivate an editor: its tokens fail until it is activated", ArgsUsage: "EDITOR_ID",
+				Action: oneEditor("deactivated", func(s *sqlite.Store) func(*cli.Context, string) (epoch.Editor, error) {
+					return func(c *cli.Context, id string) (epoch.Editor, error) { return s.SetActive(c.Context, id, false) }
+				}),
+			},
+			{
+				Name: "activate", Usage: "activate a deactivated editor", ArgsUsage: "EDITOR_ID",
+				Action: oneEditor("activated", func(s *sqlite.Store) func(*cli.Context, string) (epoch.Editor, error) {
+					return func(c *cli.Context, id string) (epoch.Editor, error) { return s.SetActive(c.Context, id, true) }
+				}),
+			},
+		},
+	}
+}

@@ -1,0 +1,356 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/amaretti-auth/amaretti/caveat"
+	"github.com/amaretti-auth/amaretti/epoch"
+	"github.com/amaretti-auth/amaretti/macaroon"
+	"github.com/amaretti-auth/amaretti/verifier"
+	"github.com/urfave/cli/v2"
+)
+
+// restrictionFlags are the caveats mint and attenuate can add.
+func restrictionFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.DurationFlag{Name: "expires", Usage: "expire after `DURATION` (e.g. 15m, 24h)"},
+		&cli.StringSliceFlag{Name: "right", Usage: "allow only this `RIGHT` (repeatable; all listed rights are allowed)"},
+		&cli.StringFlag{Name: "endpoint", Usage: "allow only requests naming endpoint `NAME`"},
+		&cli.StringSliceFlag{Name: "method", Usage: "allow only this HTTP `METHOD` (repeatable)"},
+		&cli.StringFlag{Name: "path-prefix", Usage: "allow only this `PATH` and paths below it"},
+	}
+}
+
+// restrictions builds the caveats the restriction flags ask for (expiry
+// excluded) and checks that each is well formed.
+func restrictions(c *cli.Context) ([]caveat.Caveat, error) {
+	var out []caveat.Caveat
+	if r := c.StringSlice("right"); len(r) > 0 {
+		out = append(out, caveat.Rights(r))
+	}
+	if v := c.String("endpoint"); v != "" {
+		out = append(out, caveat.Endpoint(v))
+	}
+	if m := c.StringSlice("method"); len(m) > 0 {
+		up := make([]string, len(m))
+		for i, x := range m {
+			up[i] = strings.ToUpper(x)
+		}
+		out = append(out, caveat.Methods(up))
+	}
+	if v := c.String("path-prefix"); v != "" {
+		out = append(out, caveat.PathPrefix(v))
+	}
+	checker, err := caveat.NewChecker()
+	if err != nil {
+		return nil, err
+	}
+	for _, cv := range out {
+		if _, err := checker.Parse(cv.String()); err != nil {
+			return nil, usagef("%v", err)
+		}
+	}
+	return out, nil
+}
+
+type identityJSON struct {
+	EditorID string     `json:"editor_id"`
+	Role     string     `json:"role"`
+	TokenID  string     `json:"token_id,omitempty"`
+	KeyID    string     `json:"key_id"`
+	Created  time.Time  `json:"created"`
+	Expires  *time.Time `json:"expires,omitempty"`
+	Rights   []string   `json:"rights,omitempty"`
+}
+
+func identityOf(id verifier.Identity) identityJSON {
+	j := identityJSON{EditorID: id.EditorID, Role: string(id.Role), TokenID: id.TokenID, KeyID: id.KeyID, Created: id.Created, Rights: id.Rights}
+	if !id.Expires.IsZero() {
+		j.Expires = &id.Expires
+	}
+	return j
+}
+
+func (e *env) printIdentity(id verifier.Identity) {
+	w := func(k, v string) { fmt.Fprintf(e.stdout, "%-10s %s\n", k, v) }
+	w("editor_id", id.EditorID)
+	w("role", string(id.Role))
+	if id.TokenID != "" {
+		w("token_id", id.TokenID)
+	}
+	w("key_id", id.KeyID)
+	w("created", formatTime(id.Created))
+	w("expires", formatTime(id.Expires))
+	if id.Rights != nil {
+		w("rights", strings.Join(id.Rights, ","))
+	}
+}
+
+func (e *env) newVerifier(c *cli.Context) (*verifier.Verifier, func(), error) {
+	keys, err := e.openKeys(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := e.openStore(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := verifier.New(keys, store, verifier.WithClock(e.now), verifier.WithSignatureCache(0))
+	if err != nil {
+		store.Close()
+		return nil, nil, err
+	}
+	return v, func() { store.Close() }, nil
+}
+
+func (e *env) tokenCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "token",
+		Usage: "mint, inspect, attenuate and verify tokens (a TOKEN argument of - reads it from stdin)",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "mint",
+				Usage:     "mint a token for an editor and print it",
+				ArgsUsage: "EDITOR_ID",
+				Flags: append(restrictionFlags(),
+					&cli.BoolFlag{Name: "env-format", Usage: "print a line a shell can source: NAME=token"},
+					&cli.StringFlag{Name: "env-name", Value: "AMARETTI_TOKEN", Usage: "variable `NAME` for --env-format"},
+				),
+				Action: e.mint,
+			},
+			{
+				Name:      "inspect",
+				Usage:     "show a token's location, key, id and caveats, and whether it verifies now",
+				ArgsUsage: "TOKEN",
+				Action:    e.inspect,
+			},
+			{
+				Name:      "attenuate",
+				Usage:     "print a weaker token with more caveats (needs no key or database)",
+				ArgsUsage: "TOKEN",
+				Flags:     restrictionFlags(),
+				Action:    e.attenuate,
+			},
+			{
+				Name:      "verify",
+				Usage:     "verify a token (exit status 0 and the identity, or non-zero and the reason)",
+				ArgsUsage: "TOKEN",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "endpoint", Usage: "the endpoint the request names"},
+					&cli.StringFlag{Name: "method", Usage: "the request's HTTP method"},
+					&cli.StringFlag{Name: "path", Usage: "the request's URL path"},
+					&cli.StringSliceFlag{Name: "right", Usage: "a right the request exercises (repeatable)"},
+				},
+				Action: e.verify,
+			},
+		},
+	}
+}
+
+func (e *env) mint(c *cli.Context) error {
+	a, err := args(c, "editor_id")
+	if err != nil {
+		return err
+	}
+	cavs, err := restrictions(c)
+	if err != nil {
+		return err
+	}
+	keys, err := e.openKeys(c)
+	if err != nil {
+		return err
+	}
+	store, err := e.openStore(c)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	// Minting for an editor that cannot use the token helps nobody.
+	ed, err := store.Editor(c.Context, a[0])
+	switch {
+	case errors.Is(err, epoch.ErrNotFound):
+		return fmt.Errorf("unknown editor %q (see \"amaretti editor list\")", a[0])
+	case err != nil:
+		return err
+	case ed.Locked():
+		return fmt.Errorf("editor %s is locked; unlock it first", ed.ID)
+	case !ed.Active:
+		return fmt.Errorf("editor %s is deactivated; activate it first", ed.ID)
+	}
+	minter, err := macaroon.NewMinter(keys, c.String("location"), macaroon.WithMintClock(e.now))
+	if err != nil {
+		return err
+	}
+	opts := []macaroon.MintOption{macaroon.WithCaveats(cavs...)}
+	if d := c.Duration("expires"); d != 0 {
+		opts = append(opts, macaroon.ExpiresIn(d))
+	}
+	m, err := minter.Mint(c.Context, ed.ID, opts...)
+	if err != nil {
+		return err
+	}
+	switch {
+	case c.Bool("json"):
+		j := map[string]any{"token": m.Token, "token_id": m.TokenID, "key_id": m.KeyID, "editor_id": ed.ID, "created": m.Created}
+		if !m.Expires.IsZero() {
+			j["expires"] = m.Expires
+		}
+		return e.printJSON(j)
+	case c.Bool("env-format"):
+		name := c.String("env-name")
+		if !validEnvName(name) {
+			return usagef("--env-name %q is not a shell variable name", name)
+		}
+		fmt.Fprintf(e.stdout, "%s=%s\n", name, m.Token)
+	default:
+		fmt.Fprintln(e.stdout, m.Token)
+	}
+	return nil
+}
+
+func validEnvName(s string) bool {
+	if s == "" || s[0] >= '0' && s[0] <= '9' {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '_' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+func (e *env) inspect(c *cli.Context) error {
+	a, err := args(c, "token")
+	if err != nil {
+		return err
+	}
+	text, err := e.readToken(a[0])
+	if err != nil {
+		return err
+	}
+	tok, err := macaroon.Parse(text, macaroon.Limits{})
+	if err != nil {
+		return err
+	}
+	// Whether it verifies now, for no particular request: caveats that
+	// restrict requests are reported, not counted as failures.
+	status, reason := "unknown", ""
+	var id verifier.Identity
+	v, closeStore, err := e.newVerifier(c)
+	if err != nil {
+		reason = err.Error()
+	} else {
+		defer closeStore()
+		id, err = v.Verify(c.Context, text, caveat.Request{})
+		switch {
+		case err == nil:
+			status = "yes"
+		case errors.Is(err, verifier.ErrCaveatNotSatisfied) && verifier.ProblemFor(err).Status == 403:
+			status, reason = "yes, for requests its caveats allow", err.Error()
+		default:
+			status, reason = "no", err.Error()
+		}
+	}
+	if c.Bool("json") {
+		j := map[string]any{
+			"location": tok.Location(), "identifier": tok.Identifier(), "key_id": tok.KeyID(),
+			"token_id": tok.TokenID(), "caveats": tok.Caveats(), "verifies": status,
+		}
+		if reason != "" {
+			j["reason"] = reason
+		}
+		if status == "yes" {
+			j["identity"] = identityOf(id)
+		}
+		return e.printJSON(j)
+	}
+	w := func(k, v string) { fmt.Fprintf(e.stdout, "%-10s %s\n", k, v) }
+	w("location", tok.Location())
+	w("key_id", tok.KeyID())
+	if tok.TokenID() == "" {
+		w("token_id", "- (fatcat format: the identifier names only the key)")
+	} else {
+		w("token_id", tok.TokenID())
+	}
+	for i, cv := range tok.Caveats() {
+		k := ""
+		if i == 0 {
+			k = "caveats"
+		}
+		w(k, cv)
+	}
+	if reason != "" {
+		w("verifies", status+": "+reason)
+	} else {
+		w("verifies", status)
+	}
+	return nil
+}
+
+func (e *env) attenuate(c *cli.Context) error {
+	a, err := args(c, "token")
+	if err != nil {
+		return err
+	}
+	text, err := e.readToken(a[0])
+	if err != nil {
+		return err
+	}
+	cavs, err := restrictions(c)
+	if err != nil {
+		return err
+	}
+	if d := c.Duration("expires"); d != 0 {
+		if d < 0 {
+			return usagef("--expires must be positive")
+		}
+		cavs = append(cavs, caveat.ExpiresAt(e.now().Add(d)))
+	}
+	if len(cavs) == 0 {
+		return usagef("attenuate needs at least one of --expires, --right, --endpoint, --method, --path-prefix")
+	}
+	out, err := macaroon.Attenuate(text, cavs...)
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		return e.printJSON(map[string]string{"token": out})
+	}
+	fmt.Fprintln(e.stdout, out)
+	return nil
+}
+
+func (e *env) verify(c *cli.Context) error {
+	a, err := args(c, "token")
+	if err != nil {
+		return err
+	}
+	text, err := e.readToken(a[0])
+	if err != nil {
+		return err
+	}
+	v, closeStore, err := e.newVerifier(c)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	req := caveat.Request{
+		Endpoint: c.String("endpoint"),
+		Method:   strings.ToUpper(c.String("method")),
+		Path:     c.String("path"),
+		Rights:   c.StringSlice("right"),
+	}
+	id, err := v.Verify(c.Context, text, req)
+	if err != nil {
+		return fmt.Errorf("token rejected: %w", err)
+	}
+	if c.Bool("json") {
+		return e.printJSON(identityOf(id))
+	}
+	e.printIdentity(id)
+	return nil
+}
