@@ -1,0 +1,118 @@
+// Command api-service is a small HTTP API protected by amaretti's verifier
+// middleware, verifying tokens in-process against a store made by the
+// amaretti CLI. See README.md.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/amaretti-auth/amaretti/epoch"
+	"github.com/amaretti-auth/amaretti/epoch/sqlite"
+	"github.com/amaretti-auth/amaretti/macaroon"
+	"github.com/amaretti-auth/amaretti/verifier"
+)
+
+func main() {
+	listen := flag.String("listen", envOr("API_LISTEN", "127.0.0.1:8081"), "address to listen on")
+	db := flag.String("db", envOr("AMARETTI_DB", "./amaretti.db"), "SQLite database made by amaretti init")
+	keyDir := flag.String("keys", envOr("AMARETTI_KEYS", "./keys"), "key directory made by amaretti init")
+	flag.Parse()
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	if err := serve(*listen, *db, *keyDir, log); err != nil {
+		log.Error("api-service stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func serve(listen, db, keyDir string, log *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	keys, err := macaroon.OpenKeyStore(keyDir)
+	if err != nil {
+		return err
+	}
+	store, err := sqlite.Open(ctx, db)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	// The epoch cache bounds how stale a revocation can be: 2 s here.
+	v, err := verifier.New(keys, epoch.NewCache(store, 0, 2*time.Second))
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Addr:              listen,
+		Handler:           newServer(v, log),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+	}
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(shutdown)
+	}()
+	log.Info("api-service listening", "addr", listen)
+	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// newServer routes the API:
+//
+//	GET  /v1/whoami  the caller's identity (token required)
+//	GET  /v1/hello   public; greets the caller by editor id when a token is sent
+//	POST /v1/things  needs the "edit" right
+func newServer(v *verifier.Verifier, log *slog.Logger) http.Handler {
+	required := v.Middleware(verifier.WithLogger(log))
+	optional := v.Middleware(verifier.Optional(), verifier.WithLogger(log))
+	mux := http.NewServeMux()
+	mux.Handle("GET /v1/whoami", required(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, _ := verifier.FromContext(r.Context())
+		writeJSON(w, http.StatusOK, map[string]any{
+			"editor_id": id.EditorID, "role": id.Role, "token_id": id.TokenID, "rights": id.Rights,
+		})
+	})))
+	mux.Handle("GET /v1/hello", optional(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if id, ok := verifier.FromContext(r.Context()); ok {
+			writeJSON(w, http.StatusOK, map[string]string{"hello": id.EditorID})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"hello": "anonymous"})
+	})))
+	mux.Handle("POST /v1/things", required(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, _ := verifier.FromContext(r.Context())
+		if !id.Can("edit") {
+			verifier.WriteProblem(w, "amaretti", verifier.Problem{Status: http.StatusForbidden, Code: "insufficient_scope", Description: "the edit right is required"})
+			return
+		}
+		writeJSON(w, http.StatusCreated, map[string]string{"created_by": id.EditorID})
+	})))
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/amaretti-auth/amaretti/caveat"
+	"github.com/amaretti-auth/amaretti/epoch"
+	"github.com/amaretti-auth/amaretti/epoch/sqlite"
+	"github.com/amaretti-auth/amaretti/macaroon"
+	"github.com/amaretti-auth/amaretti/verifier"
+)
+
+func TestAPIService(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	keys, _, err := macaroon.InitKeyStore(filepath.Join(dir, "keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := sqlite.Open(ctx, filepath.Join(dir, "amaretti.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	alice, _ := store.Create(ctx, sqlite.NewEditor{Username: "alice"})
+	cache := epoch.NewCache(store, 0, time.Minute)
+	v, _ := verifier.New(keys, cache)
+	srv := httptest.NewServer(newServer(v, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	defer srv.Close()
+	minter, _ := macaroon.NewMinter(keys, "api.example.org")
+	full, _ := minter.Mint(ctx, alice.ID, macaroon.ExpiresIn(time.Hour))
+	readOnly, _ := minter.Mint(ctx, alice.ID, macaroon.WithCaveats(caveat.Rights{"read"}))
+
+	call := func(method, path, token string) (int, string) {
+		req, _ := http.NewRequest(method, srv.URL+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, tc := range []struct {
+		method, path, token string
+		status              int
+		body                string
+	}{
+		{"GET", "/v1/whoami", full.Token, 200, alice.ID},
+		{"GET", "/v1/whoami", "", 401, "unauthorized"},
+		{"GET", "/v1/hello", "", 200, "anonymous"},
+		{"GET", "/v1/hello", full.Token, 200, alice.ID},
+		{"GET", "/v1/hello", "garbage", 401, "invalid_token"},
+		{"POST", "/v1/things", full.Token, 201, alice.ID},
+		{"POST", "/v1/things", readOnly.Token, 403, "insufficient_scope"},
+	} {
+		status, body := call(tc.method, tc.path, tc.token)
+		if status != tc.status || !strings.Contains(body, tc.body) {
+			t.Errorf("%s %s: %d %s, want %d with %q", tc.method, tc.path, status, body, tc.status, tc.body)
+		}
+	}
+	// Log out everywhere: touch, and the API refuses the token.
+	if _, err := store.Touch(ctx, alice.ID); err != nil {
+		t.Fatal(err)
+	}
+	cache.Invalidate(alice.ID)
+	if status, body := call("GET", "/v1/whoami", full.Token); status != 401 || !strings.Contains(body, "token revoked") {
+		t.Errorf("after touch: %d %s", status, body)
+	}
+}
