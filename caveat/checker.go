@@ -258,9 +258,14 @@ func (c *Checker) Check(cl *Claims, req *Request) error {
 			errs = append(errs, err)
 		}
 	}
-	for _, r := range cl.Restrictions {
-		if err := r.Prohibits(req); err != nil {
-			errs = append(errs, err)
+	if len(cl.Restrictions) > 0 {
+		// A copy for the interface calls: passing req itself would make
+		// every caller's Request escape to the heap, restrictions or not.
+		r := *req
+		for _, c := range cl.Restrictions {
+			if err := c.Prohibits(&r); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	switch len(errs) {
