@@ -5,41 +5,23 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/amaretti-auth/amaretti/caveat"
+	"github.com/amaretti-auth/amaretti/internal/testvectors"
 	mv2 "gopkg.in/macaroon.v2"
 )
 
-type goldenVector struct {
-	Name         string   `json:"name"`
-	KeyID        string   `json:"key_id"`
-	Secret       string   `json:"secret"`
-	Location     string   `json:"location"`
-	Identifier   string   `json:"identifier"`
-	Caveats      []string `json:"caveats"`
-	SignatureHex string   `json:"signature_hex"`
-	BinaryHex    string   `json:"binary_hex"`
-	Token        string   `json:"token"`
-}
+type goldenVector = testvectors.Golden
 
 func loadGolden(t testing.TB) []goldenVector {
 	t.Helper()
-	data, err := os.ReadFile("../testdata/golden/tokens.json")
+	vs, err := testvectors.LoadGolden()
 	if err != nil {
 		t.Fatal(err)
-	}
-	var vs []goldenVector
-	if err := json.Unmarshal(data, &vs); err != nil {
-		t.Fatal(err)
-	}
-	if len(vs) == 0 {
-		t.Fatal("no golden vectors")
 	}
 	return vs
 }

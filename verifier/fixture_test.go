@@ -13,6 +13,7 @@ import (
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/epoch/sqlite"
+	"github.com/amaretti-auth/amaretti/internal/testvectors"
 	"github.com/amaretti-auth/amaretti/macaroon"
 	"github.com/amaretti-auth/amaretti/verifier"
 )
@@ -179,20 +180,11 @@ func caveatsOf(extra ...string) []string {
 	return append([]string{"editor_id = " + alice, "time > 2026-05-01T00:00:00.000001Z"}, extra...)
 }
 
-type goldenToken struct {
-	Name  string `json:"name"`
-	Token string `json:"token"`
-}
-
-func loadGoldenTokens(t testing.TB) []goldenToken {
+func loadGoldenTokens(t testing.TB) []testvectors.Golden {
 	t.Helper()
-	data, err := os.ReadFile("../testdata/golden/tokens.json")
+	vs, err := testvectors.LoadGolden()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []goldenToken
-	if err := json.Unmarshal(data, &out); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return vs
 }

@@ -223,12 +223,17 @@ func validEnvName(s string) bool {
 	return true
 }
 
-func (e *env) inspect(c *cli.Context) error {
+// tokenArg returns the command's only argument, a token or "-" for stdin.
+func (e *env) tokenArg(c *cli.Context) (string, error) {
 	a, err := args(c, "token")
 	if err != nil {
-		return err
+		return "", err
 	}
-	text, err := e.readToken(a[0])
+	return e.readToken(a[0])
+}
+
+func (e *env) inspect(c *cli.Context) error {
+	text, err := e.tokenArg(c)
 	if err != nil {
 		return err
 	}
@@ -292,11 +297,7 @@ func (e *env) inspect(c *cli.Context) error {
 }
 
 func (e *env) attenuate(c *cli.Context) error {
-	a, err := args(c, "token")
-	if err != nil {
-		return err
-	}
-	text, err := e.readToken(a[0])
+	text, err := e.tokenArg(c)
 	if err != nil {
 		return err
 	}
@@ -325,11 +326,7 @@ func (e *env) attenuate(c *cli.Context) error {
 }
 
 func (e *env) verify(c *cli.Context) error {
-	a, err := args(c, "token")
-	if err != nil {
-		return err
-	}
-	text, err := e.readToken(a[0])
+	text, err := e.tokenArg(c)
 	if err != nil {
 		return err
 	}
