@@ -3,6 +3,7 @@ package epoch
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,6 +20,8 @@ type Cache struct {
 	ttl  time.Duration
 	size int
 	now  func() time.Time
+
+	bypass atomic.Bool // see SetBypass
 
 	mu      sync.RWMutex
 	entries map[string]cacheEntry
@@ -60,6 +63,9 @@ func NewCache(src Source, size int, ttl time.Duration, opts ...CacheOption) *Cac
 
 // State implements Source.
 func (c *Cache) State(ctx context.Context, editorID string) (State, error) {
+	if c.bypass.Load() {
+		return c.src.State(ctx, editorID)
+	}
 	now := c.now()
 	c.mu.RLock()
 	e, ok := c.entries[editorID]
@@ -101,6 +107,18 @@ func (c *Cache) Invalidate(editorIDs ...string) {
 	}
 	c.mu.Unlock()
 }
+
+// SetBypass turns the cache off (every State reads the Source; nothing is
+// stored) or back on. A verifier whose invalidation feed is down bypasses its
+// cache until the feed is back, since it would not hear of revocations.
+// Turning the cache off or on drops every entry.
+func (c *Cache) SetBypass(on bool) {
+	c.bypass.Store(on)
+	c.Invalidate()
+}
+
+// Bypassed reports whether the cache is turned off by SetBypass.
+func (c *Cache) Bypassed() bool { return c.bypass.Load() }
 
 // Len returns the number of cached states.
 func (c *Cache) Len() int {

@@ -164,3 +164,28 @@ func TestCacheFillRace(t *testing.T) {
 		t.Fatalf("the stale fill was cached: version %d, want %d", fresh.Version, old.Version+1)
 	}
 }
+
+func TestCacheBypass(t *testing.T) {
+	ctx := context.Background()
+	s, src, clk := setup(t)
+	e, _ := s.Create(ctx, sqlite.NewEditor{Username: "alice"})
+	c := epoch.NewCache(src, 10, time.Hour, epoch.WithCacheClock(clk.now))
+	c.State(ctx, e.ID)
+	c.SetBypass(true)
+	if c.Len() != 0 || !c.Bypassed() {
+		t.Fatal("bypass kept entries")
+	}
+	before := src.reads.Load()
+	s.Touch(ctx, e.ID)
+	st, _ := c.State(ctx, e.ID)
+	c.State(ctx, e.ID)
+	if src.reads.Load() != before+2 || st.Version != 2 || c.Len() != 0 {
+		t.Fatalf("bypassed cache: reads %d, version %d, len %d", src.reads.Load()-before, st.Version, c.Len())
+	}
+	c.SetBypass(false)
+	c.State(ctx, e.ID)
+	c.State(ctx, e.ID)
+	if src.reads.Load() != before+3 {
+		t.Fatal("cache not used after the bypass ended")
+	}
+}
