@@ -21,7 +21,8 @@ type Cache struct {
 	size int
 	now  func() time.Time
 
-	bypass atomic.Bool // see SetBypass
+	bypass       atomic.Bool // see SetBypass
+	hits, misses atomic.Int64
 
 	mu      sync.RWMutex
 	entries map[string]cacheEntry
@@ -72,8 +73,10 @@ func (c *Cache) State(ctx context.Context, editorID string) (State, error) {
 	gen := c.gen
 	c.mu.RUnlock()
 	if ok && now.Before(e.expires) {
+		c.hits.Add(1)
 		return e.state, nil
 	}
+	c.misses.Add(1)
 	s, err := c.src.State(ctx, editorID)
 	if err != nil {
 		return State{}, err
@@ -119,6 +122,10 @@ func (c *Cache) SetBypass(on bool) {
 
 // Bypassed reports whether the cache is turned off by SetBypass.
 func (c *Cache) Bypassed() bool { return c.bypass.Load() }
+
+// Stats returns how many lookups the cache answered (hits) and passed to
+// its Source (misses, bypassed lookups not counted).
+func (c *Cache) Stats() (hits, misses int64) { return c.hits.Load(), c.misses.Load() }
 
 // Len returns the number of cached states.
 func (c *Cache) Len() int {

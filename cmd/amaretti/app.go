@@ -13,6 +13,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/amaretti-auth/amaretti/epoch"
+	"github.com/amaretti-auth/amaretti/epoch/rediscache"
 	"github.com/amaretti-auth/amaretti/epoch/sqlite"
 	"github.com/amaretti-auth/amaretti/macaroon"
 	"github.com/urfave/cli/v2"
@@ -67,6 +69,7 @@ func (e *env) app() *cli.App {
 			&cli.StringFlag{Name: "db", Value: "./amaretti.db", EnvVars: []string{"AMARETTI_DB"}, Usage: "SQLite database `FILE`"},
 			&cli.StringFlag{Name: "keys", Value: "./keys", EnvVars: []string{"AMARETTI_KEYS"}, Usage: "root key `DIR`ectory"},
 			&cli.StringFlag{Name: "location", EnvVars: []string{"AMARETTI_LOCATION"}, Usage: "location written into minted tokens, e.g. api.example.org"},
+			&cli.StringFlag{Name: "redis", EnvVars: []string{"AMARETTI_REDIS"}, Usage: "redis:// `URL` shared with running verifiers: touch, lock, unlock and (de)activate announce their change there"},
 			&cli.BoolFlag{Name: "json", Usage: "machine-readable output"},
 		},
 		Commands: []*cli.Command{
@@ -116,6 +119,26 @@ func (e *env) openStore(c *cli.Context) (*sqlite.Store, error) {
 		return nil, fmt.Errorf("no database at %s (run \"amaretti init\", or set --db / AMARETTI_DB)", path)
 	}
 	return sqlite.Open(c.Context, path, sqlite.WithClock(e.now))
+}
+
+// announce tells running verifiers about changed editors through Redis,
+// when --redis is set. The change is already committed to the database.
+func (e *env) announce(c *cli.Context, store *sqlite.Store, editors ...epoch.Editor) error {
+	url := c.String("redis")
+	if url == "" {
+		return nil
+	}
+	rdb, err := rediscache.NewClient(url)
+	if err != nil {
+		return fmt.Errorf("saved in the database, but not announced: --redis: %w", err)
+	}
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(c.Context, 5*time.Second)
+	defer cancel()
+	if err := rediscache.New(rdb, store).Announce(ctx, editors...); err != nil {
+		return fmt.Errorf("saved in the database, but not announced (verifiers see it within their cache TTL): %w", err)
+	}
+	return nil
 }
 
 // readToken returns a token argument, reading it from stdin when it is "-"

@@ -70,6 +70,9 @@ func (e *env) editorCommand() *cli.Command {
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", verb, a[0], err)
 			}
+			if err := e.announce(c, s, ed); err != nil {
+				return err
+			}
 			if c.Bool("json") {
 				return e.printJSON(toJSON(ed))
 			}
@@ -174,6 +177,9 @@ func (e *env) editorCommand() *cli.Command {
 						if err != nil {
 							return fmt.Errorf("touch %s: %w", a[0], err)
 						}
+						if err := e.announce(c, s, ed); err != nil {
+							return err
+						}
 						if c.Bool("json") {
 							return e.printJSON(toJSON(ed))
 						}
@@ -196,6 +202,15 @@ func (e *env) editorCommand() *cli.Command {
 					n, err := s.TouchAll(c.Context)
 					if err != nil {
 						return err
+					}
+					if c.String("redis") != "" {
+						all, err := s.List(c.Context)
+						if err != nil {
+							return err
+						}
+						if err := e.announce(c, s, all...); err != nil {
+							return err
+						}
 					}
 					if c.Bool("json") {
 						return e.printJSON(map[string]int64{"touched": n})

@@ -1,0 +1,148 @@
+// Command amarettid is amaretti's verifier daemon, for services that are not
+// written in Go and for proxies in front of any service:
+//
+//	GET|POST /v1/verify                     verify a token; 200 + identity JSON
+//	/v1/auth                                forward auth (nginx auth_request, Traefik forwardAuth, Envoy ext_authz)
+//	POST /v1/admin/editors/{id}/touch       admin and superuser tokens only; also lock, unlock
+//	POST /v1/admin/touch-all
+//	GET /healthz, /readyz, /metrics
+//
+// Configuration is by flags or AMARETTI_* environment variables; see
+// amarettid --help. Logs are JSON on stderr.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/amaretti-auth/amaretti/caveat"
+	"github.com/amaretti-auth/amaretti/epoch"
+	"github.com/amaretti-auth/amaretti/epoch/rediscache"
+	"github.com/amaretti-auth/amaretti/epoch/sqlite"
+	"github.com/amaretti-auth/amaretti/macaroon"
+	"github.com/amaretti-auth/amaretti/verifier"
+	"github.com/urfave/cli/v2"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := app(os.Stdout, os.Stderr).RunContext(ctx, os.Args); err != nil {
+		fmt.Fprintf(os.Stderr, "amarettid: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func app(stdout, stderr io.Writer) *cli.App {
+	return &cli.App{
+		Name:            "amarettid",
+		Usage:           "verify amaretti tokens over HTTP, as an API and as a forward-auth backend for proxies",
+		Writer:          stdout,
+		ErrWriter:       stderr,
+		HideHelpCommand: true,
+		ExitErrHandler:  func(*cli.Context, error) {},
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", EnvVars: []string{"AMARETTI_LISTEN"}, Usage: "`ADDR` to listen on"},
+			&cli.StringFlag{Name: "db", Value: "./amaretti.db", EnvVars: []string{"AMARETTI_DB"}, Usage: "SQLite database `FILE` made by amaretti init"},
+			&cli.StringFlag{Name: "keys", Value: "./keys", EnvVars: []string{"AMARETTI_KEYS"}, Usage: "root key `DIR`ectory"},
+			&cli.StringFlag{Name: "location", EnvVars: []string{"AMARETTI_LOCATION"}, Usage: "this service's location (informational: locations decide nothing)"},
+			&cli.StringFlag{Name: "redis", EnvVars: []string{"AMARETTI_REDIS"}, Usage: "redis:// `URL` shared with other verifiers (absent: SQLite only)"},
+			&cli.StringFlag{Name: "cookie", EnvVars: []string{"AMARETTI_COOKIE"}, Usage: "also read the token from the cookie `NAME`"},
+			&cli.DurationFlag{Name: "cache-ttl", Value: epoch.DefaultCacheTTL, EnvVars: []string{"AMARETTI_CACHE_TTL"}, Usage: "how long editor states are cached in process: the staleness bound when an invalidation is lost"},
+			&cli.IntFlag{Name: "cache-size", Value: epoch.DefaultCacheSize, EnvVars: []string{"AMARETTI_CACHE_SIZE"}, Usage: "most editor states cached in process"},
+			&cli.DurationFlag{Name: "redis-ttl", Value: rediscache.DefaultTTL, EnvVars: []string{"AMARETTI_REDIS_TTL"}, Usage: "how long Redis keeps an editor state"},
+			&cli.DurationFlag{Name: "skew", Value: caveat.DefaultSkew, EnvVars: []string{"AMARETTI_SKEW"}, Usage: "how far in the future a token's creation time may lie"},
+			&cli.Int64Flag{Name: "max-body", Value: 64 << 10, EnvVars: []string{"AMARETTI_MAX_BODY"}, Usage: "largest request body, in bytes"},
+		},
+		Action: func(c *cli.Context) error {
+			log := slog.New(slog.NewJSONHandler(stderr, nil))
+			return serve(c, log)
+		},
+	}
+}
+
+func serve(c *cli.Context, log *slog.Logger) error {
+	ctx := c.Context
+	keys, err := macaroon.OpenKeyStore(c.String("keys"))
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(c.String("db")); err != nil {
+		return fmt.Errorf("database %s: %w (run \"amaretti init\")", c.String("db"), err)
+	}
+	store, err := sqlite.Open(ctx, c.String("db"))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	var src epoch.Source = store
+	var layer *rediscache.Layer
+	if url := c.String("redis"); url != "" {
+		rdb, err := rediscache.NewClient(url)
+		if err != nil {
+			return fmt.Errorf("--redis: %w", err)
+		}
+		defer rdb.Close()
+		layer = rediscache.New(rdb, store, rediscache.WithTTL(c.Duration("redis-ttl")), rediscache.WithLogger(log))
+		src = layer
+	}
+	cache := epoch.NewCache(src, c.Int("cache-size"), c.Duration("cache-ttl"))
+	checker, err := caveat.NewChecker(caveat.WithSkew(c.Duration("skew")))
+	if err != nil {
+		return err
+	}
+	v, err := verifier.New(keys, cache, verifier.WithChecker(checker))
+	if err != nil {
+		return err
+	}
+	m := newMetrics(cache, layer)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	if layer != nil {
+		go layer.Watch(watchCtx, cache, time.Second, func(up bool) {
+			if up {
+				m.feedUp.Set(1)
+			} else {
+				m.feedUp.Set(0)
+			}
+		})
+	}
+	s := &server{v: v, keys: keys, store: store, cache: cache, layer: layer, m: m, log: log, cookie: c.String("cookie"), maxBody: c.Int64("max-body")}
+
+	ln, err := net.Listen("tcp", c.String("listen"))
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           s.routes(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	done := make(chan error, 1)
+	go func() {
+		<-ctx.Done()
+		log.Info("shutting down: draining in-flight requests")
+		shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		done <- srv.Shutdown(shutdown)
+	}()
+	log.Info("amarettid listening", "addr", ln.Addr().String(), "redis", layer != nil, "cache_ttl", c.Duration("cache-ttl").String())
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return <-done
+}
