@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/amaretti-auth/amaretti/epoch/sqlite"
+	"github.com/amaretti-auth/amaretti/macaroon"
+)
+
+// bin holds the amarettid and amaretti binaries built for the process tests.
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "amarettid-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin = dir
+	for _, pkg := range []string{".", "../amaretti"} {
+		build := exec.Command("go", "build", "-o", dir, pkg)
+		build.Stderr = os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building", pkg, err)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freePort(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// deployment is a store made by the CLI, shared by the daemons of a test.
+type deployment struct {
+	t        testing.TB
+	dir      string
+	redisURL string
+}
+
+func (d *deployment) env() []string {
+	return []string{
+		"PATH=" + os.Getenv("PATH"),
+		"AMARETTI_DB=" + filepath.Join(d.dir, "amaretti.db"),
+		"AMARETTI_KEYS=" + filepath.Join(d.dir, "keys"),
+		"AMARETTI_REDIS=" + d.redisURL,
+	}
+}
+
+// cli runs the amaretti binary and returns its trimmed stdout.
+func (d *deployment) cli(args ...string) string {
+	d.t.Helper()
+	cmd := exec.Command(filepath.Join(bin, "amaretti"), args...)
+	cmd.Env = d.env()
+	out, err := cmd.Output()
+	if err != nil {
+		stderr := ""
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		d.t.Fatalf("amaretti %v: %v %s", args, err, stderr)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func newDeployment(t testing.TB, redisURL string) *deployment {
+	d := &deployment{t: t, dir: t.TempDir(), redisURL: redisURL}
+	d.cli("init")
+	return d
+}
+
+// daemon is a running amarettid process.
+type daemon struct {
+	url string
+	cmd *exec.Cmd
+	log *os.File
+}
+
+func (d *deployment) start(extra ...string) *daemon {
+	d.t.Helper()
+	addr := freePort(d.t)
+	logf, err := os.CreateTemp(d.dir, "amarettid-*.log")
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(bin, "amarettid"), append([]string{"--listen", addr}, extra...)...)
+	cmd.Env = d.env()
+	cmd.Stderr = logf
+	if err := cmd.Start(); err != nil {
+		d.t.Fatal(err)
+	}
+	dm := &daemon{url: "http://" + addr, cmd: cmd, log: logf}
+	d.t.Cleanup(func() { dm.stop(); logf.Close() })
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(dm.url + "/healthz"); err == nil {
+			resp.Body.Close()
+			return dm
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	log, _ := os.ReadFile(logf.Name())
+	d.t.Fatalf("amarettid did not come up:\n%s", log)
+	return nil
+}
+
+func (dm *daemon) stop() {
+	if dm.cmd.ProcessState == nil {
+		dm.cmd.Process.Signal(syscall.SIGTERM)
+		dm.cmd.Wait()
+	}
+}
+
+var client = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+
+// status asks the daemon to verify tok and returns the HTTP status.
+func (dm *daemon) status(t testing.TB, tok string) int {
+	req, _ := http.NewRequest("GET", dm.url+"/v1/verify", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Errorf("verify: %v", err)
+		return 0
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func (dm *daemon) metric(t testing.TB, name string) string {
+	resp, err := client.Get(dm.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, name+" ") {
+			return strings.TrimPrefix(line, name+" ")
+		}
+	}
+	return ""
+}
+
+func (d *deployment) minter() *macaroon.Minter {
+	keys, err := macaroon.OpenKeyStore(filepath.Join(d.dir, "keys"))
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	m, err := macaroon.NewMinter(keys, "api.example.org")
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return m
+}
+
+func (d *deployment) mint(m *macaroon.Minter, editor string) string {
+	d.t.Helper()
+	time.Sleep(10 * time.Microsecond) // after any touch's microsecond
+	tok, err := m.Mint(context.Background(), editor)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return tok.Token
+}
+
+func (d *deployment) store() *sqlite.Store {
+	s, err := sqlite.Open(context.Background(), filepath.Join(d.dir, "amaretti.db"))
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	d.t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func waitUntil(t testing.TB, what string, limit time.Duration, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		if cond() {
+			return time.Since(start)
+		}
+		if time.Since(start) > limit {
+			t.Fatalf("%s: not within %v", what, limit)
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+}
+
+func percentile(ds []time.Duration, p float64) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[int(float64(len(s)-1)*p)]
+}
