@@ -88,7 +88,9 @@ func (f *fixture) do(t *testing.T, c call) (*http.Response, string) {
 	return resp, string(b)
 }
 
-func bearer(tok string) map[string][]string { return map[string][]string{"Authorization": {"Bearer " + tok}} }
+func bearer(tok string) map[string][]string {
+	return map[string][]string{"Authorization": {"Bearer " + tok}}
+}
 
 func with(h map[string][]string, k, v string) map[string][]string {
 	out := map[string][]string{k: {v}}

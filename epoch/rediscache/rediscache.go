@@ -70,8 +70,15 @@ type Layer struct {
 	ttl time.Duration
 	log *slog.Logger
 
+	// downUntil (UnixNano) is set after a Redis failure: until then reads
+	// go straight to the store instead of waiting on Redis again.
+	downUntil atomic.Int64
+
 	hits, misses, fallbacks, redisErrors, invalidations atomic.Int64
 }
+
+// breakFor is how long reads skip Redis after it failed.
+const breakFor = time.Second
 
 // An Option configures a Layer.
 type Option func(*Layer)
@@ -96,7 +103,21 @@ func New(rdb redis.UniversalClient, src epoch.Source, opts ...Option) *Layer {
 // master_name parameter (redis://s1:26379/0?master_name=mymaster&addr=s2:26379),
 // or Cluster with addr parameters and no master_name
 // (redis://n1:6379?addr=n2:6379&addr=n3:6379).
+//
+// Redis sits on the verify path, so unless the URL says otherwise
+// (dial_timeout, read_timeout, write_timeout, max_retries), timeouts are
+// 250 ms and failed commands are not retried: the Layer falls back to the
+// store at once instead.
 func NewClient(url string) (redis.UniversalClient, error) {
+	for param, value := range map[string]string{"dial_timeout": "250ms", "read_timeout": "250ms", "write_timeout": "250ms", "max_retries": "-1"} {
+		if !strings.Contains(url, param+"=") {
+			sep := "?"
+			if strings.Contains(url, "?") {
+				sep = "&"
+			}
+			url += sep + param + "=" + value
+		}
+	}
 	switch {
 	case strings.Contains(url, "master_name="):
 		o, err := redis.ParseFailoverURL(url)
@@ -145,6 +166,10 @@ func decode(v string) (epoch.State, error) {
 // State implements epoch.Source: Redis, then the store (filling Redis).
 // When Redis fails it reads the store and says so in the log and Stats.
 func (l *Layer) State(ctx context.Context, editorID string) (epoch.State, error) {
+	if time.Now().UnixNano() < l.downUntil.Load() {
+		l.fallbacks.Add(1)
+		return l.src.State(ctx, editorID)
+	}
 	v, err := l.rdb.Get(ctx, key(editorID)).Result()
 	switch {
 	case err == nil:
@@ -160,7 +185,9 @@ func (l *Layer) State(ctx context.Context, editorID string) (epoch.State, error)
 	default:
 		l.redisErrors.Add(1)
 		l.fallbacks.Add(1)
-		l.log.Warn("redis read failed; reading the store", "editor_id", editorID, "err", err)
+		if l.downUntil.Swap(time.Now().Add(breakFor).UnixNano()) < time.Now().UnixNano() {
+			l.log.Warn("redis read failed; reading the store for a while", "editor_id", editorID, "err", err, "retry_in", breakFor.String())
+		}
 		return l.src.State(ctx, editorID)
 	}
 	st, err := l.src.State(ctx, editorID)
