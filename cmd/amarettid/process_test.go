@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	bin = dir
-	for _, pkg := range []string{".", "../amaretti"} {
+	for _, pkg := range []string{".", "../amaretti", "../../examples/api-service"} {
 		build := exec.Command("go", "build", "-o", dir, pkg)
 		build.Stderr = os.Stderr
 		if err := build.Run(); err != nil {

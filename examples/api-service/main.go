@@ -25,9 +25,11 @@ func main() {
 	listen := flag.String("listen", envOr("API_LISTEN", "127.0.0.1:8081"), "address to listen on")
 	db := flag.String("db", envOr("AMARETTI_DB", "./amaretti.db"), "SQLite database made by amaretti init")
 	keyDir := flag.String("keys", envOr("AMARETTI_KEYS", "./keys"), "key directory made by amaretti init")
+	trustProxy := flag.Bool("trust-proxy-headers", os.Getenv("API_TRUST_PROXY_HEADERS") == "1",
+		"serve GET /v1/proxied/whoami from the X-Amaretti-* headers a forward-auth proxy sets; only when the API is reachable through that proxy alone")
 	flag.Parse()
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	if err := serve(*listen, *db, *keyDir, log); err != nil {
+	if err := serve(*listen, *db, *keyDir, *trustProxy, log); err != nil {
 		log.Error("api-service stopped", "err", err)
 		os.Exit(1)
 	}
@@ -40,7 +42,7 @@ func envOr(name, def string) string {
 	return def
 }
 
-func serve(listen, db, keyDir string, log *slog.Logger) error {
+func serve(listen, db, keyDir string, trustProxy bool, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	keys, err := macaroon.OpenKeyStore(keyDir)
@@ -59,7 +61,7 @@ func serve(listen, db, keyDir string, log *slog.Logger) error {
 	}
 	srv := &http.Server{
 		Addr:              listen,
-		Handler:           newServer(v, log),
+		Handler:           newServer(v, trustProxy, log),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
@@ -83,7 +85,9 @@ func serve(listen, db, keyDir string, log *slog.Logger) error {
 //	GET  /v1/whoami  the caller's identity (token required)
 //	GET  /v1/hello   public; greets the caller by editor id when a token is sent
 //	POST /v1/things  needs the "edit" right
-func newServer(v *verifier.Verifier, log *slog.Logger) http.Handler {
+//	GET  /v1/proxied/whoami  the identity a forward-auth proxy put in
+//	                 X-Amaretti-* headers (only with trustProxy)
+func newServer(v *verifier.Verifier, trustProxy bool, log *slog.Logger) http.Handler {
 	required := v.Middleware(verifier.WithLogger(log))
 	optional := v.Middleware(verifier.Optional(), verifier.WithLogger(log))
 	mux := http.NewServeMux()
@@ -108,6 +112,18 @@ func newServer(v *verifier.Verifier, log *slog.Logger) http.Handler {
 		}
 		writeJSON(w, http.StatusCreated, map[string]string{"created_by": id.EditorID})
 	})))
+	if trustProxy {
+		mux.HandleFunc("GET /v1/proxied/whoami", func(w http.ResponseWriter, r *http.Request) {
+			id := r.Header.Get("X-Amaretti-Editor-Id")
+			if id == "" {
+				writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "no identity from the proxy"})
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]string{
+				"editor_id": id, "role": r.Header.Get("X-Amaretti-Role"), "token_id": r.Header.Get("X-Amaretti-Token-Id"),
+			})
+		})
+	}
 	return mux
 }
 

@@ -33,7 +33,7 @@ func TestAPIService(t *testing.T) {
 	alice, _ := store.Create(ctx, sqlite.NewEditor{Username: "alice"})
 	cache := epoch.NewCache(store, 0, time.Minute)
 	v, _ := verifier.New(keys, cache)
-	srv := httptest.NewServer(newServer(v, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	srv := httptest.NewServer(newServer(v, false, slog.New(slog.NewTextHandler(io.Discard, nil))))
 	defer srv.Close()
 	minter, _ := macaroon.NewMinter(keys, "api.example.org")
 	full, _ := minter.Mint(ctx, alice.ID, macaroon.ExpiresIn(time.Hour))
