@@ -13,6 +13,10 @@ type metrics struct {
 	verifications *prometheus.CounterVec
 	latency       *prometheus.HistogramVec
 	feedUp        prometheus.Gauge
+
+	// Children resolved once for the hot paths.
+	verifyAllowed, authAllowed prometheus.Counter
+	verifyLatency, authLatency prometheus.Observer
 }
 
 func newMetrics(cache *epoch.Cache, layer *rediscache.Layer) *metrics {
@@ -32,6 +36,10 @@ func newMetrics(cache *epoch.Cache, layer *rediscache.Layer) *metrics {
 			Help: "1 while the Redis invalidation subscription is up (always 0 without Redis).",
 		}),
 	}
+	m.verifyAllowed = m.verifications.WithLabelValues("verify", "allowed")
+	m.authAllowed = m.verifications.WithLabelValues("auth", "allowed")
+	m.verifyLatency = m.latency.WithLabelValues("verify")
+	m.authLatency = m.latency.WithLabelValues("auth")
 	m.reg.MustRegister(m.verifications, m.latency, m.feedUp,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	counter := func(name, help string, labels prometheus.Labels, f func() float64) {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -133,9 +134,12 @@ func (s *server) requestToken(r *http.Request, body string) (string, error) {
 
 func (s *server) handleVerify(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	defer func() { s.m.latency.WithLabelValues("verify").Observe(time.Since(start).Seconds()) }()
-	q := r.URL.Query()
-	body := verifyBody{Endpoint: q.Get("endpoint"), Method: q.Get("method"), Path: q.Get("path"), Rights: q["right"]}
+	defer func() { s.m.verifyLatency.Observe(time.Since(start).Seconds()) }()
+	var body verifyBody
+	if r.URL.RawQuery != "" {
+		q := r.URL.Query()
+		body = verifyBody{Endpoint: q.Get("endpoint"), Method: q.Get("method"), Path: q.Get("path"), Rights: q["right"]}
+	}
 	if r.Method == http.MethodPost && r.ContentLength != 0 {
 		dec := json.NewDecoder(r.Body)
 		dec.DisallowUnknownFields()
@@ -156,7 +160,7 @@ func (s *server) handleVerify(w http.ResponseWriter, r *http.Request) {
 		s.deny(w, r, "verify", err, verifier.ProblemFor(err))
 		return
 	}
-	s.m.verifications.WithLabelValues("verify", "allowed").Inc()
+	s.m.verifyAllowed.Inc()
 	identityHeaders(w, id)
 	writeJSON(w, http.StatusOK, identityJSON(id))
 }
@@ -166,7 +170,7 @@ func (s *server) handleVerify(w http.ResponseWriter, r *http.Request) {
 // 400, which nginx would turn into a 500.
 func (s *server) handleAuth(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	defer func() { s.m.latency.WithLabelValues("auth").Observe(time.Since(start).Seconds()) }()
+	defer func() { s.m.authLatency.Observe(time.Since(start).Seconds()) }()
 	token, err := s.requestToken(r, "")
 	if err != nil {
 		s.denyTokenless(w, r, "auth", err, true)
@@ -177,7 +181,7 @@ func (s *server) handleAuth(w http.ResponseWriter, r *http.Request) {
 		s.deny(w, r, "auth", err, verifier.ProblemFor(err))
 		return
 	}
-	s.m.verifications.WithLabelValues("auth", "allowed").Inc()
+	s.m.authAllowed.Inc()
 	identityHeaders(w, id)
 	w.WriteHeader(http.StatusOK)
 }
@@ -214,23 +218,33 @@ func first(s ...string) string {
 }
 
 func identityHeaders(w http.ResponseWriter, id verifier.Identity) {
+	// Keys in canonical form, assigned directly: Header.Set would
+	// canonicalise each on every request.
 	h := w.Header()
-	h.Set("X-Amaretti-Editor-Id", id.EditorID)
-	h.Set("X-Amaretti-Role", string(id.Role))
-	h.Set("X-Amaretti-Token-Id", id.TokenID)
+	h["X-Amaretti-Editor-Id"] = []string{id.EditorID}
+	h["X-Amaretti-Role"] = []string{string(id.Role)}
+	h["X-Amaretti-Token-Id"] = []string{id.TokenID}
 	if id.Rights != nil {
-		h.Set("X-Amaretti-Rights", strings.Join(id.Rights, ","))
+		h["X-Amaretti-Rights"] = []string{strings.Join(id.Rights, ",")}
 	}
-	h.Set("Cache-Control", "no-store")
+	h["Cache-Control"] = []string{"no-store"}
 }
 
-func identityJSON(id verifier.Identity) map[string]any {
-	j := map[string]any{"editor_id": id.EditorID, "role": id.Role, "token_id": id.TokenID, "key_id": id.KeyID, "created": id.Created}
+// identity is the JSON body of a successful /v1/verify.
+type identity struct {
+	EditorID string     `json:"editor_id"`
+	Role     string     `json:"role"`
+	TokenID  string     `json:"token_id"`
+	KeyID    string     `json:"key_id"`
+	Created  time.Time  `json:"created"`
+	Expires  *time.Time `json:"expires,omitempty"`
+	Rights   []string   `json:"rights,omitempty"`
+}
+
+func identityJSON(id verifier.Identity) identity {
+	j := identity{EditorID: id.EditorID, Role: string(id.Role), TokenID: id.TokenID, KeyID: id.KeyID, Created: id.Created, Rights: id.Rights}
 	if !id.Expires.IsZero() {
-		j["expires"] = id.Expires
-	}
-	if id.Rights != nil {
-		j["rights"] = id.Rights
+		j.Expires = &id.Expires
 	}
 	return j
 }
@@ -361,8 +375,15 @@ func (s *server) handleReady(w http.ResponseWriter, r *http.Request) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
+	body, err := json.Marshal(v)
+	if err != nil {
+		status, body = http.StatusInternalServerError, []byte(`{"error":"internal_error"}`)
+	}
+	body = append(body, '\n')
+	h := w.Header()
+	h["Content-Type"] = []string{"application/json"}
+	h["Cache-Control"] = []string{"no-store"}
+	h["Content-Length"] = []string{strconv.Itoa(len(body))} // not chunked
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+	w.Write(body)
 }

@@ -3,6 +3,7 @@ package rediscache_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -235,4 +236,35 @@ func TestWatch(t *testing.T) {
 			return st.Version == unlocked.Version
 		})
 	})
+}
+
+func TestNewClientURLs(t *testing.T) {
+	for _, tc := range []struct {
+		url  string
+		kind string
+	}{
+		{"redis://127.0.0.1:6379/0", "*redis.Client"},
+		{"redis://s1:26379/0?master_name=mymaster&addr=s2:26379", "*redis.Client"}, // a failover client is a *redis.Client
+		{"redis://n1:6379?addr=n2:6379&addr=n3:6379", "*redis.ClusterClient"},
+	} {
+		c, err := rediscache.NewClient(tc.url)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.url, err)
+		}
+		if got := fmt.Sprintf("%T", c); got != tc.kind {
+			t.Errorf("%s: %s, want %s", tc.url, got, tc.kind)
+		}
+		c.Close()
+	}
+	if c, err := rediscache.NewClient("redis://127.0.0.1:6379/0?read_timeout=2s"); err != nil {
+		t.Fatal(err)
+	} else {
+		if o := c.(*redis.Client).Options(); o.ReadTimeout != 2*time.Second || o.MaxRetries != -1 || o.DialTimeout != 250*time.Millisecond {
+			t.Errorf("options %v %v %v", o.ReadTimeout, o.MaxRetries, o.DialTimeout)
+		}
+		c.Close()
+	}
+	if _, err := rediscache.NewClient("http://nope"); err == nil {
+		t.Error("accepted a non-redis URL")
+	}
 }
