@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -62,6 +63,7 @@ func app(stdout, stderr io.Writer) *cli.App {
 			&cli.DurationFlag{Name: "redis-ttl", Value: rediscache.DefaultTTL, EnvVars: []string{"AMARETTI_REDIS_TTL"}, Usage: "how long Redis keeps an editor state"},
 			&cli.DurationFlag{Name: "skew", Value: caveat.DefaultSkew, EnvVars: []string{"AMARETTI_SKEW"}, Usage: "how far in the future a token's creation time may lie"},
 			&cli.Int64Flag{Name: "max-body", Value: 64 << 10, EnvVars: []string{"AMARETTI_MAX_BODY"}, Usage: "largest request body, in bytes"},
+			&cli.DurationFlag{Name: "keys-reload", Value: 30 * time.Second, EnvVars: []string{"AMARETTI_KEYS_RELOAD"}, Usage: "re-read the key directory this often (and on SIGHUP), to pick up rotations and retirements; 0 for SIGHUP only"},
 		},
 		Action: func(c *cli.Context) error {
 			log := slog.New(slog.NewJSONHandler(stderr, nil))
@@ -118,6 +120,7 @@ func serve(c *cli.Context, log *slog.Logger) error {
 		})
 	}
 	s := &server{v: v, keys: keys, store: store, cache: cache, layer: layer, m: m, log: log, cookie: c.String("cookie"), maxBody: c.Int64("max-body")}
+	go reloadKeys(watchCtx, keys, c.Duration("keys-reload"), log)
 
 	ln, err := net.Listen("tcp", c.String("listen"))
 	if err != nil {
@@ -145,4 +148,42 @@ func serve(c *cli.Context, log *slog.Logger) error {
 		return err
 	}
 	return <-done
+}
+
+// reloadKeys re-reads the key directory on SIGHUP and every interval, so
+// "amaretti keys rotate" and "keys retire" reach a running daemon. A failed
+// reload keeps the keys already loaded.
+func reloadKeys(ctx context.Context, keys *macaroon.KeyStore, interval time.Duration, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var tick <-chan time.Time
+	if interval > 0 {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	ids := func() string {
+		var out []string
+		for _, k := range keys.Keys() {
+			out = append(out, k.ID()+"="+string(k.State()))
+		}
+		return strings.Join(out, " ")
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		case <-tick:
+		}
+		before := ids()
+		if err := keys.Reload(); err != nil {
+			log.Error("reloading keys failed; keeping the loaded ones", "err", err)
+			continue
+		}
+		if after := ids(); after != before {
+			log.Info("keys reloaded", "keys", after)
+		}
+	}
 }

@@ -119,3 +119,34 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatal("no exit within 10 s of SIGTERM")
 	}
 }
+
+// TestKeyRotationReachesDaemon: keys rotated and retired with the CLI reach
+// a running daemon on SIGHUP (and on the reload interval).
+func TestKeyRotationReachesDaemon(t *testing.T) {
+	d := newDeployment(t, "")
+	alice := d.cli("editor", "create", "alice")
+	a := d.start("--keys-reload", "0")
+	old := d.mint(d.minter(), alice)
+	var keys []struct {
+		ID string `json:"id"`
+	}
+	d.jsonCLI(&keys, "keys", "list")
+	d.cli("keys", "rotate")
+	fresh := d.mint(d.minter(), alice)
+	if a.status(t, fresh) != 401 {
+		t.Fatal("the daemon knew the new key before reloading")
+	}
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	waitUntil(t, "new key after SIGHUP", 5*time.Second, func() bool { return a.status(t, fresh) == 200 })
+	if a.status(t, old) != 200 {
+		t.Fatal("a token under the previous key after rotation")
+	}
+	d.cli("keys", "retire", keys[0].ID)
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	waitUntil(t, "retired key refused after SIGHUP", 5*time.Second, func() bool { return a.status(t, old) == 401 })
+
+	b := d.start("--keys-reload", "200ms")
+	d.cli("keys", "rotate")
+	newest := d.mint(d.minter(), alice)
+	waitUntil(t, "new key after the reload interval", 5*time.Second, func() bool { return b.status(t, newest) == 200 })
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -82,6 +83,14 @@ func (d *deployment) cli(args ...string) string {
 		d.t.Fatalf("amaretti %v: %v %s", args, err, stderr)
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// jsonCLI runs the CLI with --json and decodes its output into v.
+func (d *deployment) jsonCLI(v any, args ...string) {
+	d.t.Helper()
+	if err := json.Unmarshal([]byte(d.cli(append([]string{"--json"}, args...)...)), v); err != nil {
+		d.t.Fatal(err)
+	}
 }
 
 func newDeployment(t testing.TB, redisURL string) *deployment {
