@@ -35,23 +35,24 @@ type Keys interface {
 	Key(id string) (*macaroon.Key, error)
 }
 
-// Identity is who a valid token speaks for.
+// Identity is who a valid token speaks for. Its JSON form is what the CLI
+// and the daemon print.
 type Identity struct {
 	// EditorID is the editor the token acts for.
-	EditorID string
+	EditorID string `json:"editor_id"`
 	// Role is the editor's role, from the epoch store.
-	Role epoch.Role
+	Role epoch.Role `json:"role"`
 	// TokenID is the token's own id ("" for fatcat-format tokens).
-	TokenID string
+	TokenID string `json:"token_id,omitempty"`
 	// KeyID is the root key the token was minted under.
-	KeyID string
+	KeyID string `json:"key_id"`
 	// Created is when the token was minted.
-	Created time.Time
+	Created time.Time `json:"created"`
 	// Expires is the token's earliest expiry, or zero when it has none.
-	Expires time.Time
+	Expires time.Time `json:"expires,omitzero"`
 	// Rights is the set of rights the token may exercise, or nil when its
 	// caveats do not restrict rights.
-	Rights []string
+	Rights []string `json:"rights,omitempty"`
 }
 
 // Can reports whether the token may exercise right.

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/base64"
 	"encoding/json"
+	"github.com/amaretti-auth/amaretti/verifier"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -73,7 +74,7 @@ func TestInteropPymacaroons(t *testing.T) {
 		created := caveat.FormatTime(time.Now())
 		tok := pymac(t, "mint", secret, id, "api.example.org", "url",
 			"editor_id = "+alice, "time > "+created, "time < "+caveat.FormatTime(time.Now().Add(time.Hour)), "method = GET")
-		var got identityJSON
+		var got verifier.Identity
 		c.jsonOut(&got, "token", "verify", tok, "--method", "GET")
 		if got.EditorID != alice || got.TokenID != "0F0E0D0C-0B0A-4908-8706-050403020100" || got.KeyID != keyID {
 			t.Fatalf("identity %+v", got)
@@ -96,7 +97,7 @@ func TestInteropPymacaroons(t *testing.T) {
 		if _, err := base64.StdEncoding.DecodeString(tok); err != nil {
 			t.Fatalf("not standard padded base64: %v", err)
 		}
-		var got identityJSON
+		var got verifier.Identity
 		c.jsonOut(&got, "token", "verify", tok)
 		if got.EditorID != fatcatEditor || got.Role != "admin" || got.KeyID != "dummy" || got.TokenID != "" {
 			t.Fatalf("identity %+v", got)

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch"
@@ -54,24 +53,6 @@ func restrictions(c *cli.Context) ([]caveat.Caveat, error) {
 		}
 	}
 	return out, nil
-}
-
-type identityJSON struct {
-	EditorID string     `json:"editor_id"`
-	Role     string     `json:"role"`
-	TokenID  string     `json:"token_id,omitempty"`
-	KeyID    string     `json:"key_id"`
-	Created  time.Time  `json:"created"`
-	Expires  *time.Time `json:"expires,omitempty"`
-	Rights   []string   `json:"rights,omitempty"`
-}
-
-func identityOf(id verifier.Identity) identityJSON {
-	j := identityJSON{EditorID: id.EditorID, Role: string(id.Role), TokenID: id.TokenID, KeyID: id.KeyID, Created: id.Created, Rights: id.Rights}
-	if !id.Expires.IsZero() {
-		j.Expires = &id.Expires
-	}
-	return j
 }
 
 func (e *env) printIdentity(id verifier.Identity) {
@@ -269,7 +250,7 @@ func (e *env) inspect(c *cli.Context) error {
 			j["reason"] = reason
 		}
 		if status == "yes" {
-			j["identity"] = identityOf(id)
+			j["identity"] = id
 		}
 		return e.printJSON(j)
 	}
@@ -346,7 +327,7 @@ func (e *env) verify(c *cli.Context) error {
 		return fmt.Errorf("token rejected: %w", err)
 	}
 	if c.Bool("json") {
-		return e.printJSON(identityOf(id))
+		return e.printJSON(id)
 	}
 	e.printIdentity(id)
 	return nil

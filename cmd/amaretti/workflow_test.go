@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/base64"
+	"github.com/amaretti-auth/amaretti/verifier"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,9 +59,9 @@ func TestWorkflow(t *testing.T) {
 	if strings.ContainsAny(tok, "=+/ \n") {
 		t.Fatalf("token not base64url without padding: %q", tok)
 	}
-	var id identityJSON
+	var id verifier.Identity
 	c.jsonOut(&id, "token", "verify", tok)
-	if id.EditorID != alice || id.Role != "editor" || id.Expires == nil || strings.Join(id.Rights, ",") != "read,edit" {
+	if id.EditorID != alice || id.Role != "editor" || id.Expires.IsZero() || strings.Join(id.Rights, ",") != "read,edit" {
 		t.Fatalf("token verify: %+v", id)
 	}
 	out := c.ok(tok+"\n", "token", "verify", "-", "--right", "edit")

@@ -162,7 +162,7 @@ func (s *server) handleVerify(w http.ResponseWriter, r *http.Request) {
 	}
 	s.m.verifyAllowed.Inc()
 	identityHeaders(w, id)
-	writeJSON(w, http.StatusOK, identityJSON(id))
+	writeJSON(w, http.StatusOK, id)
 }
 
 // handleAuth is forward auth for nginx auth_request, Traefik forwardAuth and
@@ -228,25 +228,6 @@ func identityHeaders(w http.ResponseWriter, id verifier.Identity) {
 		h["X-Amaretti-Rights"] = []string{strings.Join(id.Rights, ",")}
 	}
 	h["Cache-Control"] = []string{"no-store"}
-}
-
-// identity is the JSON body of a successful /v1/verify.
-type identity struct {
-	EditorID string     `json:"editor_id"`
-	Role     string     `json:"role"`
-	TokenID  string     `json:"token_id"`
-	KeyID    string     `json:"key_id"`
-	Created  time.Time  `json:"created"`
-	Expires  *time.Time `json:"expires,omitempty"`
-	Rights   []string   `json:"rights,omitempty"`
-}
-
-func identityJSON(id verifier.Identity) identity {
-	j := identity{EditorID: id.EditorID, Role: string(id.Role), TokenID: id.TokenID, KeyID: id.KeyID, Created: id.Created, Rights: id.Rights}
-	if !id.Expires.IsZero() {
-		j.Expires = &id.Expires
-	}
-	return j
 }
 
 func badRequest(desc string) verifier.Problem {
