@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -28,6 +29,9 @@ var (
 	ErrLocked = fmt.Errorf("%w: editor locked", ErrRevoked)
 	// ErrInactive means the editor is deactivated.
 	ErrInactive = errors.New("editor inactive")
+	// ErrTokenRevoked means this one token was revoked on its own. It wraps
+	// ErrRevoked.
+	ErrTokenRevoked = fmt.Errorf("%w: this token was revoked", ErrRevoked)
 )
 
 // FarFuture is the epoch of a locked editor: no token can be created after
@@ -62,10 +66,31 @@ type State struct {
 	Role Role
 	// Active is false for a deactivated editor, whose tokens all fail.
 	Active bool
-	// Version grows by one with every change to the editor. Caches compare
-	// versions, not epochs, because unlocking moves the epoch back from
-	// FarFuture.
+	// Version grows by one with every change to the editor, token
+	// revocations included. Caches compare versions, not epochs, because
+	// unlocking moves the epoch back from FarFuture.
 	Version int64
+	// Revoked lists the editor's API tokens revoked one by one that the
+	// epoch does not already revoke (created after it, not expired), as
+	// comma-separated token ids (upper-case UUIDs); see TokenRevoked. A
+	// string keeps State comparable and cheap to copy.
+	Revoked string
+}
+
+// TokenRevoked reports whether the token with the given id was revoked on
+// its own.
+func (s State) TokenRevoked(tokenID string) bool {
+	if tokenID == "" || s.Revoked == "" {
+		return false
+	}
+	for rest := s.Revoked; rest != ""; {
+		id, next, _ := strings.Cut(rest, ",")
+		if id == tokenID {
+			return true
+		}
+		rest = next
+	}
+	return false
 }
 
 // Locked reports whether the editor is locked.
@@ -74,7 +99,9 @@ func (s State) Locked() bool { return !s.Epoch.Before(FarFuture) }
 // Admit applies the epoch rule to a token created at created: it returns nil
 // when the editor is active and created, truncated to the microsecond, is
 // strictly after the epoch; otherwise ErrInactive, ErrLocked or ErrRevoked.
-func (s State) Admit(created time.Time) error {
+// Any tokenIDs given (the token's own id, and those of the tokens it was
+// exchanged from) must not be revoked one by one either (ErrTokenRevoked).
+func (s State) Admit(created time.Time, tokenIDs ...string) error {
 	switch {
 	case !s.Active:
 		return ErrInactive
@@ -82,6 +109,11 @@ func (s State) Admit(created time.Time) error {
 		return ErrLocked
 	case !created.Truncate(time.Microsecond).After(s.Epoch):
 		return ErrRevoked
+	}
+	for _, id := range tokenIDs {
+		if s.TokenRevoked(id) {
+			return ErrTokenRevoked
+		}
 	}
 	return nil
 }
@@ -98,16 +130,20 @@ type Editor struct {
 	ID       string
 	Username string
 	Role     Role
-	Active   bool
+	// Bot marks an automated account (fatcat's is_bot), whatever its role.
+	Bot    bool
+	Active bool
 	// AuthEpoch is the editor's epoch.
 	AuthEpoch time.Time
 	Created   time.Time
 	Version   int64
+	// Revoked is State.Revoked.
+	Revoked string
 }
 
 // State returns the part of e the verify path reads.
 func (e Editor) State() State {
-	return State{Epoch: e.AuthEpoch, Role: e.Role, Active: e.Active, Version: e.Version}
+	return State{Epoch: e.AuthEpoch, Role: e.Role, Active: e.Active, Version: e.Version, Revoked: e.Revoked}
 }
 
 // Locked reports whether the editor is locked.

@@ -53,7 +53,7 @@ const (
 var setIfGreater = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 if cur then
-  local v = tonumber(string.match(cur, '^v1 (%d+) '))
+  local v = tonumber(string.match(cur, '^v%d+ (%d+) '))
   if v and v >= tonumber(ARGV[1]) then
     return 0
   end
@@ -141,26 +141,36 @@ func NewClient(url string) (redis.UniversalClient, error) {
 
 func key(editorID string) string { return keyPrefix + editorID }
 
+// encode writes "v2 <version> <epoch µs> <role> <active 0|1> <revoked>",
+// revoked being the comma-separated token ids or "-".
 func encode(s epoch.State) string {
 	active := "0"
 	if s.Active {
 		active = "1"
 	}
-	return fmt.Sprintf("v1 %d %d %s %s", s.Version, s.Epoch.UnixMicro(), s.Role, active)
+	revoked := s.Revoked
+	if revoked == "" {
+		revoked = "-"
+	}
+	return fmt.Sprintf("v2 %d %d %s %s %s", s.Version, s.Epoch.UnixMicro(), s.Role, active, revoked)
 }
 
 func decode(v string) (epoch.State, error) {
 	f := strings.Split(v, " ")
-	if len(f) != 5 || f[0] != "v1" {
+	if len(f) != 6 || f[0] != "v2" {
 		return epoch.State{}, fmt.Errorf("unexpected cached value %q", v)
 	}
 	version, err1 := strconv.ParseInt(f[1], 10, 64)
 	us, err2 := strconv.ParseInt(f[2], 10, 64)
 	role := epoch.Role(f[3])
-	if err1 != nil || err2 != nil || !role.Valid() || f[4] != "0" && f[4] != "1" {
+	if err1 != nil || err2 != nil || !role.Valid() || f[4] != "0" && f[4] != "1" || f[5] == "" {
 		return epoch.State{}, fmt.Errorf("unexpected cached value %q", v)
 	}
-	return epoch.State{Epoch: time.UnixMicro(us).UTC(), Role: role, Active: f[4] == "1", Version: version}, nil
+	revoked := f[5]
+	if revoked == "-" {
+		revoked = ""
+	}
+	return epoch.State{Epoch: time.UnixMicro(us).UTC(), Role: role, Active: f[4] == "1", Version: version, Revoked: revoked}, nil
 }
 
 // State implements epoch.Source: Redis, then the store (filling Redis).

@@ -57,7 +57,7 @@ func TestReadThrough(t *testing.T) {
 	if err != nil || st != alice.State() {
 		t.Fatalf("State = %+v, %v; want %+v", st, err, alice.State())
 	}
-	if v := e.cached(t, alice.ID); !strings.HasPrefix(v, "v1 1 ") || !strings.HasSuffix(v, " admin 1") {
+	if v := e.cached(t, alice.ID); !strings.HasPrefix(v, "v2 1 ") || !strings.HasSuffix(v, " admin 1 -") {
 		t.Fatalf("cached %q", v)
 	}
 	again, _ := e.layer.State(ctx, alice.ID)
@@ -87,7 +87,7 @@ func TestReadThrough(t *testing.T) {
 		t.Fatalf("after Announce: %+v, want %+v", st, touched.State())
 	}
 	// Garbage in Redis is ignored, not trusted.
-	e.rdb.Set(ctx, "amaretti:editor:"+alice.ID, "v1 999 0 root 1", time.Minute)
+	e.rdb.Set(ctx, "amaretti:editor:"+alice.ID, "v2 999 0 root 1 -", time.Minute)
 	if st, _ := e.layer.State(ctx, alice.ID); st != touched.State() {
 		t.Fatalf("garbage in Redis: %+v", st)
 	}

@@ -39,6 +39,23 @@ var migrations = []string{
 		created    INTEGER NOT NULL, -- microseconds since 1970-01-01 UTC
 		version    INTEGER NOT NULL DEFAULT 1
 	) STRICT`,
+	// 2: API tokens. Rows are never deleted, so a token id is never reused.
+	`ALTER TABLE editors ADD COLUMN bot INTEGER NOT NULL DEFAULT 0 CHECK (bot IN (0, 1));
+	CREATE TABLE api_tokens (
+		token_id       TEXT PRIMARY KEY,
+		editor_id      TEXT NOT NULL REFERENCES editors(id),
+		name           TEXT NOT NULL,
+		description    TEXT NOT NULL DEFAULT '',
+		rights         TEXT,    -- comma-separated; NULL: unrestricted
+		created        INTEGER NOT NULL,
+		creator        TEXT NOT NULL,
+		expires        INTEGER, -- NULL: never
+		revoked        INTEGER, -- NULL: live
+		last_used      INTEGER,
+		last_used_from TEXT
+	) STRICT;
+	CREATE UNIQUE INDEX api_tokens_live_name ON api_tokens(editor_id, name) WHERE revoked IS NULL;
+	CREATE INDEX api_tokens_expires ON api_tokens(expires) WHERE revoked IS NULL AND expires IS NOT NULL;`,
 }
 
 // Store is a SQLite epoch store. It is safe for concurrent use.
@@ -125,7 +142,15 @@ func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
 
 var farFuture = micros(epoch.FarFuture)
 
-const editorColumns = "id, username, role, active, auth_epoch, created, version"
+// editorColumns reads an editor with the ids of its tokens revoked one by
+// one that still matter: created after the epoch and not expired (the first
+// parameter is now).
+const editorColumns = `id, username, role, bot, active, auth_epoch, created, version,
+	coalesce((SELECT group_concat(token_id, ',') FROM (
+		SELECT token_id FROM api_tokens t
+		WHERE t.editor_id = editors.id AND t.revoked IS NOT NULL AND t.created > editors.auth_epoch
+		  AND (t.expires IS NULL OR t.expires > :now)
+		ORDER BY token_id)), '')`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -133,7 +158,7 @@ func scanEditor(r scanner) (epoch.Editor, error) {
 	var e epoch.Editor
 	var role string
 	var epochUS, createdUS int64
-	if err := r.Scan(&e.ID, &e.Username, &role, &e.Active, &epochUS, &createdUS, &e.Version); err != nil {
+	if err := r.Scan(&e.ID, &e.Username, &role, &e.Bot, &e.Active, &epochUS, &createdUS, &e.Version, &e.Revoked); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return e, epoch.ErrNotFound
 		}
@@ -152,20 +177,30 @@ func (s *Store) State(ctx context.Context, editorID string) (epoch.State, error)
 	return e.State(), nil
 }
 
+// querier is *sql.DB or *sql.Tx.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func (s *Store) editor(ctx context.Context, q querier, where string, arg any) (epoch.Editor, error) {
+	return scanEditor(q.QueryRowContext(ctx, "SELECT "+editorColumns+" FROM editors WHERE "+where,
+		sql.Named("now", micros(s.now())), sql.Named("arg", arg)))
+}
+
 // Editor returns one editor's record, or epoch.ErrNotFound.
 func (s *Store) Editor(ctx context.Context, id string) (epoch.Editor, error) {
-	return scanEditor(s.db.QueryRowContext(ctx, "SELECT "+editorColumns+" FROM editors WHERE id = ?", id))
+	return s.editor(ctx, s.db, "id = :arg", id)
 }
 
 // EditorByUsername returns the editor with that username (case-insensitive),
 // or epoch.ErrNotFound.
 func (s *Store) EditorByUsername(ctx context.Context, username string) (epoch.Editor, error) {
-	return scanEditor(s.db.QueryRowContext(ctx, "SELECT "+editorColumns+" FROM editors WHERE username = ?", username))
+	return s.editor(ctx, s.db, "username = :arg", username)
 }
 
 // List returns every editor, in order of creation.
 func (s *Store) List(ctx context.Context) ([]epoch.Editor, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT "+editorColumns+" FROM editors ORDER BY created, rowid")
+	rows, err := s.db.QueryContext(ctx, "SELECT "+editorColumns+" FROM editors ORDER BY created, rowid", sql.Named("now", micros(s.now())))
 	if err != nil {
 		return nil, err
 	}
@@ -194,6 +229,8 @@ type NewEditor struct {
 	// tokens minted elsewhere before the import valid, as in fatcat's
 	// bootstrap.
 	Epoch time.Time
+	// Bot marks an automated account.
+	Bot bool
 }
 
 // ValidUsername reports whether u is an acceptable username.
@@ -239,14 +276,17 @@ func (s *Store) Create(ctx context.Context, n NewEditor) (epoch.Editor, error) {
 	if !n.Epoch.IsZero() {
 		ep = micros(n.Epoch)
 	}
-	e, err := scanEditor(s.db.QueryRowContext(ctx,
-		"INSERT INTO editors (id, username, role, active, auth_epoch, created, version) VALUES (?, ?, ?, 1, ?, ?, 1) RETURNING "+editorColumns,
-		n.ID, n.Username, string(n.Role), ep, now))
+	_, err := s.db.ExecContext(ctx,
+		"INSERT INTO editors (id, username, role, bot, active, auth_epoch, created, version) VALUES (?, ?, ?, ?, 1, ?, ?, 1)",
+		n.ID, n.Username, string(n.Role), n.Bot, ep, now)
 	var se sqlite3.Error
 	if errors.As(err, &se) && se.Code == sqlite3.ErrConstraint {
 		return epoch.Editor{}, fmt.Errorf("%w: id %q or username %q", ErrExists, n.ID, n.Username)
 	}
-	return e, err
+	if err != nil {
+		return epoch.Editor{}, err
+	}
+	return s.Editor(ctx, n.ID)
 }
 
 // touchSQL moves an epoch to max(now, epoch + 1 µs), leaving a locked
@@ -288,9 +328,28 @@ func (s *Store) SetActive(ctx context.Context, id string, active bool) (epoch.Ed
 	return s.update(ctx, id, "active = :active, version = version + 1", sql.Named("active", active))
 }
 
+// update changes one editor and reads it back, in one transaction.
 func (s *Store) update(ctx context.Context, id, set string, args ...any) (epoch.Editor, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return epoch.Editor{}, err
+	}
+	defer tx.Rollback()
 	args = append(args, sql.Named("far", farFuture), sql.Named("now", micros(s.now())), sql.Named("id", id))
-	return scanEditor(s.db.QueryRowContext(ctx, "UPDATE editors SET "+set+" WHERE id = :id RETURNING "+editorColumns, args...))
+	res, err := tx.ExecContext(ctx, "UPDATE editors SET "+set+" WHERE id = :id", args...)
+	if err != nil {
+		return epoch.Editor{}, err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return epoch.Editor{}, err
+	} else if n == 0 {
+		return epoch.Editor{}, epoch.ErrNotFound
+	}
+	e, err := s.editor(ctx, tx, "id = :arg", id)
+	if err != nil {
+		return epoch.Editor{}, err
+	}
+	return e, tx.Commit()
 }
 
 var _ epoch.Source = (*Store)(nil)

@@ -1,0 +1,234 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/amaretti-auth/amaretti/epoch"
+	sqlite3 "github.com/mattn/go-sqlite3"
+)
+
+// Registry errors.
+var (
+	// ErrTokenNotFound means no API token has that id.
+	ErrTokenNotFound = errors.New("unknown API token")
+	// ErrNameTaken means the editor already has a live token of that name.
+	ErrNameTaken = errors.New("the editor already has a live token of that name")
+	// ErrAlreadyRevoked means the token was revoked before.
+	ErrAlreadyRevoked = errors.New("token already revoked")
+)
+
+// APIToken is a registry row: what is known of an API token. The secret is
+// never stored.
+type APIToken struct {
+	TokenID     string
+	EditorID    string
+	Name        string
+	Description string
+	// Rights the token is limited to; nil when unrestricted.
+	Rights  []string
+	Created time.Time
+	// Creator is the editor id of whoever created the token (the editor,
+	// an admin, or "cli").
+	Creator string
+	// Expires, Revoked and LastUsed are zero when unset.
+	Expires, Revoked, LastUsed time.Time
+	// LastUsedFrom is the client address of the last use.
+	LastUsedFrom string
+}
+
+// Live reports whether the token is neither revoked nor expired at now.
+func (t APIToken) Live(now time.Time) bool {
+	return t.Revoked.IsZero() && (t.Expires.IsZero() || now.Before(t.Expires))
+}
+
+const tokenColumns = "token_id, editor_id, name, description, rights, created, creator, expires, revoked, last_used, last_used_from"
+
+func scanToken(r scanner) (APIToken, error) {
+	var t APIToken
+	var rights, from sql.NullString
+	var created int64
+	var expires, revoked, lastUsed sql.NullInt64
+	if err := r.Scan(&t.TokenID, &t.EditorID, &t.Name, &t.Description, &rights, &created, &t.Creator, &expires, &revoked, &lastUsed, &from); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return t, ErrTokenNotFound
+		}
+		return t, err
+	}
+	if rights.Valid {
+		t.Rights = []string{}
+		if rights.String != "" {
+			t.Rights = strings.Split(rights.String, ",")
+		}
+	}
+	t.Created = fromMicros(created)
+	opt := func(v sql.NullInt64) time.Time {
+		if !v.Valid {
+			return time.Time{}
+		}
+		return fromMicros(v.Int64)
+	}
+	t.Expires, t.Revoked, t.LastUsed, t.LastUsedFrom = opt(expires), opt(revoked), opt(lastUsed), from.String
+	return t, nil
+}
+
+func nullMicros(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return micros(t)
+}
+
+// RegisterToken adds a registry row for a token just minted. It fails with
+// ErrNameTaken when the editor has a live token of that name, and
+// epoch.ErrNotFound for an unknown editor.
+func (s *Store) RegisterToken(ctx context.Context, t APIToken) error {
+	if t.Name == "" || len(t.Name) > 64 || hasControl(t.Name) {
+		return fmt.Errorf("token name must be 1 to 64 characters without control characters")
+	}
+	if hasControl(strings.ReplaceAll(t.Description, "\n", " ")) {
+		return fmt.Errorf("token description has control characters")
+	}
+	if len(t.Description) > 1024 {
+		return fmt.Errorf("token description over 1024 characters")
+	}
+	var rights any
+	if t.Rights != nil {
+		rights = strings.Join(t.Rights, ",")
+	}
+	if _, err := s.Editor(ctx, t.EditorID); err != nil {
+		return err
+	}
+	_, err := s.db.ExecContext(ctx, "INSERT INTO api_tokens ("+tokenColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)",
+		t.TokenID, t.EditorID, t.Name, t.Description, rights, micros(t.Created), t.Creator, nullMicros(t.Expires))
+	var se sqlite3.Error
+	if errors.As(err, &se) && se.Code == sqlite3.ErrConstraint {
+		if strings.Contains(se.Error(), "token_id") {
+			return fmt.Errorf("token id %s already registered", t.TokenID)
+		}
+		return fmt.Errorf("%w: %q", ErrNameTaken, t.Name)
+	}
+	return err
+}
+
+// Token returns one registry row, or ErrTokenNotFound.
+func (s *Store) Token(ctx context.Context, tokenID string) (APIToken, error) {
+	return scanToken(s.db.QueryRowContext(ctx, "SELECT "+tokenColumns+" FROM api_tokens WHERE token_id = ?", tokenID))
+}
+
+// Tokens lists the registry rows of one editor, or of every editor when
+// editorID is "", oldest first.
+func (s *Store) Tokens(ctx context.Context, editorID string) ([]APIToken, error) {
+	q := "SELECT " + tokenColumns + " FROM api_tokens"
+	var args []any
+	if editorID != "" {
+		q += " WHERE editor_id = ?"
+		args = append(args, editorID)
+	}
+	return s.queryTokens(ctx, q+" ORDER BY created, rowid", args...)
+}
+
+// ExpiringTokens lists the live tokens that expire within d from now, soonest
+// first, for warning their owners.
+func (s *Store) ExpiringTokens(ctx context.Context, d time.Duration) ([]APIToken, error) {
+	now := s.now()
+	return s.queryTokens(ctx, "SELECT "+tokenColumns+" FROM api_tokens WHERE revoked IS NULL AND expires IS NOT NULL AND expires > ? AND expires <= ? ORDER BY expires",
+		micros(now), micros(now.Add(d)))
+}
+
+func (s *Store) queryTokens(ctx context.Context, q string, args ...any) ([]APIToken, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []APIToken
+	for rows.Next() {
+		t, err := scanToken(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// RevokeToken revokes one token: its row records the time, and its editor's
+// version grows (its state now lists the token), in one transaction. It
+// returns the editor, to announce to verifiers, and the row.
+func (s *Store) RevokeToken(ctx context.Context, tokenID string) (epoch.Editor, APIToken, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return epoch.Editor{}, APIToken{}, err
+	}
+	defer tx.Rollback()
+	t, err := scanToken(tx.QueryRowContext(ctx, "SELECT "+tokenColumns+" FROM api_tokens WHERE token_id = ?", tokenID))
+	if err != nil {
+		return epoch.Editor{}, APIToken{}, err
+	}
+	if !t.Revoked.IsZero() {
+		return epoch.Editor{}, t, ErrAlreadyRevoked
+	}
+	now := micros(s.now())
+	if _, err := tx.ExecContext(ctx, "UPDATE api_tokens SET revoked = ? WHERE token_id = ?", now, tokenID); err != nil {
+		return epoch.Editor{}, APIToken{}, err
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE editors SET version = version + 1 WHERE id = ?", t.EditorID); err != nil {
+		return epoch.Editor{}, APIToken{}, err
+	}
+	e, err := s.editor(ctx, tx, "id = :arg", t.EditorID)
+	if err != nil {
+		return epoch.Editor{}, APIToken{}, err
+	}
+	t.Revoked = fromMicros(now)
+	return e, t, tx.Commit()
+}
+
+// Use is one observed use of a token.
+type Use struct {
+	TokenID string
+	At      time.Time
+	From    string
+}
+
+// RecordUses writes last-use times in one transaction. A use older than
+// what a row holds is ignored; ids without a row (tokens that are not API
+// tokens) change nothing.
+func (s *Store) RecordUses(ctx context.Context, uses []Use) error {
+	if len(uses) == 0 {
+		return nil
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(ctx, "UPDATE api_tokens SET last_used = ?, last_used_from = ? WHERE token_id = ? AND (last_used IS NULL OR last_used < ?)")
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for _, u := range uses {
+		from := u.From
+		if len(from) > 128 {
+			from = from[:128]
+		}
+		if _, err := stmt.ExecContext(ctx, micros(u.At), from, u.TokenID, micros(u.At)); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+func hasControl(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return true
+		}
+	}
+	return false
+}
