@@ -17,6 +17,7 @@ const (
 	NameRights     = "rights"
 	NameMethod     = "method"
 	NamePathPrefix = "path_prefix"
+	NameParent     = "parent_token"
 )
 
 // EditorID is the claim naming the editor a token acts for:
@@ -168,6 +169,30 @@ func validPathPrefix[T bytestring](s T) bool {
 		return false
 	}
 	return canonicalPath(string(s))
+}
+
+// ParentToken records the token a token was exchanged from:
+// "parent_token = <token id>". Revoking the parent revokes the token too:
+// the verifier checks every parent against the editor's revoked tokens. It
+// may repeat (an exchange of an exchanged token); anyone appending one only
+// adds a check.
+type ParentToken string
+
+// String implements Caveat.
+func (c ParentToken) String() string { return NameParent + " = " + string(c) }
+
+// Prohibits implements Caveat; the verifier checks parents against the
+// revocation state, which a Request does not hold.
+func (ParentToken) Prohibits(*Request) error { return nil }
+
+func parseParent[T bytestring](op, v T) (ParentToken, error) {
+	if string(op) != "=" {
+		return "", fmt.Errorf("%w: parent_token takes =", ErrMalformed)
+	}
+	if !ValidTokenID(v) {
+		return "", fmt.Errorf("%w: parent_token must be an upper-case UUID", ErrMalformed)
+	}
+	return ParentToken(v), nil
 }
 
 func parseEditorID[T bytestring](op, v T) (EditorID, error) {

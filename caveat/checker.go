@@ -75,7 +75,7 @@ func (c *Checker) Skew() time.Duration { return c.skew }
 
 func builtin(name string) bool {
 	switch name {
-	case NameEditorID, NameTime, NameTimeBefore, NameEndpoint, NameRights, NameMethod, NamePathPrefix:
+	case NameEditorID, NameTime, NameTimeBefore, NameEndpoint, NameRights, NameMethod, NamePathPrefix, NameParent:
 		return true
 	}
 	return false
@@ -122,6 +122,8 @@ func parseOne[T bytestring](c *Checker, text T) (Caveat, error) {
 		return parseMethods(cond.op, cond.value)
 	case NamePathPrefix:
 		return parsePathPrefix(cond.op, cond.value)
+	case NameParent:
+		return parseParent(cond.op, cond.value)
 	}
 	if fn := c.custom[string(cond.name)]; fn != nil {
 		cav, err := fn(string(cond.op), string(cond.value))
@@ -153,6 +155,9 @@ type Claims struct {
 	// Restrictions holds the other restricting caveats (endpoint, method,
 	// path_prefix, registered ones); all of them must allow a request.
 	Restrictions []Caveat
+	// Parents are the ids of the tokens this one was exchanged from; the
+	// verifier refuses it when any of them is revoked.
+	Parents []string
 }
 
 // Claims parses the first-party caveats of a token. It fails (ErrMalformed)
@@ -210,6 +215,13 @@ func (c *Checker) ParseClaims(cl *Claims, caveats [][]byte) error {
 			if cl.Expires.IsZero() || t.Before(cl.Expires) {
 				cl.Expires = t
 			}
+			continue
+		case string(cond.name) == NameParent:
+			p, err := parseParent(cond.op, cond.value)
+			if err != nil {
+				return fmt.Errorf("caveat %d: %w", i, err)
+			}
+			cl.Parents = append(cl.Parents, string(p))
 			continue
 		case string(cond.name) == NameRights:
 			r, err := parseRights(cond.op, cond.value)

@@ -116,6 +116,28 @@ func ValidEditorID[T bytestring](s T) bool {
 	return true
 }
 
+// ValidTokenID reports whether id is a token id: an upper-case UUID,
+// XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX of [0-9A-F].
+func ValidTokenID[T bytestring](id T) bool {
+	if len(id) != 36 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		b := id[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if b != '-' {
+				return false
+			}
+		default:
+			if !isDigit(b) && !('A' <= b && b <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // validEndpoint: [A-Za-z0-9][A-Za-z0-9_.:-]{0,127}.
 func validEndpoint[T bytestring](s T) bool {
 	if len(s) == 0 || len(s) > 128 || !(isLower(s[0]) || isUpper(s[0]) || isDigit(s[0])) {

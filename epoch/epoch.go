@@ -58,6 +58,20 @@ func (r Role) Valid() bool {
 	return false
 }
 
+// Permits reports whether an editor of role r may exercise right at all,
+// whatever its tokens say: rights named "admin:…" need admin or superuser,
+// "superuser:…" superuser; others are for every role. A token's caveats can
+// only narrow this.
+func (r Role) Permits(right string) bool {
+	switch {
+	case strings.HasPrefix(right, "superuser:"):
+		return r == RoleSuperuser
+	case strings.HasPrefix(right, "admin:"):
+		return r == RoleAdmin || r == RoleSuperuser
+	}
+	return true
+}
+
 // State is what the verify path needs to know about an editor.
 type State struct {
 	// Epoch is the editor's auth_epoch, at microsecond precision.

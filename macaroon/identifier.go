@@ -2,6 +2,8 @@ package macaroon
 
 import (
 	"bytes"
+
+	"github.com/amaretti-auth/amaretti/caveat"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -32,27 +34,7 @@ func validKeyIDBytes[T ~string | ~[]byte](id T) bool {
 
 // ValidTokenID reports whether id is an upper-case UUID:
 // XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX of [0-9A-F].
-func ValidTokenID(id string) bool { return validTokenIDBytes(id) }
-
-func validTokenIDBytes[T ~string | ~[]byte](id T) bool {
-	if len(id) != 36 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		b := id[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if b != '-' {
-				return false
-			}
-		default:
-			if !('0' <= b && b <= '9' || 'A' <= b && b <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
-}
+func ValidTokenID(id string) bool { return caveat.ValidTokenID(id) }
 
 // NewTokenID returns a random version 4 UUID in upper case, read from r
 // (crypto/rand when nil).
@@ -101,7 +83,7 @@ func (t *Token) parseIdentifier(raw []byte) error {
 	}
 	t.keyID = span{t.id.off, t.id.off + uint32(keyEnd)}
 	if colon >= 0 {
-		if !validTokenIDBytes(id[colon+1:]) {
+		if !caveat.ValidTokenID(id[colon+1:]) {
 			return malformed("identifier has an invalid token id (want an upper-case UUID)")
 		}
 		t.tokenID = span{t.id.off + uint32(colon) + 1, t.id.end}

@@ -30,8 +30,13 @@ var (
 	// ErrCaveatNotSatisfied: the token is valid but a restricting caveat
 	// forbids this request (HTTP 403).
 	ErrCaveatNotSatisfied = caveat.ErrProhibited
+	// ErrRoleForbids: the request exercises a right the editor's role does
+	// not permit, whatever the token says (HTTP 403).
+	ErrRoleForbids = errors.New("role forbids this right")
 	// ErrRevoked: the token was created at or before its editor's epoch
-	// (touched), or the editor is locked (also epoch.ErrLocked).
+	// (touched), the editor is locked (also epoch.ErrLocked), or the token
+	// or one it was exchanged from was revoked on its own (also
+	// epoch.ErrTokenRevoked).
 	ErrRevoked = epoch.ErrRevoked
 	// ErrUnknownEditor: the editor does not exist.
 	ErrUnknownEditor = epoch.ErrNotFound
@@ -104,6 +109,8 @@ func ProblemFor(err error) Problem {
 		return invalid("editor inactive")
 	case errors.Is(err, ErrUnavailable):
 		return Problem{http.StatusServiceUnavailable, "temporarily_unavailable", "token could not be checked; try again"}
+	case errors.Is(err, ErrRoleForbids):
+		return Problem{http.StatusForbidden, "insufficient_scope", "the editor's role does not allow this request"}
 	case errors.Is(err, ErrCaveatNotSatisfied):
 		return Problem{http.StatusForbidden, "insufficient_scope", "token does not allow this request"}
 	}

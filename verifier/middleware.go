@@ -61,6 +61,14 @@ type middleware struct {
 	realm    string
 	log      *slog.Logger
 	endpoint func(*http.Request) string
+	rights   []string
+}
+
+// RequireRights makes every request through the middleware exercise these
+// rights: a token whose rights caveats or whose editor's role do not allow
+// them all is answered 403 insufficient_scope.
+func RequireRights(rights ...string) MiddlewareOption {
+	return func(m *middleware) { m.rights = append(m.rights, rights...) }
 }
 
 // A MiddlewareOption configures Middleware.
@@ -109,7 +117,7 @@ func (v *Verifier) Middleware(opts ...MiddlewareOption) func(http.Handler) http.
 				m.deny(w, r, err, Problem{http.StatusBadRequest, "invalid_request", "malformed Authorization header"})
 				return
 			}
-			req := caveat.Request{Method: r.Method, Path: r.URL.Path}
+			req := caveat.Request{Method: r.Method, Path: r.URL.Path, Rights: m.rights}
 			if m.endpoint != nil {
 				req.Endpoint = m.endpoint(r)
 			}

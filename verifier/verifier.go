@@ -55,9 +55,10 @@ type Identity struct {
 	Rights []string `json:"rights,omitempty"`
 }
 
-// Can reports whether the token may exercise right.
+// Can reports whether the token may exercise right: its editor's role
+// permits it (epoch.Role.Permits) and its rights caveats, if any, list it.
 func (id Identity) Can(right string) bool {
-	return id.Rights == nil || slices.Contains(id.Rights, right)
+	return id.Role.Permits(right) && (id.Rights == nil || slices.Contains(id.Rights, right))
 }
 
 // A Verifier verifies tokens. It is safe for concurrent use.
@@ -150,6 +151,9 @@ type verified struct {
 	keyID   string
 	tokenID string
 	claims  caveat.Claims
+	// revocable are the ids a one-by-one revocation may name: the token's
+	// own and its parents'.
+	revocable []string
 }
 
 // Verify verifies token for req and returns the identity it speaks for, or
@@ -213,6 +217,12 @@ func (v *Verifier) verifySignature(token string) (*verified, error) {
 	if err := v.checker.ParseClaims(&vt.claims, tok.AppendCaveats(cavs[:0])); err != nil {
 		return nil, &Denial{Err: fmt.Errorf("%w: %w", ErrMalformed, err), KeyID: keyID, TokenID: tokenID}
 	}
+	if tokenID != "" || len(vt.claims.Parents) > 0 {
+		vt.revocable = append(make([]string, 0, 1+len(vt.claims.Parents)), vt.claims.Parents...)
+		if tokenID != "" {
+			vt.revocable = append(vt.revocable, tokenID)
+		}
+	}
 	return vt, nil
 }
 
@@ -224,22 +234,39 @@ func (v *Verifier) authorize(ctx context.Context, vt *verified, req *caveat.Requ
 	}
 	st, err := v.states.State(ctx, vt.claims.EditorID)
 	if err == nil {
-		err = st.Admit(vt.claims.Created)
+		err = st.Admit(vt.claims.Created, vt.revocable...)
 	} else if !errors.Is(err, epoch.ErrNotFound) {
 		err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if err == nil {
+		for _, r := range req.Rights {
+			if !st.Role.Permits(r) {
+				err = fmt.Errorf("%w: a %s may not exercise %q", ErrRoleForbids, st.Role, r)
+				break
+			}
+		}
 	}
 	if err != nil {
 		return Identity{}, &Denial{Err: err, KeyID: vt.keyID, TokenID: vt.tokenID, EditorID: vt.claims.EditorID}
 	}
-	return Identity{
+	id := Identity{
 		EditorID: vt.claims.EditorID,
 		Role:     st.Role,
 		TokenID:  vt.tokenID,
 		KeyID:    vt.keyID,
 		Created:  vt.claims.Created,
 		Expires:  vt.claims.Expires,
-		Rights:   slices.Clone(vt.claims.Rights),
-	}, nil
+	}
+	if vt.claims.Rights != nil {
+		// The rights the token lists, bounded by the editor's role.
+		id.Rights = make([]string, 0, len(vt.claims.Rights))
+		for _, r := range vt.claims.Rights {
+			if st.Role.Permits(r) {
+				id.Rights = append(id.Rights, r)
+			}
+		}
+	}
+	return id, nil
 }
 
 // sigCache remembers verified tokens by their exact text. Bounded; when

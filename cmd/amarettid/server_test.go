@@ -200,7 +200,7 @@ func TestAdmin(t *testing.T) {
 		want            string
 	}{
 		{"no token", touch, "", 401, "unauthorized"},
-		{"editor token", touch, aliceTok, 403, "admin or superuser"},
+		{"editor token", touch, aliceTok, 403, "role does not allow"},
 		{"admin token without the right", touch, readOnlyAdmin, 403, "insufficient_scope"},
 		{"unknown editor", "/v1/admin/editors/nobody/touch", adminTok, 404, "not_found"},
 		{"GET is not allowed", "", "", 0, ""},
