@@ -3,10 +3,10 @@ package macaroon
 import (
 	"bytes"
 
-	"github.com/amaretti-auth/amaretti/caveat"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"github.com/amaretti-auth/amaretti/caveat"
 	"io"
 	"strings"
 )

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amaretti-auth/amaretti/apitoken"
 	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/epoch/sqlite"
 	"github.com/amaretti-auth/amaretti/macaroon"
@@ -51,7 +52,8 @@ func benchDaemon(b *testing.B) (http.Handler, string) {
 	cache := epoch.NewCache(store, 0, 0)
 	v, _ := verifier.New(keys, cache)
 	s := &server{v: v, keys: keys, store: store, cache: cache, m: newMetrics(cache, nil),
-		log: slog.New(slog.NewJSONHandler(io.Discard, nil)), maxBody: 64 << 10}
+		log: slog.New(slog.NewJSONHandler(io.Discard, nil)), maxBody: 64 << 10,
+		tracker: apitoken.NewTracker(store, time.Minute, nil)}
 	m, _ := macaroon.NewMinter(keys, "api.example.org")
 	time.Sleep(time.Millisecond)
 	minted, err := m.Mint(ctx, alice.ID, macaroon.ExpiresIn(time.Hour))

@@ -25,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/amaretti-auth/amaretti/apitoken"
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/epoch/rediscache"
@@ -55,7 +56,7 @@ func app(stdout, stderr io.Writer) *cli.App {
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", EnvVars: []string{"AMARETTI_LISTEN"}, Usage: "`ADDR` to listen on"},
 			&cli.StringFlag{Name: "db", Value: "./amaretti.db", EnvVars: []string{"AMARETTI_DB"}, Usage: "SQLite database `FILE` made by amaretti init"},
 			&cli.StringFlag{Name: "keys", Value: "./keys", EnvVars: []string{"AMARETTI_KEYS"}, Usage: "root key `DIR`ectory"},
-			&cli.StringFlag{Name: "location", EnvVars: []string{"AMARETTI_LOCATION"}, Usage: "this service's location (informational: locations decide nothing)"},
+			&cli.StringFlag{Name: "location", EnvVars: []string{"AMARETTI_LOCATION"}, Usage: "location written into tokens the daemon mints (API tokens, exchanges)"},
 			&cli.StringFlag{Name: "redis", EnvVars: []string{"AMARETTI_REDIS"}, Usage: "redis:// `URL` shared with other verifiers (absent: SQLite only)"},
 			&cli.StringFlag{Name: "cookie", EnvVars: []string{"AMARETTI_COOKIE"}, Usage: "also read the token from the cookie `NAME`"},
 			&cli.DurationFlag{Name: "cache-ttl", Value: epoch.DefaultCacheTTL, EnvVars: []string{"AMARETTI_CACHE_TTL"}, Usage: "how long editor states are cached in process: the staleness bound when an invalidation is lost"},
@@ -63,6 +64,7 @@ func app(stdout, stderr io.Writer) *cli.App {
 			&cli.DurationFlag{Name: "redis-ttl", Value: rediscache.DefaultTTL, EnvVars: []string{"AMARETTI_REDIS_TTL"}, Usage: "how long Redis keeps an editor state"},
 			&cli.DurationFlag{Name: "skew", Value: caveat.DefaultSkew, EnvVars: []string{"AMARETTI_SKEW"}, Usage: "how far in the future a token's creation time may lie"},
 			&cli.Int64Flag{Name: "max-body", Value: 64 << 10, EnvVars: []string{"AMARETTI_MAX_BODY"}, Usage: "largest request body, in bytes"},
+			&cli.DurationFlag{Name: "last-use-interval", Value: time.Minute, EnvVars: []string{"AMARETTI_LAST_USE_INTERVAL"}, Usage: "record API tokens' last use at most this often per token, in one batch (a crash loses at most this much)"},
 			&cli.DurationFlag{Name: "keys-reload", Value: 30 * time.Second, EnvVars: []string{"AMARETTI_KEYS_RELOAD"}, Usage: "re-read the key directory this often (and on SIGHUP), to pick up rotations and retirements; 0 for SIGHUP only"},
 		},
 		Action: func(c *cli.Context) error {
@@ -119,7 +121,16 @@ func serve(c *cli.Context, log *slog.Logger) error {
 			}
 		})
 	}
-	s := &server{v: v, keys: keys, store: store, cache: cache, layer: layer, m: m, log: log, cookie: c.String("cookie"), maxBody: c.Int64("max-body")}
+	minter, err := macaroon.NewMinter(keys, c.String("location"), macaroon.WithMintChecker(checker))
+	if err != nil {
+		return err
+	}
+	tracker := apitoken.NewTracker(store, c.Duration("last-use-interval"), log)
+	trackerDone := make(chan struct{})
+	go func() { tracker.Run(watchCtx); close(trackerDone) }()
+	defer func() { stopWatch(); <-trackerDone }() // the last batch is written before the store closes
+	s := &server{v: v, keys: keys, store: store, cache: cache, layer: layer, m: m, log: log, cookie: c.String("cookie"), maxBody: c.Int64("max-body"),
+		issuer: apitoken.NewIssuer(store, minter, nil), tracker: tracker}
 	go reloadKeys(watchCtx, keys, c.Duration("keys-reload"), log)
 
 	ln, err := net.Listen("tcp", c.String("listen"))

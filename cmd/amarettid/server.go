@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/amaretti-auth/amaretti/apitoken"
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/epoch/rediscache"
@@ -30,6 +31,8 @@ type server struct {
 	store   *sqlite.Store
 	cache   *epoch.Cache
 	layer   *rediscache.Layer // nil without Redis
+	issuer  *apitoken.Issuer
+	tracker *apitoken.Tracker
 	m       *metrics
 	log     *slog.Logger
 	cookie  string
@@ -61,6 +64,10 @@ func (s *server) routes() http.Handler {
 		}
 		return s.store.List(ctx)
 	}))
+	mux.HandleFunc("POST /v1/tokens", s.handleCreateToken)
+	mux.HandleFunc("GET /v1/tokens", s.handleListTokens)
+	mux.HandleFunc("DELETE /v1/tokens/{id}", s.handleRevokeToken)
+	mux.HandleFunc("POST /v1/tokens/exchange", s.handleExchange)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -161,6 +168,7 @@ func (s *server) handleVerify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.m.verifyAllowed.Inc()
+	s.tracker.Seen(id.TokenID, clientAddr(r))
 	identityHeaders(w, id)
 	writeJSON(w, http.StatusOK, id)
 }
@@ -182,6 +190,7 @@ func (s *server) handleAuth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.m.authAllowed.Inc()
+	s.tracker.Seen(id.TokenID, clientAddr(r))
 	identityHeaders(w, id)
 	w.WriteHeader(http.StatusOK)
 }

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+
 	"context"
 	"encoding/json"
+	"github.com/amaretti-auth/amaretti/apitoken"
 	"io"
 	"log/slog"
 	"net/http"
@@ -21,12 +23,13 @@ import (
 )
 
 type fixture struct {
-	srv    *httptest.Server
-	store  *sqlite.Store
-	minter *macaroon.Minter
-	logs   *bytes.Buffer
-	alice  epoch.Editor
-	admin  epoch.Editor
+	tracker *apitoken.Tracker
+	srv     *httptest.Server
+	store   *sqlite.Store
+	minter  *macaroon.Minter
+	logs    *bytes.Buffer
+	alice   epoch.Editor
+	admin   epoch.Editor
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -48,7 +51,11 @@ func newFixture(t *testing.T) *fixture {
 	cache := epoch.NewCache(store, 0, time.Minute)
 	v, _ := verifier.New(keys, cache)
 	s := &server{v: v, keys: keys, store: store, cache: cache, m: newMetrics(cache, nil),
-		log: slog.New(slog.NewJSONHandler(f.logs, nil)), cookie: "session", maxBody: 4096}
+		log: slog.New(slog.NewJSONHandler(f.logs, nil)), cookie: "session", maxBody: 4096,
+		tracker: apitoken.NewTracker(store, time.Minute, nil)}
+	minter, _ := macaroon.NewMinter(keys, "api.example.org")
+	s.issuer = apitoken.NewIssuer(store, minter, nil)
+	f.tracker = s.tracker
 	f.srv = httptest.NewServer(s.routes())
 	t.Cleanup(f.srv.Close)
 	f.minter, _ = macaroon.NewMinter(keys, "api.example.org")

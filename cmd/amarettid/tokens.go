@@ -1,0 +1,249 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/amaretti-auth/amaretti/apitoken"
+	"github.com/amaretti-auth/amaretti/caveat"
+	"github.com/amaretti-auth/amaretti/epoch"
+	"github.com/amaretti-auth/amaretti/epoch/sqlite"
+	"github.com/amaretti-auth/amaretti/verifier"
+)
+
+// tokenRight is the right a token needs to manage API tokens, when it
+// restricts rights at all.
+const tokenRight = "tokens"
+
+// tokenJSON is a registry row as the API shows it: never the secret.
+type tokenJSON struct {
+	TokenID      string     `json:"token_id"`
+	EditorID     string     `json:"editor_id"`
+	Name         string     `json:"name"`
+	Description  string     `json:"description"`
+	Rights       []string   `json:"rights"` // null: unrestricted
+	Created      time.Time  `json:"created"`
+	Creator      string     `json:"creator"`
+	Expires      *time.Time `json:"expires"`
+	Revoked      *time.Time `json:"revoked"`
+	LastUsed     *time.Time `json:"last_used"`
+	LastUsedFrom string     `json:"last_used_from,omitempty"`
+	Live         bool       `json:"live"`
+}
+
+func optTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func rowJSON(t sqlite.APIToken, now time.Time) tokenJSON {
+	return tokenJSON{t.TokenID, t.EditorID, t.Name, t.Description, t.Rights, t.Created, t.Creator,
+		optTime(t.Expires), optTime(t.Revoked), optTime(t.LastUsed), t.LastUsedFrom, t.Live(now)}
+}
+
+func apiError(w http.ResponseWriter, status int, code, desc string) {
+	writeJSON(w, status, map[string]string{"error": code, "error_description": desc})
+}
+
+// caller verifies the request's token for managing tokens.
+func (s *server) caller(w http.ResponseWriter, r *http.Request, rights ...string) (verifier.Identity, string, bool) {
+	token, err := s.requestToken(r, "")
+	if err != nil {
+		s.denyTokenless(w, r, "tokens", err, false)
+		return verifier.Identity{}, "", false
+	}
+	id, err := s.v.Verify(r.Context(), token, caveat.Request{Method: r.Method, Path: r.URL.Path, Rights: rights})
+	if err != nil {
+		s.deny(w, r, "tokens", err, verifier.ProblemFor(err))
+		return verifier.Identity{}, "", false
+	}
+	return id, token, true
+}
+
+func isAdmin(id verifier.Identity) bool {
+	return id.Role == epoch.RoleAdmin || id.Role == epoch.RoleSuperuser
+}
+
+func decodeBody(r *http.Request, v any) error {
+	if r.ContentLength == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("trailing data")
+	}
+	return nil
+}
+
+// handleCreateToken: POST /v1/tokens {name, description, rights, expires_in}.
+func (s *server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
+	caller, _, ok := s.caller(w, r, tokenRight)
+	if !ok {
+		return
+	}
+	var body struct {
+		Name        string   `json:"name"`
+		Description string   `json:"description"`
+		Rights      []string `json:"rights"`
+		ExpiresIn   string   `json:"expires_in"`
+	}
+	if err := decodeBody(r, &body); err != nil {
+		apiError(w, http.StatusBadRequest, "invalid_request", "the body must be JSON: name, description, rights, expires_in")
+		return
+	}
+	var ttl time.Duration
+	if body.ExpiresIn != "" {
+		d, err := time.ParseDuration(body.ExpiresIn)
+		if err != nil || d <= 0 {
+			apiError(w, http.StatusBadRequest, "invalid_request", "expires_in must be a positive duration such as 720h")
+			return
+		}
+		ttl = d
+	}
+	secret, row, err := s.issuer.Create(r.Context(), apitoken.Request{
+		EditorID: caller.EditorID, Name: body.Name, Description: body.Description, Rights: body.Rights, TTL: ttl, Creator: caller.EditorID,
+	})
+	switch {
+	case errors.Is(err, sqlite.ErrNameTaken):
+		apiError(w, http.StatusConflict, "conflict", "you already have a live token of that name")
+		return
+	case errors.Is(err, apitoken.ErrRightNotAllowed):
+		apiError(w, http.StatusForbidden, "insufficient_scope", err.Error())
+		return
+	case err != nil:
+		apiError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
+	s.log.Info("api token created", "editor_id", caller.EditorID, "token_id", row.TokenID, "name", row.Name)
+	writeJSON(w, http.StatusCreated, struct {
+		Token string `json:"token"`
+		tokenJSON
+	}{secret, rowJSON(row, time.Now())})
+}
+
+// handleListTokens: GET /v1/tokens — the caller's; an admin may ask for
+// ?editor_id=ID or ?editor_id=* (everyone's).
+func (s *server) handleListTokens(w http.ResponseWriter, r *http.Request) {
+	caller, _, ok := s.caller(w, r, tokenRight)
+	if !ok {
+		return
+	}
+	editor := caller.EditorID
+	if q := r.URL.Query().Get("editor_id"); q != "" && q != caller.EditorID {
+		if !isAdmin(caller) {
+			apiError(w, http.StatusForbidden, "insufficient_scope", "only admins list other editors' tokens")
+			return
+		}
+		editor = q
+		if q == "*" {
+			editor = ""
+		}
+	}
+	rows, err := s.store.Tokens(r.Context(), editor)
+	if err != nil {
+		apiError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the store could not answer")
+		return
+	}
+	now := time.Now()
+	out := make([]tokenJSON, 0, len(rows))
+	for _, t := range rows {
+		out = append(out, rowJSON(t, now))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tokens": out})
+}
+
+// handleRevokeToken: DELETE /v1/tokens/{id} — the caller's own, or any for
+// an admin. Someone else's token is "not found" to a non-admin.
+func (s *server) handleRevokeToken(w http.ResponseWriter, r *http.Request) {
+	caller, _, ok := s.caller(w, r, tokenRight)
+	if !ok {
+		return
+	}
+	id := r.PathValue("id")
+	row, err := s.store.Token(r.Context(), id)
+	if errors.Is(err, sqlite.ErrTokenNotFound) || err == nil && row.EditorID != caller.EditorID && !isAdmin(caller) {
+		apiError(w, http.StatusNotFound, "not_found", "no such token")
+		return
+	}
+	if err != nil {
+		apiError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the store could not answer")
+		return
+	}
+	ed, row, err := s.store.RevokeToken(r.Context(), id)
+	switch {
+	case errors.Is(err, sqlite.ErrAlreadyRevoked):
+		apiError(w, http.StatusConflict, "conflict", "the token was already revoked")
+		return
+	case err != nil:
+		apiError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the store could not make the change")
+		return
+	}
+	s.announce(r.Context(), ed.ID, []epoch.Editor{ed})
+	s.log.Info("api token revoked", "by", caller.EditorID, "token_id", id, "editor_id", ed.ID)
+	writeJSON(w, http.StatusOK, rowJSON(row, time.Now()))
+}
+
+// handleExchange: POST /v1/tokens/exchange {rights, ttl} — a short-lived
+// token for the holder of a long-lived one.
+func (s *server) handleExchange(w http.ResponseWriter, r *http.Request) {
+	parent, token, ok := s.caller(w, r)
+	if !ok {
+		return
+	}
+	var body struct {
+		Rights []string `json:"rights"`
+		TTL    string   `json:"ttl"`
+	}
+	if err := decodeBody(r, &body); err != nil {
+		apiError(w, http.StatusBadRequest, "invalid_request", "the body must be JSON: rights, ttl")
+		return
+	}
+	var ttl time.Duration
+	if body.TTL != "" {
+		d, err := time.ParseDuration(body.TTL)
+		if err != nil || d <= 0 {
+			apiError(w, http.StatusBadRequest, "invalid_request", "ttl must be a positive duration such as 15m")
+			return
+		}
+		ttl = d
+	}
+	m, err := s.issuer.Exchange(r.Context(), parent, token, body.Rights, ttl)
+	switch {
+	case errors.Is(err, apitoken.ErrRightNotAllowed):
+		apiError(w, http.StatusForbidden, "insufficient_scope", err.Error())
+		return
+	case err != nil:
+		s.log.Error("exchange failed", "token_id", parent.TokenID, "err", err)
+		apiError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "could not mint")
+		return
+	}
+	s.tracker.Seen(parent.TokenID, clientAddr(r))
+	writeJSON(w, http.StatusCreated, map[string]any{"token": m.Token, "token_id": m.TokenID, "expires": m.Expires, "parent_token_id": parent.TokenID})
+}
+
+// clientAddr is where a request came from, for last-use records: the
+// address a proxy reports (X-Real-IP, then the first X-Forwarded-For), or
+// the connection's peer.
+func clientAddr(r *http.Request) string {
+	if ip := r.Header.Get("X-Real-IP"); ip != "" {
+		return ip
+	}
+	if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+		first, _, _ := strings.Cut(xff, ",")
+		return strings.TrimSpace(first)
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
+}
