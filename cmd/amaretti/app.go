@@ -78,6 +78,8 @@ func (e *env) app() *cli.App {
 			e.keysCommand(),
 			e.editorCommand(),
 			e.tokenCommand(),
+			e.tokensCommand(),
+			e.bootstrapCommand(),
 		},
 	}
 }

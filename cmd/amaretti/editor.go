@@ -17,6 +17,7 @@ type editorJSON struct {
 	ID        string    `json:"id"`
 	Username  string    `json:"username"`
 	Role      string    `json:"role"`
+	Bot       bool      `json:"bot"`
 	Active    bool      `json:"active"`
 	Locked    bool      `json:"locked"`
 	AuthEpoch time.Time `json:"auth_epoch"`
@@ -25,7 +26,7 @@ type editorJSON struct {
 }
 
 func toJSON(ed epoch.Editor) editorJSON {
-	return editorJSON{ed.ID, ed.Username, string(ed.Role), ed.Active, ed.Locked(), ed.AuthEpoch, ed.Created, ed.Version}
+	return editorJSON{ed.ID, ed.Username, string(ed.Role), ed.Bot, ed.Active, ed.Locked(), ed.AuthEpoch, ed.Created, ed.Version}
 }
 
 func epochText(ed epoch.Editor) string {

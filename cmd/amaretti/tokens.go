@@ -1,0 +1,304 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/amaretti-auth/amaretti/apitoken"
+	"github.com/amaretti-auth/amaretti/epoch"
+	"github.com/amaretti-auth/amaretti/epoch/sqlite"
+	"github.com/amaretti-auth/amaretti/macaroon"
+	"github.com/urfave/cli/v2"
+)
+
+type apiTokenJSON struct {
+	TokenID      string     `json:"token_id"`
+	EditorID     string     `json:"editor_id"`
+	Name         string     `json:"name"`
+	Description  string     `json:"description"`
+	Rights       []string   `json:"rights"`
+	Created      time.Time  `json:"created"`
+	Creator      string     `json:"creator"`
+	Expires      *time.Time `json:"expires"`
+	Revoked      *time.Time `json:"revoked"`
+	LastUsed     *time.Time `json:"last_used"`
+	LastUsedFrom string     `json:"last_used_from,omitempty"`
+}
+
+func opt(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func apiTokenOf(t sqlite.APIToken) apiTokenJSON {
+	return apiTokenJSON{t.TokenID, t.EditorID, t.Name, t.Description, t.Rights, t.Created, t.Creator, opt(t.Expires), opt(t.Revoked), opt(t.LastUsed), t.LastUsedFrom}
+}
+
+func (e *env) issuer(c *cli.Context, store *sqlite.Store) (*apitoken.Issuer, error) {
+	keys, err := e.openKeys(c)
+	if err != nil {
+		return nil, err
+	}
+	minter, err := macaroon.NewMinter(keys, c.String("location"), macaroon.WithMintClock(e.now))
+	if err != nil {
+		return nil, err
+	}
+	return apitoken.NewIssuer(store, minter, e.now), nil
+}
+
+func (e *env) printTokens(c *cli.Context, rows []sqlite.APIToken) error {
+	if c.Bool("json") {
+		out := make([]apiTokenJSON, 0, len(rows))
+		for _, t := range rows {
+			out = append(out, apiTokenOf(t))
+		}
+		return e.printJSON(out)
+	}
+	now := e.now()
+	table := make([][]string, 0, len(rows))
+	for _, t := range rows {
+		rights := "(all)"
+		if t.Rights != nil {
+			rights = strings.Join(t.Rights, ",")
+		}
+		status := "live"
+		switch {
+		case !t.Revoked.IsZero():
+			status = "revoked " + formatTime(t.Revoked)
+		case !t.Expires.IsZero() && !now.Before(t.Expires):
+			status = "expired"
+		case !t.Expires.IsZero() && t.Expires.Sub(now) < 7*24*time.Hour:
+			status = "expires soon"
+		}
+		last := "never"
+		if !t.LastUsed.IsZero() {
+			last = formatTime(t.LastUsed) + " from " + t.LastUsedFrom
+		}
+		table = append(table, []string{t.TokenID, t.EditorID, t.Name, rights, formatTime(t.Created), formatTime(t.Expires), last, status})
+	}
+	return e.table("TOKEN_ID\tEDITOR_ID\tNAME\tRIGHTS\tCREATED\tEXPIRES\tLAST_USED\tSTATUS", table)
+}
+
+func (e *env) tokensCommand() *cli.Command {
+	withStore := func(f func(c *cli.Context, s *sqlite.Store) error) cli.ActionFunc {
+		return func(c *cli.Context) error {
+			s, err := e.openStore(c)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			return f(c, s)
+		}
+	}
+	return &cli.Command{
+		Name:  "tokens",
+		Usage: "manage API tokens: named, registered, revocable one by one",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "create",
+				Usage:     "create an API token and print it (this is the only time it is shown)",
+				ArgsUsage: "EDITOR_ID",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "name", Required: true, Usage: "`NAME` of the token, e.g. laptop (unique among the editor's live tokens)"},
+					&cli.StringFlag{Name: "description", Usage: "what the token is for"},
+					&cli.StringSliceFlag{Name: "right", Usage: "allow only this `RIGHT` (repeatable; default: unrestricted)"},
+					&cli.DurationFlag{Name: "expires", Usage: "expire after `DURATION` (default: never)"},
+				},
+				Action: withStore(func(c *cli.Context, s *sqlite.Store) error {
+					a, err := args(c, "editor_id")
+					if err != nil {
+						return err
+					}
+					iss, err := e.issuer(c, s)
+					if err != nil {
+						return err
+					}
+					var rights []string
+					if c.IsSet("right") {
+						rights = c.StringSlice("right")
+					}
+					secret, row, err := iss.Create(c.Context, apitoken.Request{
+						EditorID: a[0], Name: c.String("name"), Description: c.String("description"),
+						Rights: rights, TTL: c.Duration("expires"), Creator: "cli",
+					})
+					if errors.Is(err, epoch.ErrNotFound) {
+						return fmt.Errorf("unknown editor %q", a[0])
+					}
+					if err != nil {
+						return err
+					}
+					if c.Bool("json") {
+						return e.printJSON(struct {
+							Token string `json:"token"`
+							apiTokenJSON
+						}{secret, apiTokenOf(row)})
+					}
+					fmt.Fprintln(e.stdout, secret)
+					return nil
+				}),
+			},
+			{
+				Name:      "list",
+				Usage:     "list API tokens (of one editor, or everyone's); never their secrets",
+				ArgsUsage: "[EDITOR_ID]",
+				Action: withStore(func(c *cli.Context, s *sqlite.Store) error {
+					if c.NArg() > 1 {
+						return usagef("usage: amaretti tokens list [EDITOR_ID]")
+					}
+					rows, err := s.Tokens(c.Context, c.Args().First())
+					if err != nil {
+						return err
+					}
+					return e.printTokens(c, rows)
+				}),
+			},
+			{
+				Name:      "revoke",
+				Usage:     "revoke one API token (the editor's other tokens keep working)",
+				ArgsUsage: "TOKEN_ID",
+				Action: withStore(func(c *cli.Context, s *sqlite.Store) error {
+					a, err := args(c, "token_id")
+					if err != nil {
+						return err
+					}
+					ed, row, err := s.RevokeToken(c.Context, a[0])
+					if err != nil {
+						return fmt.Errorf("revoke %s: %w", a[0], err)
+					}
+					if err := e.announce(c, s, ed); err != nil {
+						return err
+					}
+					if c.Bool("json") {
+						return e.printJSON(apiTokenOf(row))
+					}
+					fmt.Fprintf(e.stdout, "revoked %s (%q of %s)\n", row.TokenID, row.Name, row.EditorID)
+					return nil
+				}),
+			},
+			{
+				Name:  "expiring",
+				Usage: "list live tokens that expire within a window, to warn their owners",
+				Flags: []cli.Flag{
+					&cli.DurationFlag{Name: "within", Value: 7 * 24 * time.Hour, Usage: "the `WINDOW`"},
+				},
+				Action: withStore(func(c *cli.Context, s *sqlite.Store) error {
+					if _, err := args(c); err != nil {
+						return err
+					}
+					rows, err := s.ExpiringTokens(c.Context, c.Duration("within"))
+					if err != nil {
+						return err
+					}
+					return e.printTokens(c, rows)
+				}),
+			},
+		},
+	}
+}
+
+// bootstrapEditors are created by "amaretti bootstrap", as in fatcat's
+// deploy notes.
+var bootstrapEditors = []struct {
+	username string
+	role     epoch.Role
+	bot      bool
+}{
+	{"root", epoch.RoleSuperuser, false},
+	{"import-bot", epoch.RoleAdmin, true},
+	{"demo-user", epoch.RoleEditor, false},
+}
+
+func (e *env) bootstrapCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "bootstrap",
+		Usage: "create the root, import-bot and demo-user editors if missing, and write a token for each to DIR/<name>.env (0600)",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "env-dir", Required: true, Usage: "`DIR` for the .env files"},
+		},
+		Action: func(c *cli.Context) error {
+			if _, err := args(c); err != nil {
+				return err
+			}
+			s, err := e.openStore(c)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			iss, err := e.issuer(c, s)
+			if err != nil {
+				return err
+			}
+			dir := c.String("env-dir")
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return err
+			}
+			for _, b := range bootstrapEditors {
+				ed, err := s.EditorByUsername(c.Context, b.username)
+				switch {
+				case errors.Is(err, epoch.ErrNotFound):
+					if ed, err = s.Create(c.Context, sqlite.NewEditor{Username: b.username, Role: b.role, Bot: b.bot}); err != nil {
+						return err
+					}
+					fmt.Fprintf(e.stdout, "created editor %s (%s) %s\n", b.username, b.role, ed.ID)
+				case err != nil:
+					return err
+				default:
+					fmt.Fprintf(e.stdout, "editor %s exists: %s\n", b.username, ed.ID)
+				}
+				path := filepath.Join(dir, b.username+".env")
+				if _, err := os.Stat(path); err == nil {
+					fmt.Fprintf(e.stdout, "  %s exists: unchanged\n", path)
+					continue
+				}
+				// The file is gone, so the old bootstrap token's secret is lost:
+				// revoke it and make a new one.
+				if rows, err := s.Tokens(c.Context, ed.ID); err == nil {
+					for _, t := range rows {
+						if t.Name == "bootstrap" && t.Revoked.IsZero() {
+							if _, _, err := s.RevokeToken(c.Context, t.TokenID); err != nil {
+								return err
+							}
+						}
+					}
+				}
+				secret, _, err := iss.Create(c.Context, apitoken.Request{EditorID: ed.ID, Name: "bootstrap", Description: "written by amaretti bootstrap to " + path, Creator: "cli"})
+				if err != nil {
+					return err
+				}
+				content := fmt.Sprintf("# %s (%s), editor %s\nAMARETTI_TOKEN=%s\n", b.username, b.role, ed.ID, secret)
+				if err := writePrivate(path, []byte(content)); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "  wrote %s\n", path)
+			}
+			return nil
+		},
+	}
+}
+
+// writePrivate writes a 0600 file atomically.
+func writePrivate(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestTokensCommands(t *testing.T) {
+	c := newCLI(t)
+	c.ok("", "init")
+	alice := c.ok("", "editor", "create", "alice")
+	bot := c.ok("", "editor", "create", "bot", "--role", "bot")
+	var secrets, ids []string
+	for _, name := range []string{"laptop", "server", "cron"} {
+		var out struct {
+			Token   string `json:"token"`
+			TokenID string `json:"token_id"`
+		}
+		if err := json.Unmarshal([]byte(c.ok("", "--json", "tokens", "create", alice, "--name", name, "--description", "the "+name, "--right", "read", "--expires", "72h")), &out); err != nil {
+			t.Fatal(err)
+		}
+		secrets, ids = append(secrets, out.Token), append(ids, out.TokenID)
+	}
+	plain := c.ok("", "tokens", "create", alice, "--name", "plain")
+	c.ok("", "token", "verify", plain, "--right", "anything")
+	c.fail("live token of that name", "", "tokens", "create", alice, "--name", "laptop")
+	c.fail(`may not hold "admin:touch"`, "", "tokens", "create", bot, "--name", "x", "--right", "admin:touch")
+	c.fail("unknown editor", "", "tokens", "create", "nobody", "--name", "x")
+	c.fail("Required flag", "", "tokens", "create", alice)
+
+	listing := c.ok("", "tokens", "list", alice)
+	for _, s := range append(secrets, plain) {
+		if strings.Contains(listing, s[len(s)-40:]) {
+			t.Fatal("tokens list printed a secret")
+		}
+	}
+	if !strings.Contains(listing, "laptop") || !strings.Contains(listing, "expires soon") || !strings.Contains(listing, "(all)") {
+		t.Fatalf("tokens list:\n%s", listing)
+	}
+	var rows []apiTokenJSON
+	json.Unmarshal([]byte(c.ok("", "--json", "tokens", "list")), &rows)
+	if len(rows) != 4 {
+		t.Fatalf("%d rows", len(rows))
+	}
+	var expiring []apiTokenJSON
+	json.Unmarshal([]byte(c.ok("", "tokens", "expiring", "--within", "100h", "--json")), &expiring)
+	if len(expiring) != 3 {
+		t.Fatalf("expiring within 100h: %d", len(expiring))
+	}
+
+	c.ok("", "tokens", "revoke", ids[0])
+	c.fail("token revoked", "", "token", "verify", secrets[0])
+	c.ok("", "token", "verify", secrets[1])
+	c.ok("", "token", "verify", secrets[2])
+	c.fail("already revoked", "", "tokens", "revoke", ids[0])
+	c.fail("unknown API token", "", "tokens", "revoke", "00000000-0000-4000-8000-000000000000")
+	c.ok("", "editor", "touch", alice)
+	c.fail("token revoked", "", "token", "verify", secrets[1])
+}
+
+func TestBootstrap(t *testing.T) {
+	c := newCLI(t)
+	c.ok("", "init")
+	dir := filepath.Join(c.dir, "env")
+	first := c.ok("", "bootstrap", "--env-dir", dir)
+	if strings.Count(first, "created editor") != 3 || strings.Count(first, "wrote") != 3 {
+		t.Fatalf("first bootstrap:\n%s", first)
+	}
+	read := func(name string) string {
+		fi, err := os.Stat(filepath.Join(dir, name+".env"))
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s.env: %v %v", name, fi.Mode(), err)
+		}
+		b, _ := os.ReadFile(filepath.Join(dir, name+".env"))
+		for _, line := range strings.Split(string(b), "\n") {
+			if tok, ok := strings.CutPrefix(line, "AMARETTI_TOKEN="); ok {
+				return tok
+			}
+		}
+		t.Fatalf("%s.env has no AMARETTI_TOKEN", name)
+		return ""
+	}
+	roles := map[string]string{"root": "superuser", "import-bot": "admin", "demo-user": "editor"}
+	tokens := map[string]string{}
+	for name, role := range roles {
+		tokens[name] = read(name)
+		var id struct {
+			Role string `json:"role"`
+		}
+		json.Unmarshal([]byte(c.ok("", "--json", "token", "verify", tokens[name])), &id)
+		if id.Role != role {
+			t.Fatalf("%s's token: role %q, want %s", name, id.Role, role)
+		}
+	}
+	var eds []editorJSON
+	c.jsonOut(&eds, "editor", "list")
+	if len(eds) != 3 || !eds[1].Bot || eds[0].Bot {
+		t.Fatalf("editors %+v", eds)
+	}
+
+	// Again: nothing duplicated, files unchanged.
+	second := c.ok("", "bootstrap", "--env-dir", dir)
+	if strings.Contains(second, "created") || strings.Contains(second, "wrote") {
+		t.Fatalf("second bootstrap:\n%s", second)
+	}
+	c.jsonOut(&eds, "editor", "list")
+	if len(eds) != 3 || read("root") != tokens["root"] {
+		t.Fatal("second bootstrap changed something")
+	}
+	// A lost file: a new token, and the lost one revoked.
+	os.Remove(filepath.Join(dir, "demo-user.env"))
+	c.ok("", "bootstrap", "--env-dir", dir)
+	if read("demo-user") == tokens["demo-user"] {
+		t.Fatal("no new token for the lost file")
+	}
+	c.ok("", "token", "verify", read("demo-user"))
+	c.fail("token revoked", "", "token", "verify", tokens["demo-user"])
+}
