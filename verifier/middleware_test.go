@@ -153,3 +153,40 @@ func TestProblemFor(t *testing.T) {
 		}
 	}
 }
+
+func TestRequireRights(t *testing.T) {
+	f := newFixture(t)
+	f.clock.Add(time.Second)
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	srv := httptest.NewServer(f.v.Middleware(verifier.RequireRights("edit"))(ok))
+	defer srv.Close()
+	for _, tc := range []struct {
+		name   string
+		token  string
+		status int
+	}{
+		{"unrestricted token", f.mint(t, alice), 204},
+		{"token with the right", f.mint(t, alice, macaroon.WithCaveats(caveat.Rights{"read", "edit"})), 204},
+		{"token without it", f.mint(t, alice, macaroon.WithCaveats(caveat.Rights{"read"})), 403},
+	} {
+		req, _ := http.NewRequest("GET", srv.URL, nil)
+		req.Header.Set("Authorization", "Bearer "+tc.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s: %d, want %d", tc.name, resp.StatusCode, tc.status)
+		}
+	}
+	admin := httptest.NewServer(f.v.Middleware(verifier.RequireRights("admin:touch"))(ok))
+	defer admin.Close()
+	req, _ := http.NewRequest("GET", admin.URL, nil)
+	req.Header.Set("Authorization", "Bearer "+f.mint(t, fatcatEditor)) // a bot
+	resp, _ := http.DefaultClient.Do(req)
+	resp.Body.Close()
+	if resp.StatusCode != 403 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), "insufficient_scope") {
+		t.Errorf("bot on an admin route: %d %v", resp.StatusCode, resp.Header)
+	}
+}

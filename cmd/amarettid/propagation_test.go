@@ -95,3 +95,60 @@ func TestLostInvalidation(t *testing.T) {
 		waitUntil(t, "feed back up", 5*time.Second, func() bool { return a.metric(t, "amaretti_invalidation_feed_up") == "1" })
 	})
 }
+
+// TestRevokeOneTokenInTwoDaemons: three API tokens for one editor; revoking
+// one with the CLI reaches both daemons through Redis, while the other two
+// keep working in both.
+func TestRevokeOneTokenInTwoDaemons(t *testing.T) {
+	rs := testredis.Start(t)
+	d := newDeployment(t, rs.URL())
+	alice := d.cli("editor", "create", "alice")
+	a := d.start("--cache-ttl", "1h")
+	b := d.start("--cache-ttl", "1h")
+	for _, dm := range []*daemon{a, b} {
+		waitUntil(t, "feed up", 5*time.Second, func() bool { return dm.metric(t, "amaretti_invalidation_feed_up") == "1" })
+	}
+	var secrets, ids []string
+	for _, name := range []string{"laptop", "server", "cron"} {
+		var out struct {
+			Token   string `json:"token"`
+			TokenID string `json:"token_id"`
+		}
+		d.jsonCLI(&out, "tokens", "create", alice, "--name", name)
+		secrets, ids = append(secrets, out.Token), append(ids, out.TokenID)
+	}
+	for _, dm := range []*daemon{a, b} {
+		for _, s := range secrets {
+			if dm.status(t, s) != 200 { // and cached in both daemons
+				t.Fatal("fresh API token refused")
+			}
+		}
+	}
+	start := time.Now()
+	d.cli("tokens", "revoke", ids[1])
+	took := waitUntil(t, "revocation in both daemons", 5*time.Second, func() bool {
+		return a.status(t, secrets[1]) == 401 && b.status(t, secrets[1]) == 401
+	})
+	t.Logf("one token revoked in both daemons %v after the CLI returned (%v from its start)", took, time.Since(start))
+	for _, dm := range []*daemon{a, b} {
+		for _, i := range []int{0, 2} {
+			if s := dm.status(t, secrets[i]); s != 200 {
+				t.Fatalf("token %d after revoking token 1: %d", i, s)
+			}
+		}
+	}
+	// Last use reaches the registry after the daemons' flush (at shutdown here).
+	a.stop()
+	b.stop()
+	var rows []struct {
+		Name     string     `json:"name"`
+		LastUsed *time.Time `json:"last_used"`
+		From     string     `json:"last_used_from"`
+	}
+	d.jsonCLI(&rows, "tokens", "list", alice)
+	for _, r := range rows {
+		if r.LastUsed == nil || r.From != "127.0.0.1" {
+			t.Fatalf("last use of %s: %v from %q", r.Name, r.LastUsed, r.From)
+		}
+	}
+}

@@ -104,12 +104,9 @@ func newServer(v *verifier.Verifier, trustProxy bool, log *slog.Logger) http.Han
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"hello": "anonymous"})
 	})))
-	mux.Handle("POST /v1/things", required(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	editing := v.Middleware(verifier.WithLogger(log), verifier.RequireRights("edit"))
+	mux.Handle("POST /v1/things", editing(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, _ := verifier.FromContext(r.Context())
-		if !id.Can("edit") {
-			verifier.WriteProblem(w, "amaretti", verifier.Problem{Status: http.StatusForbidden, Code: "insufficient_scope", Description: "the edit right is required"})
-			return
-		}
 		writeJSON(w, http.StatusCreated, map[string]string{"created_by": id.EditorID})
 	})))
 	if trustProxy {
