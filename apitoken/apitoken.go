@@ -49,6 +49,8 @@ type Request struct {
 	// Rights limits the token; nil leaves it unrestricted (bounded by the
 	// editor's role all the same).
 	Rights []string
+	// Endpoint, when set, limits the token to requests naming it.
+	Endpoint string
 	// TTL is the token's lifetime; 0 for none.
 	TTL time.Duration
 	// Creator is who asks (an editor id, or "cli").
@@ -78,6 +80,9 @@ func (i *Issuer) Create(ctx context.Context, r Request) (string, sqlite.APIToken
 	if r.Rights != nil {
 		opts = append(opts, macaroon.WithCaveats(caveat.Rights(slices.Compact(slices.Sorted(slices.Values(r.Rights))))))
 	}
+	if r.Endpoint != "" {
+		opts = append(opts, macaroon.WithCaveats(caveat.Endpoint(r.Endpoint)))
+	}
 	if r.TTL > 0 {
 		opts = append(opts, macaroon.ExpiresIn(r.TTL))
 	}
@@ -87,7 +92,7 @@ func (i *Issuer) Create(ctx context.Context, r Request) (string, sqlite.APIToken
 	}
 	row := sqlite.APIToken{
 		TokenID: m.TokenID, EditorID: ed.ID, Name: r.Name, Description: r.Description,
-		Rights: r.Rights, Created: m.Created, Creator: r.Creator, Expires: m.Expires,
+		Rights: r.Rights, Endpoint: r.Endpoint, Created: m.Created, Creator: r.Creator, Expires: m.Expires,
 	}
 	// Registered after minting: if registering fails, the token was never
 	// shown to anyone.
@@ -104,50 +109,47 @@ const (
 )
 
 // Exchange mints a short-lived access token for the holder of parent (a
-// verified identity): the same editor, at most the parent's rights
-// (rights, when given, must be among them), expiring after ttl (default
-// DefaultExchangeTTL, at most MaxExchangeTTL, never after the parent), and
-// carrying parent_token caveats so that revoking the parent revokes it.
+// verified identity, minted as parentToken): the same editor, every
+// restriction of the parent (rights, endpoint, method, path, expiry, parent
+// tokens — copied as they are, so the new token can do no more), rights
+// narrowed further when given (they must be among the parent's), expiring
+// after ttl (default DefaultExchangeTTL, at most MaxExchangeTTL), and a
+// parent_token caveat naming the parent, so that revoking it revokes this.
+// A parent with a caveat the built-in checker does not know is refused.
 func (i *Issuer) Exchange(ctx context.Context, parent verifier.Identity, parentToken string, rights []string, ttl time.Duration) (*macaroon.Minted, error) {
 	if ttl <= 0 {
 		ttl = DefaultExchangeTTL
 	}
-	ttl = min(ttl, MaxExchangeTTL)
-	expires := i.now().Add(ttl)
-	if !parent.Expires.IsZero() && parent.Expires.Before(expires) {
-		expires = parent.Expires
-	}
-	var granted []string
-	switch {
-	case rights != nil:
-		for _, r := range rights {
-			if !parent.Can(r) {
-				return nil, fmt.Errorf("%w: the parent token does not allow %q", ErrRightNotAllowed, r)
-			}
+	for _, r := range rights {
+		if !parent.Can(r) {
+			return nil, fmt.Errorf("%w: the parent token does not allow %q", ErrRightNotAllowed, r)
 		}
-		granted = rights
-	case parent.Rights != nil:
-		granted = parent.Rights
 	}
-	var cavs []caveat.Caveat
-	if granted != nil {
-		cavs = append(cavs, caveat.Rights(slices.Compact(slices.Sorted(slices.Values(granted)))))
-	}
-	// The parent's own parents too, so revoking any ancestor revokes this.
 	tok, err := macaroon.Parse(parentToken, macaroon.Limits{})
 	if err != nil {
 		return nil, err
 	}
-	checker, _ := caveat.NewChecker()
+	checker, err := caveat.NewChecker()
+	if err != nil {
+		return nil, err
+	}
+	var cavs []caveat.Caveat
 	for _, text := range tok.Caveats() {
-		if c, err := checker.Parse(text); err == nil {
-			if p, ok := c.(caveat.ParentToken); ok {
-				cavs = append(cavs, p)
-			}
+		c, err := checker.Parse(text)
+		if err != nil {
+			return nil, fmt.Errorf("cannot exchange a token with caveat %q: %w", text, err)
 		}
+		switch c.(type) {
+		case caveat.EditorID, caveat.Created: // claims: the minter writes its own
+		default:
+			cavs = append(cavs, c)
+		}
+	}
+	if rights != nil {
+		cavs = append(cavs, caveat.Rights(slices.Compact(slices.Sorted(slices.Values(rights)))))
 	}
 	if parent.TokenID != "" {
 		cavs = append(cavs, caveat.ParentToken(parent.TokenID))
 	}
-	return i.minter.Mint(ctx, parent.EditorID, macaroon.ExpiresAt(expires), macaroon.WithCaveats(cavs...))
+	return i.minter.Mint(ctx, parent.EditorID, macaroon.ExpiresIn(min(ttl, MaxExchangeTTL)), macaroon.WithCaveats(cavs...))
 }

@@ -242,3 +242,47 @@ func BenchmarkVerifyTracking(b *testing.B) {
 		})
 	}
 }
+
+// TestExchangeKeepsRestrictions: a token exchanged from one limited to an
+// endpoint and a method is limited the same way (it used to be re-minted
+// with the rights alone).
+func TestExchangeKeepsRestrictions(t *testing.T) {
+	ctx := context.Background()
+	e := setup(t)
+	secret, row, err := e.issuer.Create(ctx, apitoken.Request{EditorID: e.alice.ID, Name: "scoped", Endpoint: "list_things", Rights: []string{"read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.store.Token(ctx, row.TokenID); got.Endpoint != "list_things" {
+		t.Fatalf("registry endpoint %q", got.Endpoint)
+	}
+	parent, err := macaroon.Attenuate(secret, caveat.Methods{"GET"}, caveat.PathPrefix("/api"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed := caveat.Request{Endpoint: "list_things", Method: "GET", Path: "/api/things"}
+	pid, err := e.v.Verify(ctx, parent, allowed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	child, err := e.issuer.Exchange(ctx, pid, parent, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.v.Verify(ctx, child.Token, allowed); err != nil {
+		t.Fatalf("child, allowed request: %v", err)
+	}
+	for name, req := range map[string]caveat.Request{
+		"other endpoint": {Endpoint: "delete_things", Method: "GET", Path: "/api/things"},
+		"other method":   {Endpoint: "list_things", Method: "POST", Path: "/api/things"},
+		"other path":     {Endpoint: "list_things", Method: "GET", Path: "/admin"},
+		"other right":    {Endpoint: "list_things", Method: "GET", Path: "/api/things", Rights: []string{"edit"}},
+	} {
+		if _, err := e.v.Verify(ctx, child.Token, req); !errors.Is(err, verifier.ErrCaveatNotSatisfied) {
+			t.Errorf("child, %s: %v", name, err)
+		}
+	}
+	if _, _, err := e.issuer.Create(ctx, apitoken.Request{EditorID: e.alice.ID, Name: "bad", Endpoint: "no spaces allowed"}); err == nil {
+		t.Fatal("invalid endpoint accepted")
+	}
+}

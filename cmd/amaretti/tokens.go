@@ -21,6 +21,7 @@ type apiTokenJSON struct {
 	Name         string     `json:"name"`
 	Description  string     `json:"description"`
 	Rights       []string   `json:"rights"`
+	Endpoint     string     `json:"endpoint,omitempty"`
 	Created      time.Time  `json:"created"`
 	Creator      string     `json:"creator"`
 	Expires      *time.Time `json:"expires"`
@@ -37,7 +38,7 @@ func opt(t time.Time) *time.Time {
 }
 
 func apiTokenOf(t sqlite.APIToken) apiTokenJSON {
-	return apiTokenJSON{t.TokenID, t.EditorID, t.Name, t.Description, t.Rights, t.Created, t.Creator, opt(t.Expires), opt(t.Revoked), opt(t.LastUsed), t.LastUsedFrom}
+	return apiTokenJSON{t.TokenID, t.EditorID, t.Name, t.Description, t.Rights, t.Endpoint, t.Created, t.Creator, opt(t.Expires), opt(t.Revoked), opt(t.LastUsed), t.LastUsedFrom}
 }
 
 func (e *env) issuer(c *cli.Context, store *sqlite.Store) (*apitoken.Issuer, error) {
@@ -66,6 +67,9 @@ func (e *env) printTokens(c *cli.Context, rows []sqlite.APIToken) error {
 		rights := "(all)"
 		if t.Rights != nil {
 			rights = strings.Join(t.Rights, ",")
+		}
+		if t.Endpoint != "" {
+			rights += " @" + t.Endpoint
 		}
 		status := "live"
 		switch {
@@ -108,6 +112,7 @@ func (e *env) tokensCommand() *cli.Command {
 					&cli.StringFlag{Name: "name", Required: true, Usage: "`NAME` of the token, e.g. laptop (unique among the editor's live tokens)"},
 					&cli.StringFlag{Name: "description", Usage: "what the token is for"},
 					&cli.StringSliceFlag{Name: "right", Usage: "allow only this `RIGHT` (repeatable; default: unrestricted)"},
+					&cli.StringFlag{Name: "endpoint", Usage: "allow only requests naming endpoint `NAME`"},
 					&cli.DurationFlag{Name: "expires", Usage: "expire after `DURATION` (default: never)"},
 				},
 				Action: withStore(func(c *cli.Context, s *sqlite.Store) error {
@@ -125,7 +130,7 @@ func (e *env) tokensCommand() *cli.Command {
 					}
 					secret, row, err := iss.Create(c.Context, apitoken.Request{
 						EditorID: a[0], Name: c.String("name"), Description: c.String("description"),
-						Rights: rights, TTL: c.Duration("expires"), Creator: "cli",
+						Rights: rights, Endpoint: c.String("endpoint"), TTL: c.Duration("expires"), Creator: "cli",
 					})
 					if errors.Is(err, epoch.ErrNotFound) {
 						return fmt.Errorf("unknown editor %q", a[0])

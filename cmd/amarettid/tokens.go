@@ -26,6 +26,7 @@ type tokenJSON struct {
 	Name         string     `json:"name"`
 	Description  string     `json:"description"`
 	Rights       []string   `json:"rights"` // null: unrestricted
+	Endpoint     string     `json:"endpoint,omitempty"`
 	Created      time.Time  `json:"created"`
 	Creator      string     `json:"creator"`
 	Expires      *time.Time `json:"expires"`
@@ -43,7 +44,7 @@ func optTime(t time.Time) *time.Time {
 }
 
 func rowJSON(t sqlite.APIToken, now time.Time) tokenJSON {
-	return tokenJSON{t.TokenID, t.EditorID, t.Name, t.Description, t.Rights, t.Created, t.Creator,
+	return tokenJSON{t.TokenID, t.EditorID, t.Name, t.Description, t.Rights, t.Endpoint, t.Created, t.Creator,
 		optTime(t.Expires), optTime(t.Revoked), optTime(t.LastUsed), t.LastUsedFrom, t.Live(now)}
 }
 
@@ -95,10 +96,11 @@ func (s *server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 		Name        string   `json:"name"`
 		Description string   `json:"description"`
 		Rights      []string `json:"rights"`
+		Endpoint    string   `json:"endpoint"`
 		ExpiresIn   string   `json:"expires_in"`
 	}
 	if err := decodeBody(r, &body); err != nil {
-		apiError(w, http.StatusBadRequest, "invalid_request", "the body must be JSON: name, description, rights, expires_in")
+		apiError(w, http.StatusBadRequest, "invalid_request", "the body must be JSON: name, description, rights, endpoint, expires_in")
 		return
 	}
 	var ttl time.Duration
@@ -111,7 +113,7 @@ func (s *server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 		ttl = d
 	}
 	secret, row, err := s.issuer.Create(r.Context(), apitoken.Request{
-		EditorID: caller.EditorID, Name: body.Name, Description: body.Description, Rights: body.Rights, TTL: ttl, Creator: caller.EditorID,
+		EditorID: caller.EditorID, Name: body.Name, Description: body.Description, Rights: body.Rights, Endpoint: body.Endpoint, TTL: ttl, Creator: caller.EditorID,
 	})
 	switch {
 	case errors.Is(err, sqlite.ErrNameTaken):

@@ -47,6 +47,7 @@ var migrations = []string{
 		name           TEXT NOT NULL,
 		description    TEXT NOT NULL DEFAULT '',
 		rights         TEXT,    -- comma-separated; NULL: unrestricted
+		endpoint       TEXT,    -- NULL: any endpoint
 		created        INTEGER NOT NULL,
 		creator        TEXT NOT NULL,
 		expires        INTEGER, -- NULL: never

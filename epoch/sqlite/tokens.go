@@ -30,8 +30,10 @@ type APIToken struct {
 	Name        string
 	Description string
 	// Rights the token is limited to; nil when unrestricted.
-	Rights  []string
-	Created time.Time
+	Rights []string
+	// Endpoint the token is limited to; "" for any.
+	Endpoint string
+	Created  time.Time
 	// Creator is the editor id of whoever created the token (the editor,
 	// an admin, or "cli").
 	Creator string
@@ -46,14 +48,14 @@ func (t APIToken) Live(now time.Time) bool {
 	return t.Revoked.IsZero() && (t.Expires.IsZero() || now.Before(t.Expires))
 }
 
-const tokenColumns = "token_id, editor_id, name, description, rights, created, creator, expires, revoked, last_used, last_used_from"
+const tokenColumns = "token_id, editor_id, name, description, rights, endpoint, created, creator, expires, revoked, last_used, last_used_from"
 
 func scanToken(r scanner) (APIToken, error) {
 	var t APIToken
-	var rights, from sql.NullString
+	var rights, endpoint, from sql.NullString
 	var created int64
 	var expires, revoked, lastUsed sql.NullInt64
-	if err := r.Scan(&t.TokenID, &t.EditorID, &t.Name, &t.Description, &rights, &created, &t.Creator, &expires, &revoked, &lastUsed, &from); err != nil {
+	if err := r.Scan(&t.TokenID, &t.EditorID, &t.Name, &t.Description, &rights, &endpoint, &created, &t.Creator, &expires, &revoked, &lastUsed, &from); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return t, ErrTokenNotFound
 		}
@@ -65,6 +67,7 @@ func scanToken(r scanner) (APIToken, error) {
 			t.Rights = strings.Split(rights.String, ",")
 		}
 	}
+	t.Endpoint = endpoint.String
 	t.Created = fromMicros(created)
 	opt := func(v sql.NullInt64) time.Time {
 		if !v.Valid {
@@ -103,8 +106,12 @@ func (s *Store) RegisterToken(ctx context.Context, t APIToken) error {
 	if _, err := s.Editor(ctx, t.EditorID); err != nil {
 		return err
 	}
-	_, err := s.db.ExecContext(ctx, "INSERT INTO api_tokens ("+tokenColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)",
-		t.TokenID, t.EditorID, t.Name, t.Description, rights, micros(t.Created), t.Creator, nullMicros(t.Expires))
+	var endpoint any
+	if t.Endpoint != "" {
+		endpoint = t.Endpoint
+	}
+	_, err := s.db.ExecContext(ctx, "INSERT INTO api_tokens ("+tokenColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)",
+		t.TokenID, t.EditorID, t.Name, t.Description, rights, endpoint, micros(t.Created), t.Creator, nullMicros(t.Expires))
 	var se sqlite3.Error
 	if errors.As(err, &se) && se.Code == sqlite3.ErrConstraint {
 		if strings.Contains(se.Error(), "token_id") {
