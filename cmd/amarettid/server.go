@@ -66,6 +66,7 @@ func (s *server) routes() http.Handler {
 	}))
 	mux.HandleFunc("POST /v1/tokens", s.handleCreateToken)
 	mux.HandleFunc("GET /v1/tokens", s.handleListTokens)
+	mux.HandleFunc("GET /v1/tokens/expiring", s.handleExpiring)
 	mux.HandleFunc("DELETE /v1/tokens/{id}", s.handleRevokeToken)
 	mux.HandleFunc("POST /v1/tokens/exchange", s.handleExchange)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

@@ -164,6 +164,38 @@ func (s *server) handleListTokens(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"tokens": out})
 }
 
+// handleExpiring: GET /v1/tokens/expiring?within=168h — the caller's live
+// tokens that expire within the window (everyone's, for an admin), to warn
+// their owners.
+func (s *server) handleExpiring(w http.ResponseWriter, r *http.Request) {
+	caller, _, ok := s.caller(w, r, tokenRight)
+	if !ok {
+		return
+	}
+	within := 7 * 24 * time.Hour
+	if q := r.URL.Query().Get("within"); q != "" {
+		d, err := time.ParseDuration(q)
+		if err != nil || d <= 0 {
+			apiError(w, http.StatusBadRequest, "invalid_request", "within must be a positive duration such as 168h")
+			return
+		}
+		within = d
+	}
+	rows, err := s.store.ExpiringTokens(r.Context(), within)
+	if err != nil {
+		apiError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the store could not answer")
+		return
+	}
+	now := time.Now()
+	out := []tokenJSON{}
+	for _, t := range rows {
+		if t.EditorID == caller.EditorID || isAdmin(caller) {
+			out = append(out, rowJSON(t, now))
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tokens": out})
+}
+
 // handleRevokeToken: DELETE /v1/tokens/{id} — the caller's own, or any for
 // an admin. Someone else's token is "not found" to a non-admin.
 func (s *server) handleRevokeToken(w http.ResponseWriter, r *http.Request) {

@@ -87,10 +87,20 @@ func TestTokenAPI(t *testing.T) {
 	if resp.StatusCode != 200 || len(list.Tokens) != 3 || list.Tokens[0].LastUsedFrom != "192.0.2.7" || list.Tokens[0].LastUsed == nil || list.Tokens[0].Expires == nil || !list.Tokens[0].Live {
 		t.Fatalf("list: %d %s", resp.StatusCode, body)
 	}
+	f.do(t, call{"POST", "/v1/tokens", bearer(bobTok), `{"name":"bobs","expires_in":"24h"}`})
+	if resp, body := f.do(t, call{"GET", "/v1/tokens/expiring?within=800h", bearer(session), ""}); resp.StatusCode != 200 || strings.Count(body, `"token_id"`) != 3 || strings.Contains(body, "bobs") {
+		t.Fatalf("alice's expiring tokens: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := f.do(t, call{"GET", "/v1/tokens/expiring?within=48h", bearer(adminTok), ""}); resp.StatusCode != 200 || strings.Count(body, `"token_id"`) != 1 || !strings.Contains(body, "bobs") {
+		t.Fatalf("everyone's tokens expiring within 48h, for an admin: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := f.do(t, call{"GET", "/v1/tokens/expiring?within=soon", bearer(session), ""}); resp.StatusCode != 400 {
+		t.Fatal("bad window is not 400")
+	}
 	if resp, _ := f.do(t, call{"GET", "/v1/tokens?editor_id=" + f.alice.ID, bearer(bobTok), ""}); resp.StatusCode != 403 {
 		t.Fatal("bob listed alice's tokens")
 	}
-	if resp, body := f.do(t, call{"GET", "/v1/tokens?editor_id=*", bearer(adminTok), ""}); resp.StatusCode != 200 || strings.Count(body, `"token_id"`) != 3 {
+	if resp, body := f.do(t, call{"GET", "/v1/tokens?editor_id=*", bearer(adminTok), ""}); resp.StatusCode != 200 || strings.Count(body, `"token_id"`) != 4 {
 		t.Fatalf("admin listing everyone: %d %s", resp.StatusCode, body)
 	}
 
