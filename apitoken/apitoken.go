@@ -14,7 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch/sqlite"
@@ -22,9 +24,14 @@ import (
 	"github.com/amaretti-auth/amaretti/verifier"
 )
 
-// ErrRightNotAllowed means a token was asked for a right its editor's role
-// or its parent token does not allow.
-var ErrRightNotAllowed = errors.New("right not allowed")
+var (
+	// ErrRightNotAllowed means a token was asked for a right its editor's
+	// role or its parent token does not allow.
+	ErrRightNotAllowed = errors.New("right not allowed")
+	// ErrInvalid means a request to create a token is malformed: its name,
+	// description, rights, endpoint or lifetime.
+	ErrInvalid = errors.New("invalid token request")
+)
 
 // Issuer creates and exchanges tokens.
 type Issuer struct {
@@ -65,12 +72,19 @@ func (i *Issuer) Create(ctx context.Context, r Request) (string, sqlite.APIToken
 	if err != nil {
 		return "", sqlite.APIToken{}, err
 	}
-	if r.TTL < 0 {
-		return "", sqlite.APIToken{}, errors.New("negative lifetime")
+	switch {
+	case r.TTL < 0:
+		return "", sqlite.APIToken{}, fmt.Errorf("%w: negative lifetime", ErrInvalid)
+	case r.Name == "" || len(r.Name) > 64 || strings.IndexFunc(r.Name, unicode.IsControl) >= 0:
+		return "", sqlite.APIToken{}, fmt.Errorf("%w: the name must be 1 to 64 characters without control characters", ErrInvalid)
+	case len(r.Description) > 1024 || strings.IndexFunc(r.Description, func(c rune) bool { return c != '\n' && unicode.IsControl(c) }) >= 0:
+		return "", sqlite.APIToken{}, fmt.Errorf("%w: the description must be at most 1024 characters without control characters", ErrInvalid)
+	case r.Endpoint != "" && !validEndpoint(r.Endpoint):
+		return "", sqlite.APIToken{}, fmt.Errorf("%w: endpoint %q", ErrInvalid, r.Endpoint)
 	}
 	for _, right := range r.Rights {
 		if !caveat.ValidRight(right) {
-			return "", sqlite.APIToken{}, fmt.Errorf("invalid right %q", right)
+			return "", sqlite.APIToken{}, fmt.Errorf("%w: right %q", ErrInvalid, right)
 		}
 		if !ed.Role.Permits(right) {
 			return "", sqlite.APIToken{}, fmt.Errorf("%w: a %s may not hold %q", ErrRightNotAllowed, ed.Role, right)
@@ -100,6 +114,15 @@ func (i *Issuer) Create(ctx context.Context, r Request) (string, sqlite.APIToken
 		return "", sqlite.APIToken{}, err
 	}
 	return m.Token, row, nil
+}
+
+func validEndpoint(name string) bool {
+	c, err := caveat.NewChecker()
+	if err != nil {
+		return false
+	}
+	_, err = c.Parse(caveat.Endpoint(name).String())
+	return err == nil
 }
 
 // DefaultExchangeTTL and MaxExchangeTTL bound exchanged tokens' lifetimes.

@@ -122,8 +122,12 @@ func (s *server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, apitoken.ErrRightNotAllowed):
 		apiError(w, http.StatusForbidden, "insufficient_scope", err.Error())
 		return
-	case err != nil:
+	case errors.Is(err, apitoken.ErrInvalid):
 		apiError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	case err != nil:
+		s.log.Error("creating an api token failed", "editor_id", caller.EditorID, "err", err)
+		apiError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the token could not be created")
 		return
 	}
 	s.log.Info("api token created", "editor_id", caller.EditorID, "token_id", row.TokenID, "name", row.Name)
