@@ -143,6 +143,18 @@ func (e *env) announce(c *cli.Context, store *sqlite.Store, editors ...epoch.Edi
 	return nil
 }
 
+// withStore runs f with the database open.
+func (e *env) withStore(f func(c *cli.Context, s *sqlite.Store) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		s, err := e.openStore(c)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		return f(c, s)
+	}
+}
+
 // readToken returns a token argument, reading it from stdin when it is "-"
 // so that tokens need not appear in shell history or process listings.
 func (e *env) readToken(arg string) (string, error) {

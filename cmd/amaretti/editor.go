@@ -37,16 +37,6 @@ func epochText(ed epoch.Editor) string {
 }
 
 func (e *env) editorCommand() *cli.Command {
-	withStore := func(f func(c *cli.Context, s *sqlite.Store) error) cli.ActionFunc {
-		return func(c *cli.Context) error {
-			s, err := e.openStore(c)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			return f(c, s)
-		}
-	}
 	show := func(c *cli.Context, ed epoch.Editor) error {
 		if c.Bool("json") {
 			return e.printJSON(toJSON(ed))
@@ -62,7 +52,7 @@ func (e *env) editorCommand() *cli.Command {
 	}
 	// oneEditor runs an epoch change on the editor named by the only argument.
 	oneEditor := func(verb string, f func(s *sqlite.Store) func(c *cli.Context, id string) (epoch.Editor, error)) cli.ActionFunc {
-		return withStore(func(c *cli.Context, s *sqlite.Store) error {
+		return e.withStore(func(c *cli.Context, s *sqlite.Store) error {
 			a, err := args(c, "editor_id")
 			if err != nil {
 				return err
@@ -94,7 +84,7 @@ func (e *env) editorCommand() *cli.Command {
 					&cli.StringFlag{Name: "role", Value: "editor", Usage: "editor, bot, admin or superuser"},
 					&cli.StringFlag{Name: "epoch", Usage: "initial auth_epoch, RFC 3339 (default now); an early epoch keeps tokens minted elsewhere valid, as when importing fatcat editors"},
 				},
-				Action: withStore(func(c *cli.Context, s *sqlite.Store) error {
+				Action: e.withStore(func(c *cli.Context, s *sqlite.Store) error {
 					a, err := args(c, "username")
 					if err != nil {
 						return err
@@ -122,7 +112,7 @@ func (e *env) editorCommand() *cli.Command {
 			{
 				Name:  "list",
 				Usage: "list editors",
-				Action: withStore(func(c *cli.Context, s *sqlite.Store) error {
+				Action: e.withStore(func(c *cli.Context, s *sqlite.Store) error {
 					if _, err := args(c); err != nil {
 						return err
 					}
@@ -148,7 +138,7 @@ func (e *env) editorCommand() *cli.Command {
 				Name:      "show",
 				Usage:     "show one editor",
 				ArgsUsage: "EDITOR_ID",
-				Action: withStore(func(c *cli.Context, s *sqlite.Store) error {
+				Action: e.withStore(func(c *cli.Context, s *sqlite.Store) error {
 					a, err := args(c, "editor_id")
 					if err != nil {
 						return err
@@ -168,7 +158,7 @@ func (e *env) editorCommand() *cli.Command {
 					&cli.BoolFlag{Name: "all", Usage: "touch every editor"},
 					&cli.BoolFlag{Name: "yes", Usage: "do not ask for confirmation with --all"},
 				},
-				Action: withStore(func(c *cli.Context, s *sqlite.Store) error {
+				Action: e.withStore(func(c *cli.Context, s *sqlite.Store) error {
 					if !c.Bool("all") {
 						a, err := args(c, "editor_id")
 						if err != nil {

@@ -90,16 +90,6 @@ func (e *env) printTokens(c *cli.Context, rows []sqlite.APIToken) error {
 }
 
 func (e *env) tokensCommand() *cli.Command {
-	withStore := func(f func(c *cli.Context, s *sqlite.Store) error) cli.ActionFunc {
-		return func(c *cli.Context) error {
-			s, err := e.openStore(c)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			return f(c, s)
-		}
-	}
 	return &cli.Command{
 		Name:  "tokens",
 		Usage: "manage API tokens: named, registered, revocable one by one",
@@ -115,7 +105,7 @@ func (e *env) tokensCommand() *cli.Command {
 					&cli.StringFlag{Name: "endpoint", Usage: "allow only requests naming endpoint `NAME`"},
 					&cli.DurationFlag{Name: "expires", Usage: "expire after `DURATION` (default: never)"},
 				},
-				Action: withStore(func(c *cli.Context, s *sqlite.Store) error {
+				Action: e.withStore(func(c *cli.Context, s *sqlite.Store) error {
 					a, err := args(c, "editor_id")
 					if err != nil {
 						return err
@@ -152,7 +142,7 @@ func (e *env) tokensCommand() *cli.Command {
 				Name:      "list",
 				Usage:     "list API tokens (of one editor, or everyone's); never their secrets",
 				ArgsUsage: "[EDITOR_ID]",
-				Action: withStore(func(c *cli.Context, s *sqlite.Store) error {
+				Action: e.withStore(func(c *cli.Context, s *sqlite.Store) error {
 					if c.NArg() > 1 {
 						return usagef("usage: amaretti tokens list [EDITOR_ID]")
 					}
@@ -167,7 +157,7 @@ func (e *env) tokensCommand() *cli.Command {
 				Name:      "revoke",
 				Usage:     "revoke one API token (the editor's other tokens keep working)",
 				ArgsUsage: "TOKEN_ID",
-				Action: withStore(func(c *cli.Context, s *sqlite.Store) error {
+				Action: e.withStore(func(c *cli.Context, s *sqlite.Store) error {
 					a, err := args(c, "token_id")
 					if err != nil {
 						return err
@@ -192,7 +182,7 @@ func (e *env) tokensCommand() *cli.Command {
 				Flags: []cli.Flag{
 					&cli.DurationFlag{Name: "within", Value: 7 * 24 * time.Hour, Usage: "the `WINDOW`"},
 				},
-				Action: withStore(func(c *cli.Context, s *sqlite.Store) error {
+				Action: e.withStore(func(c *cli.Context, s *sqlite.Store) error {
 					if _, err := args(c); err != nil {
 						return err
 					}
