@@ -62,6 +62,33 @@ type middleware struct {
 	log      *slog.Logger
 	endpoint func(*http.Request) string
 	rights   []string
+	cookie   string
+}
+
+// WithCookie also reads the token from the cookie of that name (see package
+// session). A request carrying both a bearer token and the cookie is
+// refused as ambiguous (400).
+func WithCookie(name string) MiddlewareOption { return func(m *middleware) { m.cookie = name } }
+
+// token finds the request's one token: the bearer header or the cookie.
+func (m *middleware) token(r *http.Request) (string, error) {
+	tok, err := BearerToken(r)
+	if m.cookie == "" || err != nil && !errors.Is(err, ErrNoToken) {
+		return tok, err
+	}
+	var cookies []string
+	for _, c := range r.Cookies() {
+		if c.Name == m.cookie {
+			cookies = append(cookies, c.Value)
+		}
+	}
+	switch {
+	case len(cookies) == 0:
+		return tok, err
+	case len(cookies) > 1 || err == nil:
+		return "", errBadRequest
+	}
+	return cookies[0], nil
 }
 
 // RequireRights makes every request through the middleware exercise these
@@ -105,7 +132,7 @@ func (v *Verifier) Middleware(opts ...MiddlewareOption) func(http.Handler) http.
 	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			token, err := BearerToken(r)
+			token, err := m.token(r)
 			switch {
 			case errors.Is(err, ErrNoToken) && m.optional:
 				next.ServeHTTP(w, r)
@@ -114,7 +141,7 @@ func (v *Verifier) Middleware(opts ...MiddlewareOption) func(http.Handler) http.
 				m.deny(w, r, err, Problem{Status: http.StatusUnauthorized})
 				return
 			case err != nil:
-				m.deny(w, r, err, Problem{http.StatusBadRequest, "invalid_request", "malformed Authorization header"})
+				m.deny(w, r, err, Problem{http.StatusBadRequest, "invalid_request", "send one bearer token, in one Authorization header or the cookie"})
 				return
 			}
 			req := caveat.Request{Method: r.Method, Path: r.URL.Path, Rights: m.rights}

@@ -12,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"context"
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/macaroon"
+	"github.com/amaretti-auth/amaretti/session"
 	"github.com/amaretti-auth/amaretti/verifier"
 )
 
@@ -188,5 +190,56 @@ func TestRequireRights(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 403 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), "insufficient_scope") {
 		t.Errorf("bot on an admin route: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+func TestMiddlewareCookie(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	f.clock.Add(time.Second)
+	f.storeClock.Set(f.clock.Now())
+	whoami := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, _ := verifier.FromContext(r.Context())
+		fmt.Fprint(w, id.EditorID)
+	})
+	srv := httptest.NewServer(f.v.Middleware(verifier.WithCookie(session.DefaultName))(whoami))
+	defer srv.Close()
+	minted, _ := f.minter.Mint(ctx, alice, macaroon.ExpiresIn(time.Hour))
+	rec := httptest.NewRecorder()
+	session.Set(rec, httptest.NewRequest("GET", "/", nil), session.Cookie{Token: minted.Token, Expires: minted.Expires}, f.clock.Now())
+	cookie := rec.Result().Cookies()[0]
+	get := func(withCookie bool, bearer string) (int, string) {
+		req, _ := http.NewRequest("GET", srv.URL, nil)
+		if withCookie {
+			req.AddCookie(cookie)
+		}
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if status, body := get(true, ""); status != 200 || body != alice {
+		t.Fatalf("cookie: %d %s", status, body)
+	}
+	if status, _ := get(false, minted.Token); status != 200 {
+		t.Fatal("bearer alongside WithCookie")
+	}
+	if status, _ := get(true, minted.Token); status != 400 {
+		t.Fatalf("cookie and bearer together: %d", status)
+	}
+	// Log out everywhere: a touch makes the old cookie useless.
+	f.clock.Add(time.Second)
+	f.storeClock.Set(f.clock.Now())
+	if _, err := f.store.Touch(ctx, alice); err != nil {
+		t.Fatal(err)
+	}
+	if status, body := get(true, ""); status != 401 || !strings.Contains(body, "token revoked") {
+		t.Fatalf("cookie after log-out-everywhere: %d %s", status, body)
 	}
 }
