@@ -14,9 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
-	"unicode"
 
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch/sqlite"
@@ -35,9 +33,10 @@ var (
 
 // Issuer creates and exchanges tokens.
 type Issuer struct {
-	store  *sqlite.Store
-	minter *macaroon.Minter
-	now    func() time.Time
+	store   *sqlite.Store
+	minter  *macaroon.Minter
+	now     func() time.Time
+	checker *caveat.Checker // built-in caveats: what exchange copies and creation accepts
 }
 
 // NewIssuer returns an Issuer minting with minter and registering in store.
@@ -45,7 +44,11 @@ func NewIssuer(store *sqlite.Store, minter *macaroon.Minter, now func() time.Tim
 	if now == nil {
 		now = time.Now
 	}
-	return &Issuer{store: store, minter: minter, now: now}
+	checker, err := caveat.NewChecker()
+	if err != nil {
+		panic(err) // no options: cannot fail
+	}
+	return &Issuer{store: store, minter: minter, now: now, checker: checker}
 }
 
 // Request describes a token to create.
@@ -72,15 +75,16 @@ func (i *Issuer) Create(ctx context.Context, r Request) (string, sqlite.APIToken
 	if err != nil {
 		return "", sqlite.APIToken{}, err
 	}
-	switch {
-	case r.TTL < 0:
+	if err := sqlite.CheckTokenText(r.Name, r.Description); err != nil {
+		return "", sqlite.APIToken{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if r.TTL < 0 {
 		return "", sqlite.APIToken{}, fmt.Errorf("%w: negative lifetime", ErrInvalid)
-	case r.Name == "" || len(r.Name) > 64 || strings.IndexFunc(r.Name, unicode.IsControl) >= 0:
-		return "", sqlite.APIToken{}, fmt.Errorf("%w: the name must be 1 to 64 characters without control characters", ErrInvalid)
-	case len(r.Description) > 1024 || strings.IndexFunc(r.Description, func(c rune) bool { return c != '\n' && unicode.IsControl(c) }) >= 0:
-		return "", sqlite.APIToken{}, fmt.Errorf("%w: the description must be at most 1024 characters without control characters", ErrInvalid)
-	case r.Endpoint != "" && !validEndpoint(r.Endpoint):
-		return "", sqlite.APIToken{}, fmt.Errorf("%w: endpoint %q", ErrInvalid, r.Endpoint)
+	}
+	if r.Endpoint != "" {
+		if _, err := i.checker.Parse(caveat.Endpoint(r.Endpoint).String()); err != nil {
+			return "", sqlite.APIToken{}, fmt.Errorf("%w: endpoint %q", ErrInvalid, r.Endpoint)
+		}
 	}
 	for _, right := range r.Rights {
 		if !caveat.ValidRight(right) {
@@ -91,8 +95,10 @@ func (i *Issuer) Create(ctx context.Context, r Request) (string, sqlite.APIToken
 		}
 	}
 	var opts []macaroon.MintOption
+	var rights []string // what the token says, and so what the row records
 	if r.Rights != nil {
-		opts = append(opts, macaroon.WithCaveats(caveat.Rights(slices.Compact(slices.Sorted(slices.Values(r.Rights))))))
+		rights = normalize(r.Rights)
+		opts = append(opts, macaroon.WithCaveats(caveat.Rights(rights)))
 	}
 	if r.Endpoint != "" {
 		opts = append(opts, macaroon.WithCaveats(caveat.Endpoint(r.Endpoint)))
@@ -106,7 +112,7 @@ func (i *Issuer) Create(ctx context.Context, r Request) (string, sqlite.APIToken
 	}
 	row := sqlite.APIToken{
 		TokenID: m.TokenID, EditorID: ed.ID, Name: r.Name, Description: r.Description,
-		Rights: r.Rights, Endpoint: r.Endpoint, Created: m.Created, Creator: r.Creator, Expires: m.Expires,
+		Rights: rights, Endpoint: r.Endpoint, Created: m.Created, Creator: r.Creator, Expires: m.Expires,
 	}
 	// Registered after minting: if registering fails, the token was never
 	// shown to anyone.
@@ -116,13 +122,10 @@ func (i *Issuer) Create(ctx context.Context, r Request) (string, sqlite.APIToken
 	return m.Token, row, nil
 }
 
-func validEndpoint(name string) bool {
-	c, err := caveat.NewChecker()
-	if err != nil {
-		return false
-	}
-	_, err = c.Parse(caveat.Endpoint(name).String())
-	return err == nil
+// normalize sorts rights and drops repeats; the caveat grammar refuses a
+// right listed twice.
+func normalize(rights []string) []string {
+	return slices.Compact(slices.Sorted(slices.Values(rights)))
 }
 
 // DefaultExchangeTTL and MaxExchangeTTL bound exchanged tokens' lifetimes.
@@ -152,13 +155,9 @@ func (i *Issuer) Exchange(ctx context.Context, parent verifier.Identity, parentT
 	if err != nil {
 		return nil, err
 	}
-	checker, err := caveat.NewChecker()
-	if err != nil {
-		return nil, err
-	}
 	var cavs []caveat.Caveat
 	for _, text := range tok.Caveats() {
-		c, err := checker.Parse(text)
+		c, err := i.checker.Parse(text)
 		if err != nil {
 			return nil, fmt.Errorf("cannot exchange a token with caveat %q: %w", text, err)
 		}
@@ -169,7 +168,7 @@ func (i *Issuer) Exchange(ctx context.Context, parent verifier.Identity, parentT
 		}
 	}
 	if rights != nil {
-		cavs = append(cavs, caveat.Rights(slices.Compact(slices.Sorted(slices.Values(rights)))))
+		cavs = append(cavs, caveat.Rights(normalize(rights)))
 	}
 	if parent.TokenID != "" {
 		cavs = append(cavs, caveat.ParentToken(parent.TokenID))

@@ -286,3 +286,24 @@ func TestExchangeKeepsRestrictions(t *testing.T) {
 		t.Fatal("invalid endpoint accepted")
 	}
 }
+
+// TestCreateNormalizes: the row records the rights the token carries, and
+// the one name rule (the store's) applies.
+func TestCreateNormalizes(t *testing.T) {
+	ctx := context.Background()
+	e := setup(t)
+	secret, row, err := e.issuer.Create(ctx, apitoken.Request{EditorID: e.alice.ID, Name: "dup", Rights: []string{"read", "edit", "read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, _ := e.store.Token(ctx, row.TokenID)
+	id, _ := e.v.Verify(ctx, secret, caveat.Request{})
+	if strings.Join(row.Rights, ",") != "edit,read" || strings.Join(stored.Rights, ",") != "edit,read" || strings.Join(id.Rights, ",") != "edit,read" {
+		t.Fatalf("row %v, stored %v, token %v", row.Rights, stored.Rights, id.Rights)
+	}
+	for _, name := range []string{"", "a\nb", "c1\u0085control", strings.Repeat("x", 65)} {
+		if _, _, err := e.issuer.Create(ctx, apitoken.Request{EditorID: e.alice.ID, Name: name}); !errors.Is(err, apitoken.ErrInvalid) {
+			t.Errorf("name %q: %v", name, err)
+		}
+	}
+}

@@ -69,6 +69,9 @@ type Verifier struct {
 	limits  macaroon.Limits
 	now     func() time.Time
 	sigs    *sigCache
+	// scratch holds *[scratchSize]byte decode buffers. Nothing derived from
+	// a buffer outlives verifySignature: ids and claims are copied out.
+	scratch sync.Pool
 }
 
 // An Option configures a Verifier.
@@ -192,14 +195,13 @@ func (v *Verifier) Verify(ctx context.Context, token string, req caveat.Request)
 // larger limits decode into a buffer of their own.
 const scratchSize = 3072
 
-// scratches holds decode buffers. Nothing derived from a buffer outlives
-// verifySignature: ids and claims are copied out of it.
-var scratches = sync.Pool{New: func() any { return new([scratchSize]byte) }}
-
 // verifySignature runs steps 1–5 up to parsing the caveats.
 func (v *Verifier) verifySignature(token string) (*verified, error) {
-	scratch := scratches.Get().(*[scratchSize]byte)
-	defer scratches.Put(scratch)
+	scratch, _ := v.scratch.Get().(*[scratchSize]byte)
+	if scratch == nil {
+		scratch = new([scratchSize]byte)
+	}
+	defer v.scratch.Put(scratch)
 	tok, err := macaroon.Decode(token, v.limits, scratch[:])
 	if err != nil {
 		return nil, &Denial{Err: err} // wraps ErrMalformed

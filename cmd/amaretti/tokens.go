@@ -15,32 +15,6 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-type apiTokenJSON struct {
-	TokenID      string     `json:"token_id"`
-	EditorID     string     `json:"editor_id"`
-	Name         string     `json:"name"`
-	Description  string     `json:"description"`
-	Rights       []string   `json:"rights"`
-	Endpoint     string     `json:"endpoint,omitempty"`
-	Created      time.Time  `json:"created"`
-	Creator      string     `json:"creator"`
-	Expires      *time.Time `json:"expires"`
-	Revoked      *time.Time `json:"revoked"`
-	LastUsed     *time.Time `json:"last_used"`
-	LastUsedFrom string     `json:"last_used_from,omitempty"`
-}
-
-func opt(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
-}
-
-func apiTokenOf(t sqlite.APIToken) apiTokenJSON {
-	return apiTokenJSON{t.TokenID, t.EditorID, t.Name, t.Description, t.Rights, t.Endpoint, t.Created, t.Creator, opt(t.Expires), opt(t.Revoked), opt(t.LastUsed), t.LastUsedFrom}
-}
-
 func (e *env) issuer(c *cli.Context, store *sqlite.Store) (*apitoken.Issuer, error) {
 	keys, err := e.openKeys(c)
 	if err != nil {
@@ -55,11 +29,10 @@ func (e *env) issuer(c *cli.Context, store *sqlite.Store) (*apitoken.Issuer, err
 
 func (e *env) printTokens(c *cli.Context, rows []sqlite.APIToken) error {
 	if c.Bool("json") {
-		out := make([]apiTokenJSON, 0, len(rows))
-		for _, t := range rows {
-			out = append(out, apiTokenOf(t))
+		if rows == nil {
+			rows = []sqlite.APIToken{}
 		}
-		return e.printJSON(out)
+		return e.printJSON(rows)
 	}
 	now := e.now()
 	table := make([][]string, 0, len(rows))
@@ -131,8 +104,8 @@ func (e *env) tokensCommand() *cli.Command {
 					if c.Bool("json") {
 						return e.printJSON(struct {
 							Token string `json:"token"`
-							apiTokenJSON
-						}{secret, apiTokenOf(row)})
+							sqlite.APIToken
+						}{secret, row})
 					}
 					fmt.Fprintln(e.stdout, secret)
 					return nil
@@ -170,7 +143,7 @@ func (e *env) tokensCommand() *cli.Command {
 						return err
 					}
 					if c.Bool("json") {
-						return e.printJSON(apiTokenOf(row))
+						return e.printJSON(row)
 					}
 					fmt.Fprintf(e.stdout, "revoked %s (%q of %s)\n", row.TokenID, row.Name, row.EditorID)
 					return nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"github.com/amaretti-auth/amaretti/epoch/sqlite"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,12 +41,12 @@ func TestTokensCommands(t *testing.T) {
 	if !strings.Contains(listing, "laptop") || !strings.Contains(listing, "expires soon") || !strings.Contains(listing, "(all)") {
 		t.Fatalf("tokens list:\n%s", listing)
 	}
-	var rows []apiTokenJSON
+	var rows []sqlite.APIToken
 	json.Unmarshal([]byte(c.ok("", "--json", "tokens", "list")), &rows)
 	if len(rows) != 4 {
 		t.Fatalf("%d rows", len(rows))
 	}
-	var expiring []apiTokenJSON
+	var expiring []sqlite.APIToken
 	json.Unmarshal([]byte(c.ok("", "tokens", "expiring", "--within", "100h", "--json")), &expiring)
 	if len(expiring) != 3 {
 		t.Fatalf("expiring within 100h: %d", len(expiring))

@@ -280,14 +280,8 @@ func (s *server) deny(w http.ResponseWriter, r *http.Request, handler string, er
 // that restricts rights must list it.
 func (s *server) admin(right string, change func(ctx context.Context, id string) ([]epoch.Editor, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		token, err := s.requestToken(r, "")
-		if err != nil {
-			s.denyTokenless(w, r, "admin", err, false)
-			return
-		}
-		caller, err := s.v.Verify(r.Context(), token, caveat.Request{Method: r.Method, Path: r.URL.Path, Rights: []string{right}})
-		if err != nil {
-			s.deny(w, r, "admin", err, verifier.ProblemFor(err))
+		caller, _, ok := s.caller(w, r, "admin", right)
+		if !ok {
 			return
 		}
 		target := r.PathValue("id")

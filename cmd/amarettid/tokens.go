@@ -19,49 +19,39 @@ import (
 // restricts rights at all.
 const tokenRight = "tokens"
 
-// tokenJSON is a registry row as the API shows it: never the secret.
+// tokenJSON is a registry row as the API shows it (never the secret), and
+// whether it is live now.
 type tokenJSON struct {
-	TokenID      string     `json:"token_id"`
-	EditorID     string     `json:"editor_id"`
-	Name         string     `json:"name"`
-	Description  string     `json:"description"`
-	Rights       []string   `json:"rights"` // null: unrestricted
-	Endpoint     string     `json:"endpoint,omitempty"`
-	Created      time.Time  `json:"created"`
-	Creator      string     `json:"creator"`
-	Expires      *time.Time `json:"expires"`
-	Revoked      *time.Time `json:"revoked"`
-	LastUsed     *time.Time `json:"last_used"`
-	LastUsedFrom string     `json:"last_used_from,omitempty"`
-	Live         bool       `json:"live"`
+	sqlite.APIToken
+	Live bool `json:"live"`
 }
 
-func optTime(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
+func rowJSON(t sqlite.APIToken, now time.Time) tokenJSON { return tokenJSON{t, t.Live(now)} }
+
+// positiveDuration parses an optional duration field: "" gives 0.
+func positiveDuration(v string) (time.Duration, bool) {
+	if v == "" {
+		return 0, true
 	}
-	return &t
-}
-
-func rowJSON(t sqlite.APIToken, now time.Time) tokenJSON {
-	return tokenJSON{t.TokenID, t.EditorID, t.Name, t.Description, t.Rights, t.Endpoint, t.Created, t.Creator,
-		optTime(t.Expires), optTime(t.Revoked), optTime(t.LastUsed), t.LastUsedFrom, t.Live(now)}
+	d, err := time.ParseDuration(v)
+	return d, err == nil && d > 0
 }
 
 func apiError(w http.ResponseWriter, status int, code, desc string) {
 	writeJSON(w, status, map[string]string{"error": code, "error_description": desc})
 }
 
-// caller verifies the request's token for managing tokens.
-func (s *server) caller(w http.ResponseWriter, r *http.Request, rights ...string) (verifier.Identity, string, bool) {
+// caller verifies the token of a request to the handler (a metrics label)
+// for the given rights, answering the request itself when it fails.
+func (s *server) caller(w http.ResponseWriter, r *http.Request, handler string, rights ...string) (verifier.Identity, string, bool) {
 	token, err := s.requestToken(r, "")
 	if err != nil {
-		s.denyTokenless(w, r, "tokens", err, false)
+		s.denyTokenless(w, r, handler, err, false)
 		return verifier.Identity{}, "", false
 	}
 	id, err := s.v.Verify(r.Context(), token, caveat.Request{Method: r.Method, Path: r.URL.Path, Rights: rights})
 	if err != nil {
-		s.deny(w, r, "tokens", err, verifier.ProblemFor(err))
+		s.deny(w, r, handler, err, verifier.ProblemFor(err))
 		return verifier.Identity{}, "", false
 	}
 	return id, token, true
@@ -88,7 +78,7 @@ func decodeBody(r *http.Request, v any) error {
 
 // handleCreateToken: POST /v1/tokens {name, description, rights, expires_in}.
 func (s *server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
-	caller, _, ok := s.caller(w, r, tokenRight)
+	caller, _, ok := s.caller(w, r, "tokens", tokenRight)
 	if !ok {
 		return
 	}
@@ -103,14 +93,10 @@ func (s *server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "invalid_request", "the body must be JSON: name, description, rights, endpoint, expires_in")
 		return
 	}
-	var ttl time.Duration
-	if body.ExpiresIn != "" {
-		d, err := time.ParseDuration(body.ExpiresIn)
-		if err != nil || d <= 0 {
-			apiError(w, http.StatusBadRequest, "invalid_request", "expires_in must be a positive duration such as 720h")
-			return
-		}
-		ttl = d
+	ttl, ok := positiveDuration(body.ExpiresIn)
+	if !ok {
+		apiError(w, http.StatusBadRequest, "invalid_request", "expires_in must be a positive duration such as 720h")
+		return
 	}
 	secret, row, err := s.issuer.Create(r.Context(), apitoken.Request{
 		EditorID: caller.EditorID, Name: body.Name, Description: body.Description, Rights: body.Rights, Endpoint: body.Endpoint, TTL: ttl, Creator: caller.EditorID,
@@ -140,7 +126,7 @@ func (s *server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 // handleListTokens: GET /v1/tokens — the caller's; an admin may ask for
 // ?editor_id=ID or ?editor_id=* (everyone's).
 func (s *server) handleListTokens(w http.ResponseWriter, r *http.Request) {
-	caller, _, ok := s.caller(w, r, tokenRight)
+	caller, _, ok := s.caller(w, r, "tokens", tokenRight)
 	if !ok {
 		return
 	}
@@ -172,18 +158,17 @@ func (s *server) handleListTokens(w http.ResponseWriter, r *http.Request) {
 // tokens that expire within the window (everyone's, for an admin), to warn
 // their owners.
 func (s *server) handleExpiring(w http.ResponseWriter, r *http.Request) {
-	caller, _, ok := s.caller(w, r, tokenRight)
+	caller, _, ok := s.caller(w, r, "tokens", tokenRight)
 	if !ok {
 		return
 	}
-	within := 7 * 24 * time.Hour
-	if q := r.URL.Query().Get("within"); q != "" {
-		d, err := time.ParseDuration(q)
-		if err != nil || d <= 0 {
-			apiError(w, http.StatusBadRequest, "invalid_request", "within must be a positive duration such as 168h")
-			return
-		}
-		within = d
+	within, ok := positiveDuration(r.URL.Query().Get("within"))
+	if !ok {
+		apiError(w, http.StatusBadRequest, "invalid_request", "within must be a positive duration such as 168h")
+		return
+	}
+	if within == 0 {
+		within = 7 * 24 * time.Hour
 	}
 	rows, err := s.store.ExpiringTokens(r.Context(), within)
 	if err != nil {
@@ -203,7 +188,7 @@ func (s *server) handleExpiring(w http.ResponseWriter, r *http.Request) {
 // handleRevokeToken: DELETE /v1/tokens/{id} — the caller's own, or any for
 // an admin. Someone else's token is "not found" to a non-admin.
 func (s *server) handleRevokeToken(w http.ResponseWriter, r *http.Request) {
-	caller, _, ok := s.caller(w, r, tokenRight)
+	caller, _, ok := s.caller(w, r, "tokens", tokenRight)
 	if !ok {
 		return
 	}
@@ -234,7 +219,7 @@ func (s *server) handleRevokeToken(w http.ResponseWriter, r *http.Request) {
 // handleExchange: POST /v1/tokens/exchange {rights, ttl} — a short-lived
 // token for the holder of a long-lived one.
 func (s *server) handleExchange(w http.ResponseWriter, r *http.Request) {
-	parent, token, ok := s.caller(w, r)
+	parent, token, ok := s.caller(w, r, "tokens")
 	if !ok {
 		return
 	}
@@ -246,14 +231,10 @@ func (s *server) handleExchange(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "invalid_request", "the body must be JSON: rights, ttl")
 		return
 	}
-	var ttl time.Duration
-	if body.TTL != "" {
-		d, err := time.ParseDuration(body.TTL)
-		if err != nil || d <= 0 {
-			apiError(w, http.StatusBadRequest, "invalid_request", "ttl must be a positive duration such as 15m")
-			return
-		}
-		ttl = d
+	ttl, ok := positiveDuration(body.TTL)
+	if !ok {
+		apiError(w, http.StatusBadRequest, "invalid_request", "ttl must be a positive duration such as 15m")
+		return
 	}
 	m, err := s.issuer.Exchange(r.Context(), parent, token, body.Rights, ttl)
 	switch {

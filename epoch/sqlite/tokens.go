@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/amaretti-auth/amaretti/epoch"
 	sqlite3 "github.com/mattn/go-sqlite3"
@@ -20,27 +21,33 @@ var (
 	ErrNameTaken = errors.New("the editor already has a live token of that name")
 	// ErrAlreadyRevoked means the token was revoked before.
 	ErrAlreadyRevoked = errors.New("token already revoked")
+	// ErrInvalidToken means a row to register has a bad name or
+	// description.
+	ErrInvalidToken = errors.New("invalid token row")
 )
 
 // APIToken is a registry row: what is known of an API token. The secret is
-// never stored.
+// never stored. Its JSON form is what the CLI and the daemon show; unset
+// times are left out.
 type APIToken struct {
-	TokenID     string
-	EditorID    string
-	Name        string
-	Description string
-	// Rights the token is limited to; nil when unrestricted.
-	Rights []string
+	TokenID     string `json:"token_id"`
+	EditorID    string `json:"editor_id"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	// Rights the token is limited to; nil (JSON null) when unrestricted.
+	Rights []string `json:"rights"`
 	// Endpoint the token is limited to; "" for any.
-	Endpoint string
-	Created  time.Time
+	Endpoint string    `json:"endpoint,omitempty"`
+	Created  time.Time `json:"created"`
 	// Creator is the editor id of whoever created the token (the editor,
 	// an admin, or "cli").
-	Creator string
+	Creator string `json:"creator"`
 	// Expires, Revoked and LastUsed are zero when unset.
-	Expires, Revoked, LastUsed time.Time
+	Expires  time.Time `json:"expires,omitzero"`
+	Revoked  time.Time `json:"revoked,omitzero"`
+	LastUsed time.Time `json:"last_used,omitzero"`
 	// LastUsedFrom is the client address of the last use.
-	LastUsedFrom string
+	LastUsedFrom string `json:"last_used_from,omitempty"`
 }
 
 // Live reports whether the token is neither revoked nor expired at now.
@@ -90,14 +97,8 @@ func nullMicros(t time.Time) any {
 // ErrNameTaken when the editor has a live token of that name, and
 // epoch.ErrNotFound for an unknown editor.
 func (s *Store) RegisterToken(ctx context.Context, t APIToken) error {
-	if t.Name == "" || len(t.Name) > 64 || hasControl(t.Name) {
-		return fmt.Errorf("token name must be 1 to 64 characters without control characters")
-	}
-	if hasControl(strings.ReplaceAll(t.Description, "\n", " ")) {
-		return fmt.Errorf("token description has control characters")
-	}
-	if len(t.Description) > 1024 {
-		return fmt.Errorf("token description over 1024 characters")
+	if err := CheckTokenText(t.Name, t.Description); err != nil {
+		return err
 	}
 	var rights any
 	if t.Rights != nil {
@@ -231,11 +232,15 @@ func (s *Store) RecordUses(ctx context.Context, uses []Use) error {
 	return tx.Commit()
 }
 
-func hasControl(s string) bool {
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
-			return true
-		}
+// CheckTokenText checks a token's name (1 to 64 bytes, one line) and
+// description (at most 1024 bytes; newlines allowed): no control characters
+// in either. Errors wrap ErrInvalidToken.
+func CheckTokenText(name, description string) error {
+	switch {
+	case name == "" || len(name) > 64 || strings.IndexFunc(name, unicode.IsControl) >= 0:
+		return fmt.Errorf("%w: the name must be 1 to 64 characters without control characters", ErrInvalidToken)
+	case len(description) > 1024 || strings.IndexFunc(description, func(c rune) bool { return c != '\n' && unicode.IsControl(c) }) >= 0:
+		return fmt.Errorf("%w: the description must be at most 1024 characters without control characters", ErrInvalidToken)
 	}
-	return false
+	return nil
 }
