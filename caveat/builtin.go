@@ -11,6 +11,7 @@ import (
 // Built-in caveat names.
 const (
 	NameEditorID   = "editor_id"
+	NameUsername   = "username"
 	NameTime       = "time"
 	NameTimeBefore = timeBefore
 	NameEndpoint   = "endpoint"
@@ -29,6 +30,20 @@ func (c EditorID) String() string { return NameEditorID + " = " + string(c) }
 
 // Prohibits implements Caveat; a claim never prohibits.
 func (EditorID) Prohibits(*Request) error { return nil }
+
+// Username is the claim naming the editor's username when the token was
+// minted: "username = <name>", so a web frontend can greet its user without
+// a lookup. A token carries at most one, and it must come before the
+// creation time: caveats before "time >" can only have been written by the
+// minter, because holders can only append. A username after the creation
+// time makes the token malformed.
+type Username string
+
+// String implements Caveat.
+func (c Username) String() string { return NameUsername + " = " + string(c) }
+
+// Prohibits implements Caveat; a claim never prohibits.
+func (Username) Prohibits(*Request) error { return nil }
 
 // Created is the claim recording when a token was minted: "time > <t>". A
 // token carries exactly one. The Checker rejects a token whose Created lies
@@ -203,6 +218,16 @@ func parseEditorID[T bytestring](op, v T) (EditorID, error) {
 		return "", fmt.Errorf("%w: editor_id must match [a-z0-9][a-z0-9_-]{0,63}", ErrMalformed)
 	}
 	return EditorID(v), nil
+}
+
+func parseUsername[T bytestring](op, v T) (Username, error) {
+	if string(op) != "=" {
+		return "", fmt.Errorf("%w: username takes =", ErrMalformed)
+	}
+	if !ValidUsername(v) {
+		return "", fmt.Errorf("%w: username must match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}", ErrMalformed)
+	}
+	return Username(v), nil
 }
 
 func parseEndpoint[T bytestring](op, v T) (Caveat, error) {

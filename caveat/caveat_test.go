@@ -24,6 +24,7 @@ func TestParse(t *testing.T) {
 	}{
 		{"editor_id = aaaaaaaaaaaaaaaaaaaaaaaaaa", ""},
 		{"editor_id = 0-abc_d", ""},
+		{"username = Alice.B-2_x", ""},
 		{"time > 2026-11-22T10:00:00.123456Z", ""},
 		{"time > 2019-01-01T00:00:00Z", "time > 2019-01-01T00:00:00.000000Z"},
 		{"time > 2026-11-22T10:00:00.1Z", "time > 2026-11-22T10:00:00.100000Z"},
@@ -166,6 +167,11 @@ func TestClaims(t *testing.T) {
 		{"identical second editor_id", []string{edA, created, edA}, ErrMalformed},
 		{"second created", []string{edA, created, "time > 2026-11-22T00:00:00Z"}, ErrMalformed},
 		{"identical second created", []string{edA, created, created}, ErrMalformed},
+		{"username after created", []string{edA, created, "username = mallory"}, ErrMalformed},
+		{"second username", []string{edA, "username = a", "username = a", created}, ErrMalformed},
+		{"username with <", []string{edA, "username < a", created}, ErrMalformed},
+		{"username with a slash", []string{edA, "username = a/b", created}, ErrMalformed},
+		{"username starting with a dot", []string{edA, "username = .a", created}, ErrMalformed},
 		{"unknown", []string{edA, created, "color = red"}, ErrUnknown},
 		{"unparsable", []string{edA, created, "time < tomorrow"}, ErrMalformed},
 	}
@@ -175,6 +181,11 @@ func TestClaims(t *testing.T) {
 				t.Fatalf("Claims = %v, want %v", err, tc.want)
 			}
 		})
+	}
+
+	named, err := claimsOf(t, c, edA, "username = Alice", created)
+	if err != nil || named.Username != "Alice" {
+		t.Errorf("username claim: %+v, %v", named, err)
 	}
 
 	cl, err := claimsOf(t, c, edA, created,

@@ -75,7 +75,7 @@ func (c *Checker) Skew() time.Duration { return c.skew }
 
 func builtin(name string) bool {
 	switch name {
-	case NameEditorID, NameTime, NameTimeBefore, NameEndpoint, NameRights, NameMethod, NamePathPrefix, NameParent:
+	case NameEditorID, NameUsername, NameTime, NameTimeBefore, NameEndpoint, NameRights, NameMethod, NamePathPrefix, NameParent:
 		return true
 	}
 	return false
@@ -96,6 +96,8 @@ func parseOne[T bytestring](c *Checker, text T) (Caveat, error) {
 	switch string(cond.name) {
 	case NameEditorID:
 		return parseEditorID(cond.op, cond.value)
+	case NameUsername:
+		return parseUsername(cond.op, cond.value)
 	case NameTime:
 		t, err := parseTime(cond.value)
 		if err != nil {
@@ -143,6 +145,9 @@ func parseOne[T bytestring](c *Checker, text T) (Caveat, error) {
 type Claims struct {
 	// EditorID is the editor the token acts for.
 	EditorID string
+	// Username is the editor's username as the minter wrote it, or "" when
+	// the token carries none. It is informational: authorise by EditorID.
+	Username string
 	// Created is when the token was minted.
 	Created time.Time
 	// Expires is the earliest expiry among the token's expiry caveats, or
@@ -162,7 +167,8 @@ type Claims struct {
 
 // Claims parses the first-party caveats of a token. It fails (ErrMalformed)
 // when there are none, when editor_id or the creation time is missing or
-// present more than once, and when any caveat fails to parse; and
+// present more than once, when a username is repeated or follows the
+// creation time (so a holder appended it), and when any caveat fails to parse; and
 // (ErrUnknown) when a caveat has no checker. The input is not retained.
 func (c *Checker) Claims(caveats [][]byte) (*Claims, error) {
 	cl := new(Claims)
@@ -196,6 +202,19 @@ func (c *Checker) ParseClaims(cl *Claims, caveats [][]byte) error {
 				return fmt.Errorf("caveat %d: %w", i, err)
 			}
 			cl.EditorID, haveEditor = string(id), true
+			continue
+		case string(cond.name) == NameUsername:
+			switch {
+			case haveCreated:
+				return fmt.Errorf("caveat %d: %w: username after the creation time (only the minter may name the user)", i, ErrMalformed)
+			case cl.Username != "":
+				return fmt.Errorf("caveat %d: %w: second username", i, ErrMalformed)
+			}
+			u, err := parseUsername(cond.op, cond.value)
+			if err != nil {
+				return fmt.Errorf("caveat %d: %w", i, err)
+			}
+			cl.Username = string(u)
 			continue
 		case string(cond.name) == NameTime && string(cond.op) == ">":
 			if haveCreated {

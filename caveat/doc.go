@@ -24,6 +24,7 @@
 // # Built-in caveats
 //
 //	editor_id = <id>            claim: the editor the token acts for (exactly once)
+//	username = <name>           claim: the editor's username (at most once, before time >)
 //	time > <RFC 3339 UTC>       claim: when the token was created (exactly once)
 //	time < <RFC 3339 UTC>       restriction: expiry; now ≥ expiry fails
 //	time-before <RFC 3339 UTC>  restriction: bakery's spelling of the same expiry
@@ -31,9 +32,12 @@
 //	rights = <r1>,<r2>,...      restriction: only these rights may be exercised
 //	method = <M1>,<M2>,...      restriction: only these HTTP methods
 //	path_prefix = </path>       restriction: only this path and paths below it
+//	parent_token = <token id>   restriction: dies when that token is revoked
 //
 // Claims are read, not checked: anyone holding a token can append caveats, so
 // a second editor_id or created caveat — even an identical one — makes the
-// token malformed. Restrictions may repeat and all must hold, which is what
+// token malformed. A username is trusted only before the creation time:
+// holders can only append, so what precedes "time >" was written by the
+// minter. Restrictions may repeat and all must hold, which is what
 // makes attenuation work: appending "time < T" can only shorten a token's life.
 package caveat

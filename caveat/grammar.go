@@ -116,6 +116,21 @@ func ValidEditorID[T bytestring](s T) bool {
 	return true
 }
 
+// ValidUsername reports whether s is a well-formed username: 1 to 64
+// characters of [A-Za-z0-9_.-], starting with a letter or digit. Usernames
+// are compared case-insensitively by the stores.
+func ValidUsername[T bytestring](s T) bool {
+	if len(s) == 0 || len(s) > 64 || !(isLower(s[0]) || isUpper(s[0]) || isDigit(s[0])) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if b := s[i]; !isLower(b) && !isUpper(b) && !isDigit(b) && b != '_' && b != '.' && b != '-' {
+			return false
+		}
+	}
+	return true
+}
+
 // ValidTokenID reports whether id is a token id: an upper-case UUID,
 // XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX of [0-9A-F].
 func ValidTokenID[T bytestring](id T) bool {

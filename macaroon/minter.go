@@ -69,10 +69,16 @@ func NewMinter(keys CurrentKeyer, location string, opts ...MinterOption) (*Minte
 type MintOption func(*mintParams)
 
 type mintParams struct {
-	expires time.Time
-	ttl     time.Duration
-	caveats []caveat.Caveat
+	username string
+	expires  time.Time
+	ttl      time.Duration
+	caveats  []caveat.Caveat
 }
+
+// WithUsername writes the editor's username into the token, as the claim
+// "username = <name>" before the creation time, so a frontend can show who
+// is logged in without a lookup. It must satisfy caveat.ValidUsername.
+func WithUsername(name string) MintOption { return func(p *mintParams) { p.username = name } }
 
 // ExpiresIn makes the token expire d after its creation.
 func ExpiresIn(d time.Duration) MintOption { return func(p *mintParams) { p.ttl = d } }
@@ -122,7 +128,15 @@ func (m *Minter) Mint(ctx context.Context, editorID string, opts ...MintOption) 
 		}
 		expires = created.Add(p.ttl)
 	}
-	cavs := []caveat.Caveat{caveat.EditorID(editorID), caveat.Created(created)}
+	cavs := []caveat.Caveat{caveat.EditorID(editorID)}
+	if p.username != "" {
+		if !caveat.ValidUsername(p.username) {
+			return nil, fmt.Errorf("mint: invalid username %q", p.username)
+		}
+		// Before the creation time: the checker trusts a username only there.
+		cavs = append(cavs, caveat.Username(p.username))
+	}
+	cavs = append(cavs, caveat.Created(created))
 	if !expires.IsZero() {
 		if !expires.After(created) {
 			return nil, errors.New("mint: expiry is not after creation")
@@ -133,7 +147,7 @@ func (m *Minter) Mint(ctx context.Context, editorID string, opts ...MintOption) 
 	}
 	for _, c := range p.caveats {
 		switch c.(type) {
-		case caveat.EditorID, caveat.Created:
+		case caveat.EditorID, caveat.Username, caveat.Created:
 			return nil, fmt.Errorf("mint: %s is set by the minter", c)
 		}
 		cavs = append(cavs, c)
@@ -202,7 +216,7 @@ func AttenuateWith(checker *caveat.Checker, lim Limits, token string, caveats ..
 	}
 	for _, c := range caveats {
 		switch c.(type) {
-		case caveat.EditorID, caveat.Created:
+		case caveat.EditorID, caveat.Username, caveat.Created:
 			return "", fmt.Errorf("attenuate: %s is a claim, not a restriction", c)
 		}
 	}

@@ -49,6 +49,13 @@ func TestMint(t *testing.T) {
 	if !got.Created.Equal(now.Truncate(time.Microsecond)) || !got.Expires.Equal(got.Created.Add(time.Hour)) {
 		t.Errorf("Minted times %v %v", got.Created, got.Expires)
 	}
+	named, err := m.Mint(ctx, "alice", WithUsername("Alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nt, _ := Parse(named.Token, Limits{}); strings.Join(nt.Caveats(), "|") != "editor_id = alice|username = Alice|time > 2026-11-22T10:00:00.123456Z" {
+		t.Errorf("username not minted before the creation time: %q", nt.Caveats())
+	}
 	again, _ := m.Mint(ctx, "aaaaaaaaaaaaaaaaaaaaaaaaaa")
 	if again.TokenID == got.TokenID {
 		t.Error("two mints share a token id")
@@ -62,6 +69,8 @@ func TestMint(t *testing.T) {
 		{"bad editor id", "Not Valid", nil},
 		{"editor claim as extra caveat", "a", []MintOption{WithCaveats(caveat.EditorID("b"))}},
 		{"created claim as extra caveat", "a", []MintOption{WithCaveats(caveat.Created(now))}},
+		{"username claim as extra caveat", "a", []MintOption{WithCaveats(caveat.Username("a"))}},
+		{"invalid username", "a", []MintOption{WithUsername("a b")}},
 		{"invalid caveat value", "a", []MintOption{WithCaveats(caveat.Endpoint("a b"))}},
 		{"expiry before creation", "a", []MintOption{ExpiresAt(now.Add(-time.Second))}},
 		{"negative lifetime", "a", []MintOption{ExpiresIn(-time.Second)}},
@@ -115,6 +124,7 @@ func TestAttenuate(t *testing.T) {
 	for name, cavs := range map[string][]caveat.Caveat{
 		"none":       nil,
 		"claim":      {caveat.EditorID("bob")},
+		"username":   {caveat.Username("bob")},
 		"bad value":  {caveat.Methods{"get"}},
 		"over limit": make30Methods(),
 	} {

@@ -133,6 +133,7 @@ func buildCorpus(t testing.TB) corpus {
 		"second editor_id":                              "second editor_id",
 		"second identical editor_id":                    "second editor_id",
 		"second creation time":                          "second creation time",
+		"username appended by a holder":                 "username after the creation time",
 		"second identical creation time":                "second creation time",
 		"revoked token":                                 "token revoked",
 		"revoked token with a fresh creation time appended (stays revoked)": "second creation time",
@@ -210,6 +211,7 @@ func buildCorpus(t testing.TB) corpus {
 	add("second editor_id", b64(golden(t, caveatsOf("editor_id = "+fatcatEditor)...)), "malformed")
 	add("second identical editor_id", b64(golden(t, caveatsOf("editor_id = "+alice)...)), "malformed")
 	add("second creation time", b64(golden(t, caveatsOf("time > 2026-06-01T11:00:00Z")...)), "malformed")
+	add("username appended by a holder", b64(golden(t, caveatsOf("username = admin")...)), "malformed")
 	add("second identical creation time", b64(golden(t, caveatsOf("time > 2026-05-01T00:00:00.000001Z")...)), "malformed")
 	add("revoked token", b64(golden(t, "editor_id = "+touchedEditor, "time > 2026-04-01T00:00:00Z")), "revoked")
 	add("revoked token with a fresh creation time appended (stays revoked)",

@@ -40,6 +40,9 @@ type Keys interface {
 type Identity struct {
 	// EditorID is the editor the token acts for.
 	EditorID string `json:"editor_id"`
+	// Username is the editor's username as the minter wrote it into the
+	// token ("" when it did not). Show it; authorise by EditorID.
+	Username string `json:"username,omitempty"`
 	// Role is the editor's role, from the epoch store.
 	Role epoch.Role `json:"role"`
 	// TokenID is the token's own id ("" for fatcat-format tokens).
@@ -253,6 +256,7 @@ func (v *Verifier) authorize(ctx context.Context, vt *verified, req *caveat.Requ
 	}
 	id := Identity{
 		EditorID: vt.claims.EditorID,
+		Username: vt.claims.Username,
 		Role:     st.Role,
 		TokenID:  vt.tokenID,
 		KeyID:    vt.keyID,

@@ -47,6 +47,13 @@ func TestVerifyIdentity(t *testing.T) {
 	if _, err := f.v.Verify(ctx, minted.Token, caveat.Request{Rights: []string{"delete"}}); !errors.Is(err, verifier.ErrCaveatNotSatisfied) {
 		t.Fatalf("right not granted: %v", err)
 	}
+	named, err := f.minter.Mint(ctx, alice, macaroon.WithUsername("Alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, err := f.v.Verify(ctx, named.Token, caveat.Request{}); err != nil || id.Username != "Alice" {
+		t.Fatalf("username claim: %+v, %v", id, err)
+	}
 }
 
 // TestRevocation: touch, touch everyone, lock and unlock, seen through the

@@ -234,21 +234,6 @@ type NewEditor struct {
 	Bot bool
 }
 
-// ValidUsername reports whether u is an acceptable username.
-func ValidUsername(u string) bool {
-	if len(u) == 0 || len(u) > 64 {
-		return false
-	}
-	for i := 0; i < len(u); i++ {
-		b := u[i]
-		alnum := 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9'
-		if !alnum && (i == 0 || b != '_' && b != '.' && b != '-') {
-			return false
-		}
-	}
-	return true
-}
-
 var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
 // Create adds an editor. It fails with ErrExists when the id or username is
@@ -260,7 +245,7 @@ func (s *Store) Create(ctx context.Context, n NewEditor) (epoch.Editor, error) {
 	switch {
 	case !n.Role.Valid():
 		return epoch.Editor{}, fmt.Errorf("invalid role %q (want editor, bot, admin or superuser)", n.Role)
-	case !ValidUsername(n.Username):
+	case !caveat.ValidUsername(n.Username):
 		return epoch.Editor{}, fmt.Errorf("invalid username %q: want [A-Za-z0-9][A-Za-z0-9_.-]{0,63}", n.Username)
 	case n.ID != "" && !caveat.ValidEditorID(n.ID):
 		return epoch.Editor{}, fmt.Errorf("invalid editor id %q: want [a-z0-9][a-z0-9_-]{0,63}", n.ID)
