@@ -57,6 +57,16 @@ var migrations = []string{
 	) STRICT;
 	CREATE UNIQUE INDEX api_tokens_live_name ON api_tokens(editor_id, name) WHERE revoked IS NULL;
 	CREATE INDEX api_tokens_expires ON api_tokens(expires) WHERE revoked IS NULL AND expires IS NOT NULL;`,
+	// 3: login identities. A provider's subject names one editor, and an
+	// editor has at most one identity per provider.
+	`CREATE TABLE editor_links (
+		provider  TEXT NOT NULL, -- an OIDC issuer URL, or "dev"
+		subject   TEXT NOT NULL, -- the provider's stable id of the user ("sub")
+		editor_id TEXT NOT NULL REFERENCES editors(id),
+		created   INTEGER NOT NULL,
+		PRIMARY KEY (provider, subject),
+		UNIQUE (editor_id, provider)
+	) STRICT;`,
 }
 
 // Store is a SQLite epoch store. It is safe for concurrent use.
@@ -178,6 +188,11 @@ func (s *Store) State(ctx context.Context, editorID string) (epoch.State, error)
 	return e.State(), nil
 }
 
+// execer is *sql.DB or *sql.Tx.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
 // querier is *sql.DB or *sql.Tx.
 type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
@@ -239,40 +254,55 @@ var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadd
 // Create adds an editor. It fails with ErrExists when the id or username is
 // taken.
 func (s *Store) Create(ctx context.Context, n NewEditor) (epoch.Editor, error) {
+	n, err := s.prepare(n)
+	if err != nil {
+		return epoch.Editor{}, err
+	}
+	if err := s.insert(ctx, s.db, n); err != nil {
+		return epoch.Editor{}, err
+	}
+	return s.Editor(ctx, n.ID)
+}
+
+// prepare validates a new editor and fills in its defaults: role editor and
+// a random id.
+func (s *Store) prepare(n NewEditor) (NewEditor, error) {
 	if n.Role == "" {
 		n.Role = epoch.RoleEditor
 	}
 	switch {
 	case !n.Role.Valid():
-		return epoch.Editor{}, fmt.Errorf("invalid role %q (want editor, bot, admin or superuser)", n.Role)
+		return n, fmt.Errorf("invalid role %q (want editor, bot, admin or superuser)", n.Role)
 	case !caveat.ValidUsername(n.Username):
-		return epoch.Editor{}, fmt.Errorf("invalid username %q: want [A-Za-z0-9][A-Za-z0-9_.-]{0,63}", n.Username)
+		return n, fmt.Errorf("invalid username %q: want [A-Za-z0-9][A-Za-z0-9_.-]{0,63}", n.Username)
 	case n.ID != "" && !caveat.ValidEditorID(n.ID):
-		return epoch.Editor{}, fmt.Errorf("invalid editor id %q: want [a-z0-9][a-z0-9_-]{0,63}", n.ID)
+		return n, fmt.Errorf("invalid editor id %q: want [a-z0-9][a-z0-9_-]{0,63}", n.ID)
 	}
 	if n.ID == "" {
 		var b [16]byte
 		if _, err := io.ReadFull(s.rand, b[:]); err != nil {
-			return epoch.Editor{}, fmt.Errorf("editor id: %w", err)
+			return n, fmt.Errorf("editor id: %w", err)
 		}
 		n.ID = idEncoding.EncodeToString(b[:])
 	}
+	return n, nil
+}
+
+// insert adds a prepared editor; ErrExists when its id or username is taken.
+func (s *Store) insert(ctx context.Context, x execer, n NewEditor) error {
 	now := micros(s.now())
 	ep := now
 	if !n.Epoch.IsZero() {
 		ep = micros(n.Epoch)
 	}
-	_, err := s.db.ExecContext(ctx,
+	_, err := x.ExecContext(ctx,
 		"INSERT INTO editors (id, username, role, bot, active, auth_epoch, created, version) VALUES (?, ?, ?, ?, 1, ?, ?, 1)",
 		n.ID, n.Username, string(n.Role), n.Bot, ep, now)
 	var se sqlite3.Error
 	if errors.As(err, &se) && se.Code == sqlite3.ErrConstraint {
-		return epoch.Editor{}, fmt.Errorf("%w: id %q or username %q", ErrExists, n.ID, n.Username)
+		return fmt.Errorf("%w: id %q or username %q", ErrExists, n.ID, n.Username)
 	}
-	if err != nil {
-		return epoch.Editor{}, err
-	}
-	return s.Editor(ctx, n.ID)
+	return err
 }
 
 // touchSQL moves an epoch to max(now, epoch + 1 µs), leaving a locked

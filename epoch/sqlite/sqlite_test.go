@@ -2,7 +2,9 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -325,5 +327,46 @@ func TestStoreClosed(t *testing.T) {
 	_, err := s.State(context.Background(), "x")
 	if err == nil || errors.Is(err, epoch.ErrNotFound) {
 		t.Fatalf("State on a closed store = %v, want a store error (not ErrNotFound)", err)
+	}
+}
+
+// TestUpgrade opens databases left at every earlier schema version, with an
+// editor in them, as an older amaretti would have left them.
+func TestUpgrade(t *testing.T) {
+	ctx := context.Background()
+	for from := 1; from < len(migrations); from++ {
+		t.Run(fmt.Sprintf("from %d", from), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "old.db")
+			db, err := sql.Open("sqlite3", "file:"+path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range migrations[:from] {
+				if _, err := db.ExecContext(ctx, m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := db.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", from)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.ExecContext(ctx, "INSERT INTO editors (id, username, role, auth_epoch, created) VALUES ('old', 'old', 'admin', 1, 1)"); err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+			s, err := Open(ctx, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if v, _ := s.SchemaVersion(ctx); v != len(migrations) {
+				t.Fatalf("schema version %d after upgrade", v)
+			}
+			if e, err := s.Editor(ctx, "old"); err != nil || e.Role != epoch.RoleAdmin {
+				t.Fatalf("editor after upgrade: %+v %v", e, err)
+			}
+			if _, err := s.Link(ctx, "old", "dev", "old"); err != nil {
+				t.Fatalf("link after upgrade: %v", err)
+			}
+		})
 	}
 }
