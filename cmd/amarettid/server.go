@@ -64,6 +64,7 @@ func (s *server) routes() http.Handler {
 		}
 		return s.store.List(ctx)
 	}))
+	mux.HandleFunc("POST /v1/me/touch", s.handleTouchSelf)
 	mux.HandleFunc("POST /v1/tokens", s.handleCreateToken)
 	mux.HandleFunc("GET /v1/tokens", s.handleListTokens)
 	mux.HandleFunc("GET /v1/tokens/expiring", s.handleExpiring)
@@ -298,16 +299,37 @@ func (s *server) admin(right string, change func(ctx context.Context, id string)
 		s.m.verifications.WithLabelValues("admin", "allowed").Inc()
 		s.announce(r.Context(), target, editors)
 		s.log.Info("epoch changed", "path", r.URL.Path, "by", caller.EditorID, "token_id", caller.TokenID, "editors", len(editors))
-		out := make([]map[string]any, len(editors))
-		for i, e := range editors {
-			out[i] = map[string]any{"id": e.ID, "username": e.Username, "role": e.Role, "active": e.Active, "locked": e.Locked(), "auth_epoch": e.AuthEpoch, "version": e.Version}
-		}
 		if target != "" {
-			writeJSON(w, http.StatusOK, out[0])
+			writeJSON(w, http.StatusOK, editorJSON(editors[0]))
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"touched": len(out)})
+		writeJSON(w, http.StatusOK, map[string]any{"touched": len(editors)})
 	}
+}
+
+func editorJSON(e epoch.Editor) map[string]any {
+	return map[string]any{"id": e.ID, "username": e.Username, "role": e.Role, "active": e.Active, "locked": e.Locked(), "auth_epoch": e.AuthEpoch, "version": e.Version}
+}
+
+// handleTouchSelf: POST /v1/me/touch — "log out everywhere": the caller
+// touches their own epoch, revoking every session and API token of theirs
+// created so far, the calling one included. A token that restricts rights
+// must list "tokens", as for managing API tokens.
+func (s *server) handleTouchSelf(w http.ResponseWriter, r *http.Request) {
+	caller, _, ok := s.caller(w, r, "self", tokenRight)
+	if !ok {
+		return
+	}
+	e, err := s.store.Touch(r.Context(), caller.EditorID)
+	if err != nil {
+		s.log.Error("self touch failed", "editor_id", caller.EditorID, "err", err)
+		apiError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the store could not make the change")
+		return
+	}
+	s.m.verifications.WithLabelValues("self", "allowed").Inc()
+	s.announce(r.Context(), e.ID, []epoch.Editor{e})
+	s.log.Info("epoch changed", "path", r.URL.Path, "by", caller.EditorID, "token_id", caller.TokenID, "editors", 1)
+	writeJSON(w, http.StatusOK, editorJSON(e))
 }
 
 // announce drops changed editors from this daemon's cache and tells every

@@ -267,6 +267,54 @@ func TestAdmin(t *testing.T) {
 	}
 }
 
+// TestTouchSelf: "log out everywhere" through the daemon revokes every
+// token of the caller, the calling one included, and nobody else's.
+func TestTouchSelf(t *testing.T) {
+	f := newFixture(t)
+	older := f.mint(t, f.alice.ID)
+	session := f.mint(t, f.alice.ID)
+	readOnly := f.mint(t, f.alice.ID, caveat.Rights{"read"})
+	adminTok := f.mint(t, f.admin.ID)
+	status := func(c call) (int, string) {
+		resp, body := f.do(t, c)
+		return resp.StatusCode, body
+	}
+	for _, tc := range []struct {
+		name   string
+		c      call
+		status int
+		want   string
+	}{
+		{"no token", call{"POST", "/v1/me/touch", nil, ""}, 401, "unauthorized"},
+		{"token without the tokens right", call{"POST", "/v1/me/touch", bearer(readOnly), ""}, 403, "insufficient_scope"},
+		{"GET", call{"GET", "/v1/me/touch", bearer(session), ""}, 405, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got, body := status(tc.c); got != tc.status || !strings.Contains(body, tc.want) {
+				t.Fatalf("%d %s, want %d %q", got, body, tc.status, tc.want)
+			}
+		})
+	}
+	for _, tok := range []string{older, session, readOnly, adminTok} {
+		if got, _ := status(call{"GET", "/v1/verify", bearer(tok), ""}); got != 200 {
+			t.Fatal("a token before the touch")
+		}
+	}
+	// By cookie, as a web frontend's session would call it.
+	got, body := status(call{"POST", "/v1/me/touch", map[string][]string{"Cookie": {"session=" + session}}, ""})
+	if got != 200 || !strings.Contains(body, `"id":"`+f.alice.ID+`"`) || !strings.Contains(body, `"version":2`) {
+		t.Fatalf("self touch: %d %s", got, body)
+	}
+	for name, tok := range map[string]string{"older session": older, "calling session": session, "api token": readOnly} {
+		if got, _ := status(call{"GET", "/v1/verify", bearer(tok), ""}); got != 401 {
+			t.Errorf("%s after log out everywhere: %d, want 401", name, got)
+		}
+	}
+	if got, _ := status(call{"GET", "/v1/verify", bearer(adminTok), ""}); got != 200 {
+		t.Error("another editor's token died with alice's sessions")
+	}
+}
+
 func TestHealthReadyMetrics(t *testing.T) {
 	f := newFixture(t)
 	tok := f.mint(t, f.alice.ID)
