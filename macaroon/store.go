@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -115,6 +116,43 @@ func InitKeyStore(dir string, opts ...StoreOption) (s *KeyStore, created bool, e
 
 // Dir returns the store's directory.
 func (s *KeyStore) Dir() string { return s.dir }
+
+// KeepLoaded reloads the store until ctx ends: every interval (none when
+// interval is 0) and whenever trigger receives (for example SIGHUP through
+// signal.Notify; nil for none), so a rotation or retirement made by
+// "amaretti keys" reaches a running process. A failed reload keeps the
+// keys already loaded and is logged, as is every change.
+func (s *KeyStore) KeepLoaded(ctx context.Context, interval time.Duration, trigger <-chan os.Signal, log *slog.Logger) {
+	var tick <-chan time.Time
+	if interval > 0 {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	ids := func() string {
+		var out []string
+		for _, k := range s.Keys() {
+			out = append(out, k.ID()+"="+string(k.State()))
+		}
+		return strings.Join(out, " ")
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-trigger:
+		case <-tick:
+		}
+		before := ids()
+		if err := s.Reload(); err != nil {
+			log.Error("reloading keys failed; keeping the loaded ones", "dir", s.dir, "err", err)
+			continue
+		}
+		if after := ids(); after != before {
+			log.Info("keys reloaded", "keys", after)
+		}
+	}
+}
 
 // Reload reads every key file in the directory again.
 func (s *KeyStore) Reload() error {

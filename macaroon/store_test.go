@@ -1,6 +1,7 @@
 package macaroon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -274,5 +276,51 @@ func TestBakeryOven(t *testing.T) {
 	}
 	if _, err := s.Get(ctx, []byte(old.ID())); !errors.Is(err, bakery.ErrNotFound) {
 		t.Fatalf("Get(retired) = %v, want bakery.ErrNotFound", err)
+	}
+}
+
+// TestKeepLoaded: a rotation made by another process reaches a running one
+// on its trigger, and a broken directory keeps the loaded keys.
+func TestKeepLoaded(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "keys")
+	running, _, err := InitKeyStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := running.Current()
+	var logs bytes.Buffer
+	trigger := make(chan os.Signal)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { running.KeepLoaded(ctx, 0, trigger, slog.New(slog.NewTextHandler(&logs, nil))); close(done) }()
+
+	operator, err := OpenKeyStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotated, err := operator.Rotate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur, _ := running.Current(); cur.ID() != before.ID() {
+		t.Fatal("reloaded without a trigger")
+	}
+	trigger <- syscall.SIGHUP
+	trigger <- syscall.SIGHUP // the first was taken once this one is received
+	if cur, _ := running.Current(); cur.ID() != rotated.ID() {
+		t.Fatalf("current key %s after the trigger, want %s", cur.ID(), rotated.ID())
+	}
+	if err := os.WriteFile(filepath.Join(dir, "broken"+keySuffix), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	trigger <- syscall.SIGHUP
+	trigger <- syscall.SIGHUP
+	if cur, _ := running.Current(); cur.ID() != rotated.ID() {
+		t.Fatal("a failed reload dropped the loaded keys")
+	}
+	cancel()
+	<-done
+	if !strings.Contains(logs.String(), "keys reloaded") || !strings.Contains(logs.String(), "reloading keys failed") {
+		t.Errorf("logs:\n%s", logs.String())
 	}
 }

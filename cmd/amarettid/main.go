@@ -21,7 +21,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -131,7 +130,10 @@ func serve(c *cli.Context, log *slog.Logger) error {
 	defer func() { stopWatch(); <-trackerDone }() // the last batch is written before the store closes
 	s := &server{v: v, keys: keys, store: store, cache: cache, layer: layer, m: m, log: log, cookie: c.String("cookie"), maxBody: c.Int64("max-body"),
 		issuer: apitoken.NewIssuer(store, minter, nil), tracker: tracker}
-	go reloadKeys(watchCtx, keys, c.Duration("keys-reload"), log)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go keys.KeepLoaded(watchCtx, c.Duration("keys-reload"), hup, log)
 
 	ln, err := net.Listen("tcp", c.String("listen"))
 	if err != nil {
@@ -159,42 +161,4 @@ func serve(c *cli.Context, log *slog.Logger) error {
 		return err
 	}
 	return <-done
-}
-
-// reloadKeys re-reads the key directory on SIGHUP and every interval, so
-// "amaretti keys rotate" and "keys retire" reach a running daemon. A failed
-// reload keeps the keys already loaded.
-func reloadKeys(ctx context.Context, keys *macaroon.KeyStore, interval time.Duration, log *slog.Logger) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	var tick <-chan time.Time
-	if interval > 0 {
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		tick = t.C
-	}
-	ids := func() string {
-		var out []string
-		for _, k := range keys.Keys() {
-			out = append(out, k.ID()+"="+string(k.State()))
-		}
-		return strings.Join(out, " ")
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-		case <-tick:
-		}
-		before := ids()
-		if err := keys.Reload(); err != nil {
-			log.Error("reloading keys failed; keeping the loaded ones", "err", err)
-			continue
-		}
-		if after := ids(); after != before {
-			log.Info("keys reloaded", "keys", after)
-		}
-	}
 }
