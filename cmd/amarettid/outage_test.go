@@ -107,9 +107,9 @@ func TestGracefulShutdown(t *testing.T) {
 	if a.status(t, tok) != 200 {
 		t.Fatal("verify before shutdown")
 	}
-	a.cmd.Process.Signal(syscall.SIGTERM)
+	a.Cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
-	go func() { done <- a.cmd.Wait() }()
+	go func() { done <- a.Cmd.Wait() }()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -136,13 +136,13 @@ func TestKeyRotationReachesDaemon(t *testing.T) {
 	if a.status(t, fresh) != 401 {
 		t.Fatal("the daemon knew the new key before reloading")
 	}
-	a.cmd.Process.Signal(syscall.SIGHUP)
+	a.Cmd.Process.Signal(syscall.SIGHUP)
 	waitUntil(t, "new key after SIGHUP", 5*time.Second, func() bool { return a.status(t, fresh) == 200 })
 	if a.status(t, old) != 200 {
 		t.Fatal("a token under the previous key after rotation")
 	}
 	d.cli("keys", "retire", keys[0].ID)
-	a.cmd.Process.Signal(syscall.SIGHUP)
+	a.Cmd.Process.Signal(syscall.SIGHUP)
 	waitUntil(t, "retired key refused after SIGHUP", 5*time.Second, func() bool { return a.status(t, old) == 401 })
 
 	b := d.start("--keys-reload", "200ms")

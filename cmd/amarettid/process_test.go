@@ -5,18 +5,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/amaretti-auth/amaretti/epoch/sqlite"
+	"github.com/amaretti-auth/amaretti/internal/testproc"
 	"github.com/amaretti-auth/amaretti/macaroon"
 )
 
@@ -24,34 +23,18 @@ import (
 var bin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "amarettid-bin-")
+	dir, err := testproc.Build(".", "../amaretti", "../../examples/api-service")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	bin = dir
-	for _, pkg := range []string{".", "../amaretti", "../../examples/api-service"} {
-		build := exec.Command("go", "build", "-o", dir, pkg)
-		build.Stderr = os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "building", pkg, err)
-			os.Exit(1)
-		}
-	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
 
-func freePort(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func freePort(t testing.TB) string { return testproc.FreeAddr(t) }
 
 // deployment is a store made by the CLI, shared by the daemons of a test.
 type deployment struct {
@@ -101,44 +84,15 @@ func newDeployment(t testing.TB, redisURL string) *deployment {
 
 // daemon is a running amarettid process.
 type daemon struct {
+	*testproc.Process
 	url string
-	cmd *exec.Cmd
-	log *os.File
 }
 
 func (d *deployment) start(extra ...string) *daemon {
 	d.t.Helper()
 	addr := freePort(d.t)
-	logf, err := os.CreateTemp(d.dir, "amarettid-*.log")
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	cmd := exec.Command(filepath.Join(bin, "amarettid"), append([]string{"--listen", addr}, extra...)...)
-	cmd.Env = d.env()
-	cmd.Stderr = logf
-	if err := cmd.Start(); err != nil {
-		d.t.Fatal(err)
-	}
-	dm := &daemon{url: "http://" + addr, cmd: cmd, log: logf}
-	d.t.Cleanup(func() { dm.stop(); logf.Close() })
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(dm.url + "/healthz"); err == nil {
-			resp.Body.Close()
-			return dm
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	log, _ := os.ReadFile(logf.Name())
-	d.t.Fatalf("amarettid did not come up:\n%s", log)
-	return nil
-}
-
-func (dm *daemon) stop() {
-	if dm.cmd.ProcessState == nil {
-		dm.cmd.Process.Signal(syscall.SIGTERM)
-		dm.cmd.Wait()
-	}
+	p := testproc.Start(d.t, d.dir, filepath.Join(bin, "amarettid"), addr, "/healthz", append([]string{"--listen", addr}, extra...), d.env())
+	return &daemon{Process: p, url: p.URL}
 }
 
 var client = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}

@@ -138,8 +138,8 @@ func TestRevokeOneTokenInTwoDaemons(t *testing.T) {
 		}
 	}
 	// Last use reaches the registry after the daemons' flush (at shutdown here).
-	a.stop()
-	b.stop()
+	a.Stop()
+	b.Stop()
 	var rows []struct {
 		Name     string     `json:"name"`
 		LastUsed *time.Time `json:"last_used"`
