@@ -27,9 +27,10 @@ type Cookie struct {
 	Path string
 }
 
-// secure reports whether the request reached us over TLS, directly or
-// through a proxy that says so.
-func secure(r *http.Request) bool {
+// OverTLS reports whether the request reached us over TLS, directly or
+// through a proxy that says so (X-Forwarded-Proto: https): whether cookies
+// set in the answer should be Secure.
+func OverTLS(r *http.Request) bool {
 	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
 }
 
@@ -41,7 +42,7 @@ func Set(w http.ResponseWriter, r *http.Request, c Cookie, now time.Time) {
 		Value:    c.Token,
 		Path:     orDefault(c.Path, "/"),
 		HttpOnly: true,
-		Secure:   secure(r),
+		Secure:   OverTLS(r),
 		SameSite: http.SameSiteLaxMode,
 	}
 	if !c.Expires.IsZero() {
@@ -60,7 +61,7 @@ func Clear(w http.ResponseWriter, r *http.Request, name, path string) {
 		Path:     orDefault(path, "/"),
 		MaxAge:   -1,
 		HttpOnly: true,
-		Secure:   secure(r),
+		Secure:   OverTLS(r),
 		SameSite: http.SameSiteLaxMode,
 	})
 }

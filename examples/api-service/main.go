@@ -9,12 +9,14 @@ import (
 	"errors"
 	"flag"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
+	"github.com/amaretti-auth/amaretti/apitoken"
 	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/epoch/sqlite"
 	"github.com/amaretti-auth/amaretti/macaroon"
@@ -27,9 +29,10 @@ func main() {
 	keyDir := flag.String("keys", envOr("AMARETTI_KEYS", "./keys"), "key directory made by amaretti init")
 	trustProxy := flag.Bool("trust-proxy-headers", os.Getenv("API_TRUST_PROXY_HEADERS") == "1",
 		"serve GET /v1/proxied/whoami from the X-Amaretti-* headers a forward-auth proxy sets; only when the API is reachable through that proxy alone")
+	lastUse := flag.Duration("last-use-interval", time.Minute, "record API tokens' last use (shown on the web frontend's tokens page) at most this often per token")
 	flag.Parse()
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	if err := serve(*listen, *db, *keyDir, *trustProxy, log); err != nil {
+	if err := serve(*listen, *db, *keyDir, *trustProxy, *lastUse, log); err != nil {
 		log.Error("api-service stopped", "err", err)
 		os.Exit(1)
 	}
@@ -42,7 +45,7 @@ func envOr(name, def string) string {
 	return def
 }
 
-func serve(listen, db, keyDir string, trustProxy bool, log *slog.Logger) error {
+func serve(listen, db, keyDir string, trustProxy bool, lastUse time.Duration, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	keys, err := macaroon.OpenKeyStore(keyDir)
@@ -59,9 +62,13 @@ func serve(listen, db, keyDir string, trustProxy bool, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	tracker := apitoken.NewTracker(store, lastUse, log)
+	trackerDone := make(chan struct{})
+	go func() { tracker.Run(ctx); close(trackerDone) }()
+	defer func() { <-trackerDone }() // the last batch is written before the store closes
 	srv := &http.Server{
 		Addr:              listen,
-		Handler:           newServer(v, trustProxy, log),
+		Handler:           newServer(v, tracker, trustProxy, log),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
@@ -87,9 +94,23 @@ func serve(listen, db, keyDir string, trustProxy bool, log *slog.Logger) error {
 //	POST /v1/things  needs the "edit" right
 //	GET  /v1/proxied/whoami  the identity a forward-auth proxy put in
 //	                 X-Amaretti-* headers (only with trustProxy)
-func newServer(v *verifier.Verifier, trustProxy bool, log *slog.Logger) http.Handler {
-	required := v.Middleware(verifier.WithLogger(log))
-	optional := v.Middleware(verifier.Optional(), verifier.WithLogger(log))
+//
+// Every verified request notes its token's use in tracker (nil: none).
+func newServer(v *verifier.Verifier, tracker *apitoken.Tracker, trustProxy bool, log *slog.Logger) http.Handler {
+	track := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if id, ok := verifier.FromContext(r.Context()); ok && tracker != nil {
+				from, _, _ := net.SplitHostPort(r.RemoteAddr)
+				tracker.Seen(id.TokenID, from)
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	withTracking := func(m func(http.Handler) http.Handler) func(http.Handler) http.Handler {
+		return func(h http.Handler) http.Handler { return m(track(h)) }
+	}
+	required := withTracking(v.Middleware(verifier.WithLogger(log)))
+	optional := withTracking(v.Middleware(verifier.Optional(), verifier.WithLogger(log)))
 	mux := http.NewServeMux()
 	mux.Handle("GET /v1/whoami", required(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, _ := verifier.FromContext(r.Context())
@@ -104,7 +125,7 @@ func newServer(v *verifier.Verifier, trustProxy bool, log *slog.Logger) http.Han
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"hello": "anonymous"})
 	})))
-	editing := v.Middleware(verifier.WithLogger(log), verifier.RequireRights("edit"))
+	editing := withTracking(v.Middleware(verifier.WithLogger(log), verifier.RequireRights("edit")))
 	mux.Handle("POST /v1/things", editing(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, _ := verifier.FromContext(r.Context())
 		writeJSON(w, http.StatusCreated, map[string]string{"created_by": id.EditorID})

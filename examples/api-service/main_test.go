@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amaretti-auth/amaretti/apitoken"
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/epoch/sqlite"
@@ -33,9 +34,15 @@ func TestAPIService(t *testing.T) {
 	alice, _ := store.Create(ctx, sqlite.NewEditor{Username: "alice"})
 	cache := epoch.NewCache(store, 0, time.Minute)
 	v, _ := verifier.New(keys, cache)
-	srv := httptest.NewServer(newServer(v, false, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	tracker := apitoken.NewTracker(store, time.Hour, nil)
+	srv := httptest.NewServer(newServer(v, tracker, false, slog.New(slog.NewTextHandler(io.Discard, nil))))
 	defer srv.Close()
 	minter, _ := macaroon.NewMinter(keys, "api.example.org")
+	issuer := apitoken.NewIssuer(store, minter, nil)
+	apiTok, row, err := issuer.Create(ctx, apitoken.Request{EditorID: alice.ID, Name: "cron", Creator: alice.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
 	full, _ := minter.Mint(ctx, alice.ID, macaroon.ExpiresIn(time.Hour))
 	readOnly, _ := minter.Mint(ctx, alice.ID, macaroon.WithCaveats(caveat.Rights{"read"}))
 
@@ -58,6 +65,7 @@ func TestAPIService(t *testing.T) {
 		body                string
 	}{
 		{"GET", "/v1/whoami", full.Token, 200, alice.ID},
+		{"GET", "/v1/whoami", apiTok, 200, row.TokenID},
 		{"GET", "/v1/whoami", "", 401, "unauthorized"},
 		{"GET", "/v1/hello", "", 200, "anonymous"},
 		{"GET", "/v1/hello", full.Token, 200, alice.ID},
@@ -69,6 +77,13 @@ func TestAPIService(t *testing.T) {
 		if status != tc.status || !strings.Contains(body, tc.body) {
 			t.Errorf("%s %s: %d %s, want %d with %q", tc.method, tc.path, status, body, tc.status, tc.body)
 		}
+	}
+	// The API token's use reaches the registry, with where it came from.
+	if err := tracker.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if used, err := store.Token(ctx, row.TokenID); err != nil || used.LastUsed.IsZero() || used.LastUsedFrom != "127.0.0.1" {
+		t.Errorf("last use of the API token: %+v %v", used, err)
 	}
 	// Log out everywhere: touch, and the API refuses the token.
 	if _, err := store.Touch(ctx, alice.ID); err != nil {

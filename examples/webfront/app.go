@@ -1,0 +1,539 @@
+package main
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/amaretti-auth/amaretti/caveat"
+	"github.com/amaretti-auth/amaretti/epoch"
+	"github.com/amaretti-auth/amaretti/epoch/sqlite"
+	"github.com/amaretti-auth/amaretti/macaroon"
+	"github.com/amaretti-auth/amaretti/session"
+	"github.com/amaretti-auth/amaretti/verifier"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+const (
+	callbackPath = "/login/oidc/callback"
+	// expiringSoon is how close to its expiry a token is flagged.
+	expiringSoon = 7 * 24 * time.Hour
+)
+
+// app is the web frontend. It keeps no session state: who is logged in is
+// the macaroon in the session cookie, which the app mints after a login and
+// verifies on every request (signature and caveats in process; the editor's
+// epoch through a short-lived cache).
+type app struct {
+	logins   *sqlite.Store // first logins create and link editors
+	minter   *macaroon.Minter
+	verifier *verifier.Verifier
+	cache    *epoch.Cache // invalidated here on "log out everywhere"
+	daemon   *daemonClient
+	oidc     *oidcLogin // nil: not configured
+	dev      bool       // the development login is on
+	ttl      time.Duration
+	log      *slog.Logger
+	pages    map[string]*template.Template
+	now      func() time.Time
+}
+
+// config is what main hands to newApp.
+type config struct {
+	Store      *sqlite.Store
+	Minter     *macaroon.Minter
+	Verifier   *verifier.Verifier
+	Cache      *epoch.Cache
+	DaemonURL  string
+	OIDC       *oidcLogin
+	DevLogin   bool
+	SessionTTL time.Duration
+	// TrustedOrigins are origins besides the request's own host that may
+	// post forms (the public origin, when a proxy rewrites Host).
+	TrustedOrigins []string
+	Log            *slog.Logger
+}
+
+func newApp(c config) (*app, http.Handler, error) {
+	a := &app{logins: c.Store, minter: c.Minter, verifier: c.Verifier, cache: c.Cache, daemon: newDaemonClient(c.DaemonURL),
+		oidc: c.OIDC, dev: c.DevLogin, ttl: c.SessionTTL, log: c.Log, now: time.Now}
+	if err := a.parseTemplates(); err != nil {
+		return nil, nil, err
+	}
+	// Every state-changing request (the forms are POSTs) must come from
+	// this origin: Sec-Fetch-Site, or Origin against Host.
+	cop := http.NewCrossOriginProtection()
+	for _, o := range c.TrustedOrigins {
+		if err := cop.AddTrustedOrigin(o); err != nil {
+			return nil, nil, err
+		}
+	}
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.log.Warn("cross-origin request refused", "method", r.Method, "path", r.URL.Path,
+			"origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"))
+		a.render(w, r, http.StatusForbidden, "error", page{Title: "Refused", Error: "This form was sent from another site, so it was refused."})
+	}))
+	return a, a.logRequests(securityHeaders(cop.Handler(a.routes()))), nil
+}
+
+func (a *app) routes() http.Handler {
+	mux := http.NewServeMux()
+	static, _ := fs.Sub(staticFS, "static")
+	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	mux.HandleFunc("GET /{$}", a.authed(a.handleHome))
+	mux.HandleFunc("GET /login", a.handleLoginPage)
+	mux.HandleFunc("POST /login/dev", a.handleDevLogin)
+	mux.HandleFunc("GET /login/oidc", a.handleOIDCStart)
+	mux.HandleFunc("GET "+callbackPath, a.handleOIDCCallback)
+	mux.HandleFunc("POST /logout", a.handleLogout)
+	mux.HandleFunc("POST /logout/everywhere", a.authed(a.handleLogoutEverywhere))
+	mux.HandleFunc("GET /tokens", a.authed(a.handleTokens))
+	mux.HandleFunc("POST /tokens", a.authed(a.handleCreateToken))
+	mux.HandleFunc("POST /tokens/{id}/revoke", a.authed(a.handleRevokeToken))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	return mux
+}
+
+// securityHeaders: no inline script or style, no framing, no referrer
+// (URLs never hold tokens, but there is no reason to leak paths either), and
+// pages are never cached (they name the user; one shows a secret).
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		if !strings.HasPrefix(r.URL.Path, "/static/") {
+			h.Set("Cache-Control", "no-store")
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, 64<<10) // the forms are small
+		next.ServeHTTP(w, r)
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// logRequests logs method, path (never the query or any header: no token
+// ever reaches a log line), status and duration.
+func (a *app) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		if sw.status == 0 {
+			sw.status = http.StatusOK
+		}
+		a.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "ms", time.Since(start).Milliseconds())
+	})
+}
+
+// user is the logged-in editor as a page shows it: all of it from the
+// session token, none from a database.
+type user struct {
+	ID       string
+	Username string
+	Role     epoch.Role
+	Expires  time.Time
+}
+
+// page is what every template receives.
+type page struct {
+	Title   string
+	User    *user
+	Notice  string
+	Error   string
+	Dev     bool   // the development login is on
+	OIDC    string // label of the OIDC login, "" when off
+	Tokens  *tokensPage
+	Created *createdToken
+}
+
+// tokensPage is the tokens page's own data.
+type tokensPage struct {
+	Live     []tokenView
+	Inactive []tokenView
+	Expiring []tokenView
+	Form     newToken
+	Rights   string // the form's rights field as typed
+	Expiry   string // the form's expiry choice
+}
+
+// tokenView is one row of the tokens table.
+type tokenView struct {
+	tokenRow
+	ExpiresSoon bool
+	Status      string
+}
+
+// authedHandler is a handler for a logged-in user; token is the session
+// token, for calls to amarettid on the user's behalf.
+type authedHandler func(w http.ResponseWriter, r *http.Request, u user, token string)
+
+// authed verifies the session cookie and calls h, or sends the browser to
+// the login page (clearing a cookie that no longer verifies).
+func (a *app) authed(h authedHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c, err := r.Cookie(session.DefaultName)
+		if err != nil {
+			http.Redirect(w, r, "/login", http.StatusSeeOther)
+			return
+		}
+		id, err := a.verifier.Verify(r.Context(), c.Value, caveat.Request{Method: r.Method, Path: r.URL.Path})
+		if err != nil {
+			var d *verifier.Denial
+			attrs := []any{"path", r.URL.Path, "reason", err.Error()}
+			if errors.As(err, &d) {
+				attrs = append(attrs, "token_id", d.TokenID, "editor_id", d.EditorID)
+			}
+			if errors.Is(err, verifier.ErrUnavailable) || errors.Is(err, verifier.ErrInternal) {
+				// Keep the cookie: the session may be fine once the store answers.
+				a.log.Error("session not verified", attrs...)
+				a.render(w, r, http.StatusServiceUnavailable, "error", page{Title: "Unavailable", Error: "Sessions cannot be checked right now. Try again in a moment."})
+				return
+			}
+			a.log.Info("session refused", attrs...)
+			session.Clear(w, r, "", "")
+			http.Redirect(w, r, "/login?m=ended", http.StatusSeeOther)
+			return
+		}
+		h(w, r, user{ID: id.EditorID, Username: first(id.Username, id.EditorID), Role: id.Role, Expires: id.Expires}, c.Value)
+	}
+}
+
+func first(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+var notices = map[string]string{
+	"out":        "You are logged out.",
+	"everywhere": "You are logged out everywhere: every session and API token you had stopped working.",
+	"ended":      "Your session has ended. Please log in again.",
+	"revoked":    "The token was revoked. It no longer works anywhere.",
+}
+
+func (a *app) handleLoginPage(w http.ResponseWriter, r *http.Request) {
+	p := page{Title: "Log in", Notice: notices[r.URL.Query().Get("m")], Dev: a.dev}
+	if a.oidc != nil {
+		p.OIDC = a.oidc.label
+	}
+	a.render(w, r, http.StatusOK, "login", p)
+}
+
+func (a *app) handleDevLogin(w http.ResponseWriter, r *http.Request) {
+	if !a.dev {
+		http.NotFound(w, r)
+		return
+	}
+	name := strings.TrimSpace(r.PostFormValue("username"))
+	if !caveat.ValidUsername(name) {
+		a.loginFailed(w, r, http.StatusBadRequest, "A username is 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit.")
+		return
+	}
+	// One subject per name, whatever its case.
+	a.completeLogin(w, r, identity{Provider: devProvider, Subject: strings.ToLower(name), Username: name})
+}
+
+func (a *app) handleOIDCStart(w http.ResponseWriter, r *http.Request) {
+	if a.oidc == nil {
+		http.NotFound(w, r)
+		return
+	}
+	a.oidc.start(w, r)
+}
+
+func (a *app) handleOIDCCallback(w http.ResponseWriter, r *http.Request) {
+	if a.oidc == nil {
+		http.NotFound(w, r)
+		return
+	}
+	id, err := a.oidc.callback(w, r)
+	if err != nil {
+		a.log.Warn("OIDC login failed", "err", err)
+		a.loginFailed(w, r, http.StatusBadRequest, "Logging in failed: "+strings.TrimPrefix(err.Error(), errLoginFailed.Error()+": "))
+		return
+	}
+	a.completeLogin(w, r, id)
+}
+
+func (a *app) loginFailed(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	p := page{Title: "Log in", Error: msg, Dev: a.dev}
+	if a.oidc != nil {
+		p.OIDC = a.oidc.label
+	}
+	a.render(w, r, status, "login", p)
+}
+
+// completeLogin finds (or, the first time, creates and links) the editor of
+// an identity, mints a session macaroon carrying the username, and sets it
+// as the session cookie.
+func (a *app) completeLogin(w http.ResponseWriter, r *http.Request, id identity) {
+	ctx := r.Context()
+	e, created, err := a.logins.Login(ctx, id.Provider, id.Subject, id.Username)
+	if err != nil {
+		a.log.Error("login: store", "provider", id.Provider, "err", err)
+		a.loginFailed(w, r, http.StatusServiceUnavailable, "Logging in is not possible right now. Try again in a moment.")
+		return
+	}
+	switch {
+	case !e.Active:
+		a.loginFailed(w, r, http.StatusForbidden, "This account is deactivated.")
+		return
+	case e.Locked():
+		a.loginFailed(w, r, http.StatusForbidden, "This account is locked.")
+		return
+	}
+	m, err := a.minter.Mint(ctx, e.ID, macaroon.WithUsername(e.Username), macaroon.ExpiresIn(a.ttl))
+	if err != nil {
+		a.log.Error("login: mint", "editor_id", e.ID, "err", err)
+		a.loginFailed(w, r, http.StatusServiceUnavailable, "Logging in is not possible right now. Try again in a moment.")
+		return
+	}
+	a.log.Info("logged in", "editor_id", e.ID, "username", e.Username, "provider", id.Provider, "new_editor", created, "token_id", m.TokenID)
+	session.Set(w, r, session.Cookie{Token: m.Token, Expires: m.Expires}, a.now())
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+func (a *app) handleHome(w http.ResponseWriter, r *http.Request, u user, _ string) {
+	a.render(w, r, http.StatusOK, "home", page{Title: "Account", User: &u})
+}
+
+// handleLogout forgets this browser's session. The token itself stays
+// valid until it expires; "log out everywhere" revokes it.
+func (a *app) handleLogout(w http.ResponseWriter, r *http.Request) {
+	session.Clear(w, r, "", "")
+	http.Redirect(w, r, "/login?m=out", http.StatusSeeOther)
+}
+
+// handleLogoutEverywhere touches the user's epoch through amarettid, which
+// announces it to every verifier: every session and API token of the user
+// created until now stops working, this one included.
+func (a *app) handleLogoutEverywhere(w http.ResponseWriter, r *http.Request, u user, token string) {
+	if err := a.daemon.touchSelf(r.Context(), token); err != nil {
+		if statusOf(err) == http.StatusUnauthorized {
+			a.sessionGone(w, r)
+			return
+		}
+		a.log.Error("log out everywhere failed", "editor_id", u.ID, "err", err)
+		a.render(w, r, http.StatusServiceUnavailable, "error", page{Title: "Not logged out", User: &u,
+			Error: "Logging out everywhere did not work, so your sessions and tokens are still valid. Try again in a moment."})
+		return
+	}
+	a.cache.Invalidate(u.ID) // this frontend sees it at once; others via the daemon's announcement
+	a.log.Info("logged out everywhere", "editor_id", u.ID)
+	session.Clear(w, r, "", "")
+	http.Redirect(w, r, "/login?m=everywhere", http.StatusSeeOther)
+}
+
+// sessionGone: amarettid refused the session the frontend had accepted
+// (revoked in between, or the frontend's cache was behind).
+func (a *app) sessionGone(w http.ResponseWriter, r *http.Request) {
+	session.Clear(w, r, "", "")
+	http.Redirect(w, r, "/login?m=ended", http.StatusSeeOther)
+}
+
+func (a *app) handleTokens(w http.ResponseWriter, r *http.Request, u user, token string) {
+	p := page{Title: "API tokens", User: &u, Notice: notices[r.URL.Query().Get("m")], Tokens: &tokensPage{Expiry: "720h"}}
+	a.renderTokens(w, r, http.StatusOK, token, p)
+}
+
+// renderTokens fills the token lists from amarettid and renders the page.
+func (a *app) renderTokens(w http.ResponseWriter, r *http.Request, status int, token string, p page) {
+	rows, err := a.daemon.tokens(r.Context(), token)
+	switch {
+	case statusOf(err) == http.StatusUnauthorized:
+		a.sessionGone(w, r)
+		return
+	case statusOf(err) == http.StatusForbidden:
+		p.Error = first(p.Error, "This session may not manage API tokens.")
+		status = max(status, http.StatusForbidden)
+	case err != nil:
+		a.log.Error("listing tokens failed", "editor_id", p.User.ID, "err", err)
+		p.Error = first(p.Error, "Your tokens cannot be listed right now. Try again in a moment.")
+		status = max(status, http.StatusServiceUnavailable)
+	}
+	now := a.now()
+	for _, t := range rows {
+		v := tokenView{tokenRow: t, Status: "live"}
+		switch {
+		case !t.Revoked.IsZero():
+			v.Status = "revoked"
+		case !t.Live:
+			v.Status = "expired"
+		case !t.Expires.IsZero() && t.Expires.Sub(now) < expiringSoon:
+			v.ExpiresSoon = true
+			p.Tokens.Expiring = append(p.Tokens.Expiring, v)
+		}
+		if v.Status == "live" {
+			p.Tokens.Live = append(p.Tokens.Live, v)
+		} else {
+			p.Tokens.Inactive = append(p.Tokens.Inactive, v)
+		}
+	}
+	a.render(w, r, status, "tokens", p)
+}
+
+// expiryChoices are the lifetimes the form offers ("" never expires).
+var expiryChoices = []string{"168h", "720h", "2160h", "8760h", ""}
+
+func (a *app) handleCreateToken(w http.ResponseWriter, r *http.Request, u user, token string) {
+	form := newToken{
+		Name:        strings.TrimSpace(r.PostFormValue("name")),
+		Description: strings.TrimSpace(r.PostFormValue("description")),
+		ExpiresIn:   r.PostFormValue("expires_in"),
+	}
+	rightsText := r.PostFormValue("rights")
+	form.Rights = strings.FieldsFunc(rightsText, func(c rune) bool { return c == ',' || c == ' ' })
+	p := page{Title: "API tokens", User: &u, Tokens: &tokensPage{Form: form, Rights: rightsText, Expiry: form.ExpiresIn}}
+	if !slices.Contains(expiryChoices, form.ExpiresIn) {
+		p.Error = "Choose one of the offered lifetimes."
+		a.renderTokens(w, r, http.StatusBadRequest, token, p)
+		return
+	}
+	created, err := a.daemon.createToken(r.Context(), token, form)
+	if err != nil {
+		status := statusOf(err)
+		var de *daemonError
+		switch {
+		case status == http.StatusUnauthorized:
+			a.sessionGone(w, r)
+			return
+		case status == http.StatusConflict:
+			p.Error = "You already have a live token called " + strings.TrimSpace(form.Name) + "."
+		case errors.As(err, &de) && status < 500:
+			p.Error = "The token was not created: " + first(de.Description, de.Code) + "."
+		default:
+			a.log.Error("creating a token failed", "editor_id", u.ID, "err", err)
+			p.Error, status = "The token could not be created right now. Try again in a moment.", http.StatusServiceUnavailable
+		}
+		a.renderTokens(w, r, status, token, p)
+		return
+	}
+	a.log.Info("api token created", "editor_id", u.ID, "token_id", created.TokenID)
+	// The secret is in this answer only: not in a URL, a cookie or a log.
+	p.Created = &created
+	p.Tokens = &tokensPage{Expiry: "720h"}
+	a.renderTokens(w, r, http.StatusCreated, token, p)
+}
+
+func (a *app) handleRevokeToken(w http.ResponseWriter, r *http.Request, u user, token string) {
+	id := r.PathValue("id")
+	if !caveat.ValidTokenID(id) {
+		http.NotFound(w, r)
+		return
+	}
+	err := a.daemon.revokeToken(r.Context(), token, id)
+	p := page{Title: "API tokens", User: &u, Tokens: &tokensPage{Expiry: "720h"}}
+	switch status := statusOf(err); {
+	case err == nil:
+		a.log.Info("api token revoked", "editor_id", u.ID, "token_id", id)
+		http.Redirect(w, r, "/tokens?m=revoked", http.StatusSeeOther)
+	case status == http.StatusUnauthorized:
+		a.sessionGone(w, r)
+	case status == http.StatusNotFound:
+		p.Error = "There is no such token."
+		a.renderTokens(w, r, http.StatusNotFound, token, p)
+	case status == http.StatusConflict:
+		p.Error = "That token was already revoked."
+		a.renderTokens(w, r, http.StatusConflict, token, p)
+	default:
+		a.log.Error("revoking a token failed", "editor_id", u.ID, "token_id", id, "err", err)
+		p.Error = "The token could not be revoked right now; it still works. Try again in a moment."
+		a.renderTokens(w, r, http.StatusServiceUnavailable, token, p)
+	}
+}
+
+func (a *app) parseTemplates() error {
+	funcs := template.FuncMap{
+		"when": func(t time.Time) string {
+			if t.IsZero() {
+				return "—"
+			}
+			return t.UTC().Format("2006-01-02 15:04 UTC")
+		},
+		"rights": func(r []string) string {
+			switch {
+			case r == nil:
+				return "all of yours"
+			case len(r) == 0:
+				return "none"
+			}
+			return strings.Join(r, ", ")
+		},
+		"until": func(t time.Time) string { return humanDuration(t.Sub(a.now())) },
+		"expiryLabel": func(v string) string {
+			return map[string]string{"168h": "7 days", "720h": "30 days", "2160h": "90 days", "8760h": "1 year", "": "never"}[v]
+		},
+		"expiryChoices": func() []string { return expiryChoices },
+	}
+	a.pages = map[string]*template.Template{}
+	for _, name := range []string{"login", "home", "tokens", "error"} {
+		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
+		if err != nil {
+			return err
+		}
+		a.pages[name] = t
+	}
+	return nil
+}
+
+func humanDuration(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "now"
+	case d < time.Hour:
+		return "in " + plural(int(d.Round(time.Minute)/time.Minute), "minute")
+	case d < 48*time.Hour:
+		return "in " + plural(int(d.Round(time.Hour)/time.Hour), "hour")
+	}
+	return "in " + plural(int(d.Round(24*time.Hour)/(24*time.Hour)), "day")
+}
+
+func plural(n int, unit string) string {
+	s := strconv.Itoa(n) + " " + unit
+	if n != 1 {
+		s += "s"
+	}
+	return s
+}
+
+// render executes a page into a buffer first, so a template error is a
+// clean 500 rather than half a page.
+func (a *app) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
+	var buf bytes.Buffer
+	if err := a.pages[name].ExecuteTemplate(&buf, "layout", p); err != nil {
+		a.log.Error("template", "page", name, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	buf.WriteTo(w)
+}

@@ -1,0 +1,160 @@
+// Command webfront is an example web frontend for amaretti: users log in
+// (OpenID Connect, or a development login), get a macaroon in a session
+// cookie minted by the frontend, and manage their API tokens through
+// amarettid. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/amaretti-auth/amaretti/epoch"
+	"github.com/amaretti-auth/amaretti/epoch/sqlite"
+	"github.com/amaretti-auth/amaretti/macaroon"
+	"github.com/amaretti-auth/amaretti/verifier"
+)
+
+func main() {
+	var o options
+	flag.StringVar(&o.listen, "listen", envOr("WEBFRONT_LISTEN", "127.0.0.1:8082"), "address to listen on")
+	flag.StringVar(&o.db, "db", envOr("AMARETTI_DB", "./amaretti.db"), "SQLite database made by amaretti init (shared with amarettid)")
+	flag.StringVar(&o.keys, "keys", envOr("AMARETTI_KEYS", "./keys"), "root key directory made by amaretti init (shared with amarettid)")
+	flag.StringVar(&o.location, "location", envOr("AMARETTI_LOCATION", ""), "location written into session tokens")
+	flag.StringVar(&o.daemon, "daemon", envOr("WEBFRONT_DAEMON", "http://127.0.0.1:8080"), "base URL of amarettid")
+	flag.StringVar(&o.publicURL, "public-url", envOr("WEBFRONT_PUBLIC_URL", ""), "URL users reach the frontend at (default http://LISTEN); the OIDC redirect is PUBLIC-URL/login/oidc/callback")
+	flag.DurationVar(&o.sessionTTL, "session-ttl", 12*time.Hour, "lifetime of a session")
+	flag.DurationVar(&o.cacheTTL, "cache-ttl", epoch.DefaultCacheTTL, "how long an editor's epoch is cached: how late another frontend instance sees a log out everywhere")
+	flag.BoolVar(&o.dev, "dev-login", os.Getenv("WEBFRONT_DEV_LOGIN") == "1", "enable the development login: anyone logs in as any username, no password (loopback addresses only)")
+	flag.StringVar(&o.issuer, "oidc-issuer", envOr("WEBFRONT_OIDC_ISSUER", ""), "OpenID Connect issuer URL (enables OIDC login)")
+	flag.StringVar(&o.clientID, "oidc-client-id", envOr("WEBFRONT_OIDC_CLIENT_ID", ""), "OIDC client id")
+	flag.StringVar(&o.label, "oidc-name", envOr("WEBFRONT_OIDC_NAME", "single sign-on"), "name of the OIDC provider on the login page")
+	flag.Parse()
+	o.clientSecret = os.Getenv("WEBFRONT_OIDC_CLIENT_SECRET") // only from the environment: never in ps output
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	if err := run(o, log); err != nil {
+		log.Error("webfront stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	listen, db, keys, location, daemon, publicURL string
+	sessionTTL, cacheTTL                          time.Duration
+	dev                                           bool
+	issuer, clientID, clientSecret, label         string
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// loopback reports whether addr (host:port) listens on loopback only.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func run(o options, log *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	switch {
+	case o.dev && !loopback(o.listen):
+		return fmt.Errorf("--dev-login lets anyone log in as anyone; it only runs on a loopback address, not %s", o.listen)
+	case !o.dev && o.issuer == "":
+		return errors.New("no login provider: set --oidc-issuer (with --oidc-client-id and WEBFRONT_OIDC_CLIENT_SECRET), or --dev-login for local use")
+	case o.sessionTTL <= 0:
+		return errors.New("--session-ttl must be positive")
+	}
+	if o.publicURL == "" {
+		o.publicURL = "http://" + o.listen
+	}
+	public, err := url.Parse(o.publicURL)
+	if err != nil || public.Scheme == "" || public.Host == "" {
+		return fmt.Errorf("--public-url %q is not an absolute URL", o.publicURL)
+	}
+	keys, err := macaroon.OpenKeyStore(o.keys)
+	if err != nil {
+		return err
+	}
+	store, err := sqlite.Open(ctx, o.db)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	cache := epoch.NewCache(store, 0, o.cacheTTL)
+	v, err := verifier.New(keys, cache)
+	if err != nil {
+		return err
+	}
+	minter, err := macaroon.NewMinter(keys, o.location)
+	if err != nil {
+		return err
+	}
+	var login *oidcLogin
+	if o.issuer != "" {
+		if o.clientID == "" {
+			return errors.New("--oidc-issuer needs --oidc-client-id")
+		}
+		login, err = newOIDCLogin(ctx, o.issuer, o.clientID, o.clientSecret, public.Scheme+"://"+public.Host+callbackPath, o.label)
+		if err != nil {
+			return err
+		}
+	}
+	if o.dev {
+		log.Warn("DEVELOPMENT LOGIN ENABLED: anyone reaching this address can log in as any username")
+	}
+	_, handler, err := newApp(config{Store: store, Minter: minter, Verifier: v, Cache: cache, DaemonURL: o.daemon,
+		OIDC: login, DevLogin: o.dev, SessionTTL: o.sessionTTL, TrustedOrigins: []string{public.Scheme + "://" + public.Host}, Log: log})
+	if err != nil {
+		return err
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go keys.KeepLoaded(ctx, 30*time.Second, hup, log) // mint with the current key after a rotation
+
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(shutdown)
+	}()
+	log.Info("webfront listening", "addr", ln.Addr().String(), "public_url", o.publicURL, "daemon", o.daemon, "dev_login", o.dev, "oidc", o.issuer)
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
