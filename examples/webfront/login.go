@@ -4,7 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
-		"errors"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
