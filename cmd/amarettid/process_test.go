@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -22,17 +21,7 @@ import (
 // bin holds the amarettid and amaretti binaries built for the process tests.
 var bin string
 
-func TestMain(m *testing.M) {
-	dir, err := testproc.Build(".", "../amaretti", "../../examples/api-service")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bin = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testproc.Main(m, &bin, ".", "../amaretti", "../../examples/api-service") }
 
 func freePort(t testing.TB) string { return testproc.FreeAddr(t) }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -29,17 +28,7 @@ import (
 // bin holds amarettid, api-service and webfront, built once.
 var bin string
 
-func TestMain(m *testing.M) {
-	dir, err := testproc.Build("../../cmd/amarettid", "../api-service", ".")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bin = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testproc.Main(m, &bin, "../../cmd/amarettid", "../api-service", ".") }
 
 // syncBuffer is a log sink the handlers and the test share.
 type syncBuffer struct {

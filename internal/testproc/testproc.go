@@ -98,3 +98,18 @@ func (p *Process) Log() string {
 	b, _ := os.ReadFile(p.LogPath)
 	return string(b)
 }
+
+// Main is a TestMain for tests of processes: it builds pkgs, sets *bin to
+// the directory holding them, runs the tests, removes the binaries and
+// exits with the tests' status.
+func Main(m *testing.M, bin *string, pkgs ...string) {
+	dir, err := Build(pkgs...)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	*bin = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
