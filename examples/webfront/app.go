@@ -219,17 +219,8 @@ func (a *app) authed(h authedHandler) http.HandlerFunc {
 			http.Redirect(w, r, "/login?m=ended", http.StatusSeeOther)
 			return
 		}
-		h(w, r, user{ID: id.EditorID, Username: first(id.Username, id.EditorID), Role: id.Role, Expires: id.Expires}, c.Value)
+		h(w, r, user{ID: id.EditorID, Username: firstNonEmpty(id.Username, id.EditorID), Role: id.Role, Expires: id.Expires}, c.Value)
 	}
-}
-
-func first(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 var notices = map[string]string{
@@ -239,12 +230,17 @@ var notices = map[string]string{
 	"revoked":    "The token was revoked. It no longer works anywhere.",
 }
 
-func (a *app) handleLoginPage(w http.ResponseWriter, r *http.Request) {
-	p := page{Title: "Log in", Notice: notices[r.URL.Query().Get("m")], Dev: a.dev}
+// loginPage is the login page with the providers that are on.
+func (a *app) loginPage(notice, errMsg string) page {
+	p := page{Title: "Log in", Notice: notice, Error: errMsg, Dev: a.dev}
 	if a.oidc != nil {
 		p.OIDC = a.oidc.label
 	}
-	a.render(w, r, http.StatusOK, "login", p)
+	return p
+}
+
+func (a *app) handleLoginPage(w http.ResponseWriter, r *http.Request) {
+	a.render(w, r, http.StatusOK, "login", a.loginPage(notices[r.URL.Query().Get("m")], ""))
 }
 
 func (a *app) handleDevLogin(w http.ResponseWriter, r *http.Request) {
@@ -284,11 +280,7 @@ func (a *app) handleOIDCCallback(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *app) loginFailed(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	p := page{Title: "Log in", Error: msg, Dev: a.dev}
-	if a.oidc != nil {
-		p.OIDC = a.oidc.label
-	}
-	a.render(w, r, status, "login", p)
+	a.render(w, r, status, "login", a.loginPage("", msg))
 }
 
 // completeLogin finds (or, the first time, creates and links) the editor of
@@ -372,11 +364,11 @@ func (a *app) renderTokens(w http.ResponseWriter, r *http.Request, status int, t
 		a.sessionGone(w, r)
 		return
 	case statusOf(err) == http.StatusForbidden:
-		p.Error = first(p.Error, "This session may not manage API tokens.")
+		p.Error = firstNonEmpty(p.Error, "This session may not manage API tokens.")
 		status = max(status, http.StatusForbidden)
 	case err != nil:
 		a.log.Error("listing tokens failed", "editor_id", p.User.ID, "err", err)
-		p.Error = first(p.Error, "Your tokens cannot be listed right now. Try again in a moment.")
+		p.Error = firstNonEmpty(p.Error, "Your tokens cannot be listed right now. Try again in a moment.")
 		status = max(status, http.StatusServiceUnavailable)
 	}
 	now := a.now()
@@ -428,7 +420,7 @@ func (a *app) handleCreateToken(w http.ResponseWriter, r *http.Request, u user, 
 		case status == http.StatusConflict:
 			p.Error = "You already have a live token called " + strings.TrimSpace(form.Name) + "."
 		case errors.As(err, &de) && status < 500:
-			p.Error = "The token was not created: " + first(de.Description, de.Code) + "."
+			p.Error = "The token was not created: " + firstNonEmpty(de.Description, de.Code) + "."
 		default:
 			a.log.Error("creating a token failed", "editor_id", u.ID, "err", err)
 			p.Error, status = "The token could not be created right now. Try again in a moment.", http.StatusServiceUnavailable
