@@ -223,6 +223,30 @@ func (e *env) editorCommand() *cli.Command {
 				}),
 			},
 			{
+				Name:      "link",
+				Usage:     "link an existing editor to a login identity, so its first login through that provider finds it instead of creating a new editor",
+				ArgsUsage: "EDITOR_ID",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "provider", Required: true, Usage: "the OIDC issuer URL (exactly as the provider reports it), or dev"},
+					&cli.StringFlag{Name: "subject", Required: true, Usage: "the provider's stable id of the user (OIDC sub)"},
+				},
+				Action: e.withStore(func(c *cli.Context, s *sqlite.Store) error {
+					a, err := args(c, "editor_id")
+					if err != nil {
+						return err
+					}
+					l, err := s.Link(c.Context, a[0], c.String("provider"), c.String("subject"))
+					if err != nil {
+						return fmt.Errorf("link %s: %w", a[0], err)
+					}
+					if c.Bool("json") {
+						return e.printJSON(l)
+					}
+					fmt.Fprintf(e.stdout, "linked %s to %s at %s\n", l.EditorID, l.Subject, l.Provider)
+					return nil
+				}),
+			},
+			{
 				Name: "deactivate", Usage: "deactivate an editor: its tokens fail until it is activated", ArgsUsage: "EDITOR_ID",
 				Action: oneEditor("deactivated", func(s *sqlite.Store) func(*cli.Context, string) (epoch.Editor, error) {
 					return func(c *cli.Context, id string) (epoch.Editor, error) { return s.SetActive(c.Context, id, false) }

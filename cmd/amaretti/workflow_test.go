@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
-	"github.com/amaretti-auth/amaretti/verifier"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/amaretti-auth/amaretti/epoch/sqlite"
+	"github.com/amaretti-auth/amaretti/verifier"
 )
 
 // TestWorkflow runs every command of the README's walkthrough against one
@@ -210,5 +213,32 @@ func TestHelp(t *testing.T) {
 		if !strings.Contains(out, "USAGE") {
 			t.Errorf("amaretti %v: no usage:\n%s", args, out)
 		}
+	}
+}
+
+// TestEditorLink: an operator links an editor made by the CLI to a login
+// identity, so the frontend's first login finds it.
+func TestEditorLink(t *testing.T) {
+	c := newCLI(t)
+	c.ok("", "init")
+	alice := c.ok("", "editor", "create", "alice")
+	const issuer = "https://id.example.org"
+	if out := c.ok("", "editor", "link", alice, "--provider", issuer, "--subject", "sub-1"); out != "linked "+alice+" to sub-1 at "+issuer {
+		t.Fatalf("link: %q", out)
+	}
+	c.fail("already linked", "", "editor", "link", alice, "--provider", issuer, "--subject", "sub-2")
+	c.fail("unknown editor", "", "editor", "link", "nobody", "--provider", issuer, "--subject", "sub-3")
+	c.fail("invalid login identity", "", "editor", "link", alice, "--provider", "dev", "--subject", "a b")
+	if r := c.run("", "editor", "link", alice, "--provider", "dev"); r.code != 2 {
+		t.Fatalf("missing --subject: exit %d %s", r.code, r.stderr)
+	}
+	store, err := sqlite.Open(context.Background(), filepath.Join(c.dir, "amaretti.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	e, created, err := store.Login(context.Background(), issuer, "sub-1", "someone-else")
+	if err != nil || created || e.ID != alice {
+		t.Fatalf("first login of the linked identity: %+v created=%v %v", e, created, err)
 	}
 }
