@@ -215,8 +215,7 @@ func (a *app) authed(h authedHandler) http.HandlerFunc {
 				return
 			}
 			a.log.Info("session refused", attrs...)
-			session.Clear(w, r, "", "")
-			http.Redirect(w, r, "/login?m=ended", http.StatusSeeOther)
+			a.endSession(w, r, "ended")
 			return
 		}
 		h(w, r, user{ID: id.EditorID, Username: firstNonEmpty(id.Username, id.EditorID), Role: id.Role, Expires: id.Expires}, c.Value)
@@ -320,8 +319,7 @@ func (a *app) handleHome(w http.ResponseWriter, r *http.Request, u user, _ strin
 // handleLogout forgets this browser's session. The token itself stays
 // valid until it expires; "log out everywhere" revokes it.
 func (a *app) handleLogout(w http.ResponseWriter, r *http.Request) {
-	session.Clear(w, r, "", "")
-	http.Redirect(w, r, "/login?m=out", http.StatusSeeOther)
+	a.endSession(w, r, "out")
 }
 
 // handleLogoutEverywhere touches the user's epoch through amarettid, which
@@ -330,7 +328,7 @@ func (a *app) handleLogout(w http.ResponseWriter, r *http.Request) {
 func (a *app) handleLogoutEverywhere(w http.ResponseWriter, r *http.Request, u user, token string) {
 	if err := a.daemon.touchSelf(r.Context(), token); err != nil {
 		if statusOf(err) == http.StatusUnauthorized {
-			a.sessionGone(w, r)
+			a.endSession(w, r, "ended")
 			return
 		}
 		a.log.Error("log out everywhere failed", "editor_id", u.ID, "err", err)
@@ -340,15 +338,16 @@ func (a *app) handleLogoutEverywhere(w http.ResponseWriter, r *http.Request, u u
 	}
 	a.cache.Invalidate(u.ID) // this frontend sees it at once; others via the daemon's announcement
 	a.log.Info("logged out everywhere", "editor_id", u.ID)
-	session.Clear(w, r, "", "")
-	http.Redirect(w, r, "/login?m=everywhere", http.StatusSeeOther)
+	a.endSession(w, r, "everywhere")
 }
 
-// sessionGone: amarettid refused the session the frontend had accepted
-// (revoked in between, or the frontend's cache was behind).
-func (a *app) sessionGone(w http.ResponseWriter, r *http.Request) {
+// endSession clears the session cookie and sends the browser to the login
+// page with a notice (a key of notices). Used for log out, log out
+// everywhere, and a session that no longer verifies — here, or at amarettid
+// when it was revoked after this frontend's cached check.
+func (a *app) endSession(w http.ResponseWriter, r *http.Request, notice string) {
 	session.Clear(w, r, "", "")
-	http.Redirect(w, r, "/login?m=ended", http.StatusSeeOther)
+	http.Redirect(w, r, "/login?m="+notice, http.StatusSeeOther)
 }
 
 func (a *app) handleTokens(w http.ResponseWriter, r *http.Request, u user, token string) {
@@ -361,7 +360,7 @@ func (a *app) renderTokens(w http.ResponseWriter, r *http.Request, status int, t
 	rows, err := a.daemon.tokens(r.Context(), token)
 	switch {
 	case statusOf(err) == http.StatusUnauthorized:
-		a.sessionGone(w, r)
+		a.endSession(w, r, "ended")
 		return
 	case statusOf(err) == http.StatusForbidden:
 		p.Error = firstNonEmpty(p.Error, "This session may not manage API tokens.")
@@ -415,7 +414,7 @@ func (a *app) handleCreateToken(w http.ResponseWriter, r *http.Request, u user, 
 		var de *daemonError
 		switch {
 		case status == http.StatusUnauthorized:
-			a.sessionGone(w, r)
+			a.endSession(w, r, "ended")
 			return
 		case status == http.StatusConflict:
 			p.Error = "You already have a live token called " + strings.TrimSpace(form.Name) + "."
@@ -448,7 +447,7 @@ func (a *app) handleRevokeToken(w http.ResponseWriter, r *http.Request, u user, 
 		a.log.Info("api token revoked", "editor_id", u.ID, "token_id", id)
 		http.Redirect(w, r, "/tokens?m=revoked", http.StatusSeeOther)
 	case status == http.StatusUnauthorized:
-		a.sessionGone(w, r)
+		a.endSession(w, r, "ended")
 	case status == http.StatusNotFound:
 		p.Error = "There is no such token."
 		a.renderTokens(w, r, http.StatusNotFound, token, p)
