@@ -30,13 +30,13 @@ type env struct {
 	keys    *macaroon.KeyStore
 	checker *caveat.Checker
 	minter  *macaroon.Minter
-	clk    *clock
-	store  *sqlite.Store
-	issuer *apitoken.Issuer
-	v      *verifier.Verifier
-	alice  epoch.Editor
-	bot    epoch.Editor
-	admin  epoch.Editor
+	clk     *clock
+	store   *sqlite.Store
+	issuer  *apitoken.Issuer
+	v       *verifier.Verifier
+	alice   epoch.Editor
+	bot     epoch.Editor
+	admin   epoch.Editor
 }
 
 func setup(t testing.TB) *env {
