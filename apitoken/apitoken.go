@@ -169,7 +169,7 @@ func (i *Issuer) Create(ctx context.Context, r Request) (string, sqlite.APIToken
 		return "", sqlite.APIToken{}, err
 	}
 	now := i.now()
-	d := operator(ed.ID, ed.Role.Permits)
+	d := operator(ed.ID, ed.Role)
 	if r.Parent != nil {
 		if d, err = i.derive(r.Parent, true); err != nil {
 			return "", sqlite.APIToken{}, err

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/amaretti-auth/amaretti/caveat"
+	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/macaroon"
 	"github.com/amaretti-auth/amaretti/verifier"
 )
@@ -40,6 +41,9 @@ type derivation struct {
 	// editor's role permits it and, when the creator restricts rights, it
 	// is among them.
 	allows func(right string) bool
+	// bound names what bounds the rights, for refusals: "a bot", "the
+	// creating token".
+	bound string
 	// rights are the creator's effective rights, or nil when its token
 	// does not restrict rights: what a child inherits when it asks for none.
 	rights []string
@@ -53,8 +57,8 @@ type derivation struct {
 
 // operator is the derivation for an operator's request (the CLI, which
 // holds the store and the keys): bounded by the editor's role alone.
-func operator(editorID string, allows func(string) bool) *derivation {
-	return &derivation{editorID: editorID, allows: allows}
+func operator(editorID string, role epoch.Role) *derivation {
+	return &derivation{editorID: editorID, allows: role.Permits, bound: "a " + string(role)}
 }
 
 // derive applies the rule to a creator. With sessionException, a pristine
@@ -84,7 +88,7 @@ func (i *Issuer) derive(p *Parent, sessionException bool) (*derivation, error) {
 	if tok.KeyID() != id.KeyID || tok.TokenID() != id.TokenID || cl.EditorID != id.EditorID {
 		return nil, errors.New("apitoken: the creator's identity is not its token's")
 	}
-	d := &derivation{editorID: id.EditorID, username: cl.Username, allows: id.Can}
+	d := &derivation{editorID: id.EditorID, username: cl.Username, allows: id.Can, bound: "the creating token"}
 	if id.Rights != nil {
 		d.rights = normalize(id.Rights)
 	}
@@ -141,7 +145,9 @@ type minted struct {
 // child applies the rule to one request: the rights asked for must be
 // well-formed and among the creator's, the endpoint must not leave the
 // creator's, and the expiry is at most the creator's. Errors wrap
-// ErrInvalid or ErrRightNotAllowed and never repeat a requested value.
+// ErrInvalid or ErrRightNotAllowed and repeat no requested value that did
+// not pass its grammar (a right name is at most 64 characters of
+// [a-z0-9_.:-]: never a token).
 func (d *derivation) child(req child) (*minted, error) {
 	if req.rights != nil && len(req.rights) == 0 {
 		return nil, fmt.Errorf("%w: rights must name at least one right (leave them out to inherit)", ErrInvalid)
@@ -153,7 +159,7 @@ func (d *derivation) child(req child) (*minted, error) {
 	}
 	for _, r := range req.rights {
 		if !d.allows(r) {
-			return nil, fmt.Errorf("%w: a requested right is not among the creator's", ErrRightNotAllowed)
+			return nil, fmt.Errorf("%w: %s may not hold %q", ErrRightNotAllowed, d.bound, r)
 		}
 	}
 	if req.endpoint != "" {
