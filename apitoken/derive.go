@@ -47,6 +47,10 @@ type derivation struct {
 	// rights are the creator's effective rights, or nil when its token
 	// does not restrict rights: what a child inherits when it asks for none.
 	rights []string
+	// rightsCarried: the carried rights caveats already leave exactly
+	// rights, so an inheriting child needs no caveat of its own (chains of
+	// derived tokens grow by as little as possible).
+	rightsCarried bool
 	// endpoints are the endpoints the creator is limited to.
 	endpoints []string
 	// expires is the latest expiry a child may have, or zero when the
@@ -91,6 +95,7 @@ func (i *Issuer) derive(p *Parent, sessionException bool) (*derivation, error) {
 	d := &derivation{editorID: id.EditorID, username: cl.Username, allows: id.Can, bound: "the creating token"}
 	if id.Rights != nil {
 		d.rights = normalize(id.Rights)
+		d.rightsCarried = cl.Rights != nil && slices.Equal(d.rights, normalize(cl.Rights))
 	}
 	session := sessionException && cl.Kind == caveat.KindSession && cl.Pristine
 	if !session {
@@ -186,7 +191,9 @@ func (d *derivation) child(req child) (*minted, error) {
 		cavs = append(cavs, caveat.Rights(m.rights))
 	case len(d.rights) > 0:
 		m.rights = d.rights
-		cavs = append(cavs, caveat.Rights(m.rights))
+		if !d.rightsCarried {
+			cavs = append(cavs, caveat.Rights(m.rights))
+		}
 	case d.rights != nil:
 		m.rights = []string{} // the creator may exercise no right; its caveats, carried, say so
 	}

@@ -169,6 +169,10 @@ func TestDerivedTokensNeverWiden(t *testing.T) {
 			}
 			return creator{secret, caveat.Request{}}
 		}, exchange: true, expires: 10 * time.Minute, parented: true, kind: caveat.KindExchange},
+		{name: "rights the role does not permit are not inherited", creator: func(t *testing.T, e *env) creator {
+			return creator{e.mint(t, macaroon.ExpiresIn(time.Hour), macaroon.WithCaveats(caveat.Rights{"read", "edit", "admin:touch"})), caveat.Request{}}
+		}, expires: time.Hour, parented: true, kind: caveat.KindAPI, rights2: []string{"edit", "read"},
+			allowed: []caveat.Request{{Rights: []string{"edit"}}}, refused: []caveat.Request{{Rights: []string{"admin:touch"}}}},
 		{name: "exchange: a malformed right", creator: session(time.Hour), exchange: true, rights: []string{"a b"}, wantErr: apitoken.ErrInvalid},
 		{name: "create: a malformed right", creator: session(time.Hour), rights: []string{"AgEEnotaright"}, wantErr: apitoken.ErrInvalid},
 		{name: "create: an empty list of rights", creator: session(time.Hour), rights: []string{}, wantErr: apitoken.ErrInvalid},
@@ -233,7 +237,7 @@ func TestDerivedTokensNeverWiden(t *testing.T) {
 					t.Errorf("the creator's parent %s is not carried", p)
 				}
 			}
-			if !slices.Equal(cl.Rights, tc.rights2) && !(tc.rights2 == nil && cl.Rights == nil) {
+			if got := slices.Sorted(slices.Values(cl.Rights)); !slices.Equal(got, tc.rights2) || (cl.Rights == nil) != (tc.rights2 == nil) {
 				t.Errorf("child rights %v, want %v", cl.Rights, tc.rights2)
 			}
 			cid, err := e.v.Verify(ctx, child, caveat.Request{})
@@ -332,5 +336,31 @@ func TestDeriveRefusesMismatch(t *testing.T) {
 		if got := e.claimsOf(t, secret); got.Kind != want || !got.Expires.IsZero() || !got.Pristine {
 			t.Errorf("operator token %q: %+v", k, got)
 		}
+	}
+}
+
+// TestDerivedChainLimit: each generation of exchanged tokens carries one
+// more parent_token; when a chain no longer fits the token limits, the
+// refusal is ErrInvalid (it will never succeed), not a server error.
+func TestDerivedChainLimit(t *testing.T) {
+	ctx := context.Background()
+	e := setup(t)
+	tok := e.mint(t, macaroon.WithKind(caveat.KindCLI), macaroon.ExpiresIn(time.Hour))
+	for gen := 1; ; gen++ {
+		id, err := e.v.Verify(ctx, tok, caveat.Request{})
+		if err != nil {
+			t.Fatalf("generation %d does not verify: %v", gen, err)
+		}
+		m, err := e.issuer.Exchange(ctx, apitoken.Parent{Token: tok, Identity: id}, nil, 0)
+		if err != nil {
+			if !errors.Is(err, apitoken.ErrInvalid) || gen < 20 {
+				t.Fatalf("generation %d: %v", gen, err)
+			}
+			return
+		}
+		if gen > 64 {
+			t.Fatal("a chain of 64 exchanges still fits: parents are not carried")
+		}
+		tok = m.Token
 	}
 }
