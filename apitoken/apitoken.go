@@ -19,100 +19,182 @@ import (
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch/sqlite"
 	"github.com/amaretti-auth/amaretti/macaroon"
-	"github.com/amaretti-auth/amaretti/verifier"
 )
 
 var (
-	// ErrRightNotAllowed means a token was asked for a right its editor's
-	// role or its parent token does not allow.
+	// ErrRightNotAllowed means a token was asked for a right (or an
+	// endpoint) that its creator does not have: the editor's role or, when
+	// a token creates it, that token's own restrictions.
 	ErrRightNotAllowed = errors.New("right not allowed")
-	// ErrInvalid means a request to create a token is malformed: its name,
-	// description, rights, endpoint or lifetime.
+	// ErrInvalid means a request to create a token is malformed (its name,
+	// description, rights, endpoint or lifetime), or can never succeed (the
+	// creating token has expired, or the new token could not carry its
+	// creator's caveats). Such a request will fail the same way every time.
 	ErrInvalid = errors.New("invalid token request")
 )
 
-// Issuer creates and exchanges tokens.
+// DefaultMaxLifetime is the longest lifetime of an API token unless
+// WithMaxLifetime says otherwise: one year, as GitHub's organisations and
+// GitLab allow.
+const DefaultMaxLifetime = 365 * 24 * time.Hour
+
+// Issuer creates and exchanges tokens under one rule, the derived-token
+// rule: nothing a token creates is more powerful or longer-lived than that
+// token. A token created from a parent token (Request.Parent, Exchange)
+//   - carries every restriction of the parent verbatim: rights, endpoint,
+//     method, path_prefix, any caveat an application registered, and every
+//     parent_token, so it can do no more;
+//   - may ask only for rights the parent may exercise (its editor's role
+//     and its rights caveats); asking for none inherits the parent's;
+//   - expires no later than the parent, also when it asks for no lifetime
+//     or for the default one;
+//   - names the parent's token id in a parent_token caveat, so revoking
+//     any ancestor revokes it.
+//
+// The one exception is a login session exactly as a frontend minted it
+// (kind = session, and nothing appended by a holder: caveat.Claims
+// Pristine): the API tokens it creates (Create, not Exchange) may live up
+// to the lifetime policy (WithMaxLifetime) and do not die with the
+// session; they still carry every restriction the minter wrote into it.
+// An operator (a Request without Parent) creates within the editor's role.
 type Issuer struct {
-	store   *sqlite.Store
-	minter  *macaroon.Minter
-	now     func() time.Time
-	checker *caveat.Checker // built-in caveats: what exchange copies and creation accepts
+	store       *sqlite.Store
+	minter      *macaroon.Minter
+	checker     *caveat.Checker
+	now         func() time.Time
+	maxLifetime time.Duration
 }
 
-// NewIssuer returns an Issuer minting with minter and registering in store.
-func NewIssuer(store *sqlite.Store, minter *macaroon.Minter, now func() time.Time) *Issuer {
-	if now == nil {
-		now = time.Now
+// An Option configures an Issuer.
+type Option func(*Issuer) error
+
+// WithClock sets the issuer's clock (default time.Now); it should be the
+// minter's.
+func WithClock(now func() time.Time) Option {
+	return func(i *Issuer) error {
+		if now == nil {
+			return errors.New("apitoken: nil clock")
+		}
+		i.now = now
+		return nil
 	}
-	checker, err := caveat.NewChecker()
-	if err != nil {
-		panic(err) // no options: cannot fail
+}
+
+// WithMaxLifetime sets the longest lifetime an API token may be created
+// with (default DefaultMaxLifetime). Tokens created through the daemon
+// always expire, at the latest after it.
+func WithMaxLifetime(d time.Duration) Option {
+	return func(i *Issuer) error {
+		if d <= 0 {
+			return fmt.Errorf("apitoken: maximum lifetime %v is not positive", d)
+		}
+		i.maxLifetime = d
+		return nil
 	}
-	return &Issuer{store: store, minter: minter, now: now, checker: checker}
+}
+
+// NewIssuer returns an Issuer minting with minter and registering in
+// store. checker must be the verifier's: it reads the caveats of creating
+// tokens, including any an application registered (the minter must know
+// them too, to write them into the children).
+func NewIssuer(store *sqlite.Store, minter *macaroon.Minter, checker *caveat.Checker, opts ...Option) (*Issuer, error) {
+	if store == nil || minter == nil || checker == nil {
+		return nil, errors.New("apitoken: store, minter and checker are required")
+	}
+	i := &Issuer{store: store, minter: minter, checker: checker, now: time.Now, maxLifetime: DefaultMaxLifetime}
+	for _, o := range opts {
+		if err := o(i); err != nil {
+			return nil, err
+		}
+	}
+	return i, nil
 }
 
 // Request describes a token to create.
 type Request struct {
+	// EditorID is the editor the token acts for. With a Parent it may be
+	// left empty, and otherwise must be the parent's editor.
 	EditorID    string
 	Name        string
 	Description string
-	// Rights limits the token; nil leaves it unrestricted (bounded by the
-	// editor's role all the same).
+	// Rights limits the token; nil inherits the parent's rights (or, for
+	// an operator, leaves the token unrestricted, bounded by the editor's
+	// role all the same). A non-nil empty list is invalid.
 	Rights []string
 	// Endpoint, when set, limits the token to requests naming it.
 	Endpoint string
-	// TTL is the token's lifetime; 0 for none.
+	// TTL is the token's lifetime, at most the maximum lifetime. 0 means
+	// the maximum lifetime for a token created from a Parent, and no
+	// expiry for an operator's.
 	TTL time.Duration
-	// Creator is who asks (an editor id, or "cli").
+	// Creator is who asks (an editor id, or "cli"), for the registry.
 	Creator string
+	// Parent is the token that asks, as verified; nil for an operator (the
+	// CLI). See Issuer for what it bounds.
+	Parent *Parent
+	// Kind is the kind of token to write: caveat.KindAPI (the default) or,
+	// for an operator only, caveat.KindBootstrap.
+	Kind caveat.Kind
 }
 
 // Create mints an API token, registers it and returns the secret (shown
-// once) with its row. Rights the editor's role does not permit are refused
-// (ErrRightNotAllowed): a bot's token never names an admin right.
+// once) with its row, which records what the token carries. Rights the
+// editor's role, or the parent token, does not permit are refused
+// (ErrRightNotAllowed): a bot's token never names an admin right. Malformed
+// requests are refused with ErrInvalid.
 func (i *Issuer) Create(ctx context.Context, r Request) (string, sqlite.APIToken, error) {
-	ed, err := i.store.Editor(ctx, r.EditorID)
-	if err != nil {
-		return "", sqlite.APIToken{}, err
+	if r.Parent != nil {
+		switch {
+		case r.EditorID == "":
+			r.EditorID = r.Parent.Identity.EditorID
+		case r.EditorID != r.Parent.Identity.EditorID:
+			return "", sqlite.APIToken{}, fmt.Errorf("%w: a token creates tokens for its own editor only", ErrInvalid)
+		}
+	}
+	switch {
+	case r.Kind == "":
+		r.Kind = caveat.KindAPI
+	case r.Kind == caveat.KindAPI, r.Kind == caveat.KindBootstrap && r.Parent == nil:
+	default:
+		return "", sqlite.APIToken{}, fmt.Errorf("%w: an API token's kind is api (or bootstrap, for an operator)", ErrInvalid)
 	}
 	if err := sqlite.CheckTokenText(r.Name, r.Description); err != nil {
 		return "", sqlite.APIToken{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	if r.TTL < 0 {
-		return "", sqlite.APIToken{}, fmt.Errorf("%w: negative lifetime", ErrInvalid)
+	if r.TTL < 0 || r.TTL > i.maxLifetime {
+		return "", sqlite.APIToken{}, fmt.Errorf("%w: the lifetime must be positive and at most %v", ErrInvalid, i.maxLifetime)
 	}
-	if r.Endpoint != "" {
-		if _, err := i.checker.Parse(caveat.Endpoint(r.Endpoint).String()); err != nil {
-			return "", sqlite.APIToken{}, fmt.Errorf("%w: endpoint %q", ErrInvalid, r.Endpoint)
-		}
-	}
-	for _, right := range r.Rights {
-		if !caveat.ValidRight(right) {
-			return "", sqlite.APIToken{}, fmt.Errorf("%w: right %q", ErrInvalid, right)
-		}
-		if !ed.Role.Permits(right) {
-			return "", sqlite.APIToken{}, fmt.Errorf("%w: a %s may not hold %q", ErrRightNotAllowed, ed.Role, right)
-		}
-	}
-	var opts []macaroon.MintOption
-	var rights []string // what the token says, and so what the row records
-	if r.Rights != nil {
-		rights = normalize(r.Rights)
-		opts = append(opts, macaroon.WithCaveats(caveat.Rights(rights)))
-	}
-	if r.Endpoint != "" {
-		opts = append(opts, macaroon.WithCaveats(caveat.Endpoint(r.Endpoint)))
-	}
-	if r.TTL > 0 {
-		opts = append(opts, macaroon.ExpiresIn(r.TTL))
-	}
-	m, err := i.minter.Mint(ctx, ed.ID, opts...)
+	ed, err := i.store.Editor(ctx, r.EditorID)
 	if err != nil {
 		return "", sqlite.APIToken{}, err
 	}
+	now := i.now()
+	d := operator(ed.ID, ed.Role)
+	if r.Parent != nil {
+		if d, err = i.derive(r.Parent, true); err != nil {
+			return "", sqlite.APIToken{}, err
+		}
+		can := d.allows
+		d.allows = func(right string) bool { return ed.Role.Permits(right) && can(right) }
+		if r.TTL == 0 {
+			r.TTL = i.maxLifetime
+		}
+	}
+	want := child{rights: r.Rights, endpoint: r.Endpoint, kind: r.Kind, now: now}
+	if r.TTL > 0 {
+		want.expires = now.Add(r.TTL)
+	}
+	c, err := d.child(want)
+	if err != nil {
+		return "", sqlite.APIToken{}, err
+	}
+	m, err := i.minter.Mint(ctx, ed.ID, c.opts...)
+	if err != nil {
+		return "", sqlite.APIToken{}, mintErr(err)
+	}
 	row := sqlite.APIToken{
 		TokenID: m.TokenID, EditorID: ed.ID, Name: r.Name, Description: r.Description,
-		Rights: rights, Endpoint: r.Endpoint, Created: m.Created, Creator: r.Creator, Expires: m.Expires,
+		Rights: c.rights, Endpoint: c.endpoint, Created: m.Created, Creator: r.Creator, Expires: m.Expires,
 	}
 	// Registered after minting: if registering fails, the token was never
 	// shown to anyone.
@@ -134,44 +216,32 @@ const (
 	MaxExchangeTTL     = time.Hour
 )
 
-// Exchange mints a short-lived access token for the holder of parent (a
-// verified identity, minted as parentToken): the same editor, every
-// restriction of the parent (rights, endpoint, method, path, expiry, parent
-// tokens — copied as they are, so the new token can do no more), rights
-// narrowed further when given (they must be among the parent's), expiring
-// after ttl (default DefaultExchangeTTL, at most MaxExchangeTTL), and a
-// parent_token caveat naming the parent, so that revoking it revokes this.
-// A parent with a caveat the built-in checker does not know is refused.
-func (i *Issuer) Exchange(ctx context.Context, parent verifier.Identity, parentToken string, rights []string, ttl time.Duration) (*macaroon.Minted, error) {
-	if ttl <= 0 {
+// Exchange mints a short-lived access token (kind exchange) for the
+// holder of parent, under the rule Issuer describes (no session exception):
+// the same editor, every restriction of the parent, rights narrowed further
+// when given (they must be among the parent's), expiring after ttl (default
+// DefaultExchangeTTL, at most MaxExchangeTTL) and never after the parent,
+// and a parent_token caveat naming the parent, so that revoking it revokes
+// this. The parent's username claim is kept as a claim.
+func (i *Issuer) Exchange(ctx context.Context, parent Parent, rights []string, ttl time.Duration) (*macaroon.Minted, error) {
+	if ttl < 0 {
+		return nil, fmt.Errorf("%w: negative lifetime", ErrInvalid)
+	}
+	if ttl == 0 {
 		ttl = DefaultExchangeTTL
 	}
-	for _, r := range rights {
-		if !parent.Can(r) {
-			return nil, fmt.Errorf("%w: the parent token does not allow %q", ErrRightNotAllowed, r)
-		}
-	}
-	tok, err := macaroon.Parse(parentToken, macaroon.Limits{})
+	d, err := i.derive(&parent, false)
 	if err != nil {
 		return nil, err
 	}
-	var cavs []caveat.Caveat
-	for _, text := range tok.Caveats() {
-		c, err := i.checker.Parse(text)
-		if err != nil {
-			return nil, fmt.Errorf("cannot exchange a token with caveat %q: %w", text, err)
-		}
-		switch c.(type) {
-		case caveat.EditorID, caveat.Created: // claims: the minter writes its own
-		default:
-			cavs = append(cavs, c)
-		}
+	now := i.now()
+	c, err := d.child(child{rights: rights, expires: now.Add(min(ttl, MaxExchangeTTL)), kind: caveat.KindExchange, now: now})
+	if err != nil {
+		return nil, err
 	}
-	if rights != nil {
-		cavs = append(cavs, caveat.Rights(normalize(rights)))
+	m, err := i.minter.Mint(ctx, parent.Identity.EditorID, c.opts...)
+	if err != nil {
+		return nil, mintErr(err)
 	}
-	if parent.TokenID != "" {
-		cavs = append(cavs, caveat.ParentToken(parent.TokenID))
-	}
-	return i.minter.Mint(ctx, parent.EditorID, macaroon.ExpiresIn(min(ttl, MaxExchangeTTL)), macaroon.WithCaveats(cavs...))
+	return m, nil
 }

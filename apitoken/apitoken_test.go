@@ -3,6 +3,7 @@ package apitoken_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -26,14 +27,16 @@ func (c *clock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return 
 func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 type env struct {
-	keys   *macaroon.KeyStore
-	clk    *clock
-	store  *sqlite.Store
-	issuer *apitoken.Issuer
-	v      *verifier.Verifier
-	alice  epoch.Editor
-	bot    epoch.Editor
-	admin  epoch.Editor
+	keys    *macaroon.KeyStore
+	checker *caveat.Checker
+	minter  *macaroon.Minter
+	clk     *clock
+	store   *sqlite.Store
+	issuer  *apitoken.Issuer
+	v       *verifier.Verifier
+	alice   epoch.Editor
+	bot     epoch.Editor
+	admin   epoch.Editor
 }
 
 func setup(t testing.TB) *env {
@@ -55,10 +58,39 @@ func setup(t testing.TB) *env {
 	e.bot, _ = store.Create(ctx, sqlite.NewEditor{Username: "bot", Role: epoch.RoleBot, Bot: true})
 	e.admin, _ = store.Create(ctx, sqlite.NewEditor{Username: "root", Role: epoch.RoleAdmin})
 	clk.add(time.Second)
-	minter, _ := macaroon.NewMinter(keys, "api.example.org", macaroon.WithMintClock(clk.now))
-	e.issuer = apitoken.NewIssuer(store, minter, clk.now)
-	e.v, _ = verifier.New(keys, store, verifier.WithClock(clk.now), verifier.WithSignatureCache(0))
+	// One checker for the minter, the issuer and the verifier, knowing an
+	// application's own caveat, as in a daemon that registers one.
+	if e.checker, err = caveat.NewChecker(caveat.WithCaveat("tenant", parseTenant)); err != nil {
+		t.Fatal(err)
+	}
+	if e.minter, err = macaroon.NewMinter(keys, "api.example.org", macaroon.WithMintClock(clk.now), macaroon.WithMintChecker(e.checker)); err != nil {
+		t.Fatal(err)
+	}
+	if e.issuer, err = apitoken.NewIssuer(store, e.minter, e.checker, apitoken.WithClock(clk.now)); err != nil {
+		t.Fatal(err)
+	}
+	e.v, _ = verifier.New(keys, store, verifier.WithClock(clk.now), verifier.WithSignatureCache(0), verifier.WithChecker(e.checker))
 	return e
+}
+
+// tenant is an application's own caveat, "tenant = acme": only paths
+// under /tenants/acme.
+type tenant string
+
+func (c tenant) String() string { return "tenant = " + string(c) }
+
+func (c tenant) Prohibits(req *caveat.Request) error {
+	if !strings.HasPrefix(req.Path, "/tenants/"+string(c)+"/") {
+		return fmt.Errorf("%w: another tenant", caveat.ErrProhibited)
+	}
+	return nil
+}
+
+func parseTenant(op, value string) (caveat.Caveat, error) {
+	if op != "=" {
+		return nil, errors.New("tenant takes =")
+	}
+	return tenant(value), nil
 }
 
 func TestCreate(t *testing.T) {
@@ -88,8 +120,8 @@ func TestCreate(t *testing.T) {
 	if _, _, err := e.issuer.Create(ctx, apitoken.Request{EditorID: "nobody", Name: "x"}); !errors.Is(err, epoch.ErrNotFound) {
 		t.Fatalf("unknown editor: %v", err)
 	}
-	if _, _, err := e.issuer.Create(ctx, apitoken.Request{EditorID: e.alice.ID, Name: "bad", Rights: []string{"Bad Right"}}); err == nil {
-		t.Fatal("invalid right accepted")
+	if _, _, err := e.issuer.Create(ctx, apitoken.Request{EditorID: e.alice.ID, Name: "bad", Rights: []string{"Bad Right"}}); !errors.Is(err, apitoken.ErrInvalid) {
+		t.Fatalf("invalid right: %v", err)
 	}
 }
 
@@ -101,7 +133,7 @@ func TestExchange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	access, err := e.issuer.Exchange(ctx, pid, parent, nil, 0)
+	access, err := e.issuer.Exchange(ctx, apitoken.Parent{Token: parent, Identity: pid}, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,17 +144,17 @@ func TestExchange(t *testing.T) {
 	if err != nil || strings.Join(aid.Rights, ",") != "edit,read" || aid.EditorID != e.alice.ID {
 		t.Fatalf("access token: %+v %v", aid, err)
 	}
-	narrow, err := e.issuer.Exchange(ctx, pid, parent, []string{"read"}, time.Minute)
+	narrow, err := e.issuer.Exchange(ctx, apitoken.Parent{Token: parent, Identity: pid}, []string{"read"}, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if nid, _ := e.v.Verify(ctx, narrow.Token, caveat.Request{}); strings.Join(nid.Rights, ",") != "read" {
 		t.Fatalf("narrowed rights %v", nid.Rights)
 	}
-	if _, err := e.issuer.Exchange(ctx, pid, parent, []string{"delete"}, 0); !errors.Is(err, apitoken.ErrRightNotAllowed) {
+	if _, err := e.issuer.Exchange(ctx, apitoken.Parent{Token: parent, Identity: pid}, []string{"delete"}, 0); !errors.Is(err, apitoken.ErrRightNotAllowed) {
 		t.Fatalf("exchange for more rights: %v", err)
 	}
-	if long, _ := e.issuer.Exchange(ctx, pid, parent, nil, 48*time.Hour); long.Expires.Sub(long.Created) > time.Hour {
+	if long, _ := e.issuer.Exchange(ctx, apitoken.Parent{Token: parent, Identity: pid}, nil, 48*time.Hour); long.Expires.Sub(long.Created) > time.Hour {
 		t.Fatal("exchange beyond the maximum lifetime")
 	}
 	// It expires on time.
@@ -133,7 +165,7 @@ func TestExchange(t *testing.T) {
 	// Revoking the parent revokes what was exchanged from it, and what was
 	// exchanged from that.
 	aid, _ = e.v.Verify(ctx, access.Token, caveat.Request{})
-	grandchild, err := e.issuer.Exchange(ctx, aid, access.Token, nil, 0)
+	grandchild, err := e.issuer.Exchange(ctx, apitoken.Parent{Token: access.Token, Identity: aid}, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +297,7 @@ func TestExchangeKeepsRestrictions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	child, err := e.issuer.Exchange(ctx, pid, parent, nil, 0)
+	child, err := e.issuer.Exchange(ctx, apitoken.Parent{Token: parent, Identity: pid}, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

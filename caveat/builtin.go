@@ -12,6 +12,7 @@ import (
 const (
 	NameEditorID   = "editor_id"
 	NameUsername   = "username"
+	NameKind       = "kind"
 	NameTime       = "time"
 	NameTimeBefore = timeBefore
 	NameEndpoint   = "endpoint"
@@ -44,6 +45,45 @@ func (c Username) String() string { return NameUsername + " = " + string(c) }
 
 // Prohibits implements Caveat; a claim never prohibits.
 func (Username) Prohibits(*Request) error { return nil }
+
+// Kind is the claim saying what kind of token the minter made:
+// "kind = session". A token carries at most one, and, like Username, only
+// before the creation time, so only the minter can write it. A minter that
+// writes a kind writes every one of its caveats before "time >" and puts
+// "time >" last (see Claims.Pristine). Tokens without a kind are older
+// tokens or minted by code that does not say; nothing treats them as
+// sessions.
+type Kind string
+
+// The kinds of token. Any other value of a kind caveat is malformed.
+const (
+	// KindSession is a login session as a web frontend minted it.
+	KindSession Kind = "session"
+	// KindAPI is a registered API token.
+	KindAPI Kind = "api"
+	// KindExchange is a short-lived token exchanged for another.
+	KindExchange Kind = "exchange"
+	// KindCLI is a token an operator minted with the CLI.
+	KindCLI Kind = "cli"
+	// KindBootstrap is the first token of an installation, written by
+	// amaretti bootstrap.
+	KindBootstrap Kind = "bootstrap"
+)
+
+// ValidKind reports whether s is one of the kinds above.
+func ValidKind[T bytestring](s T) bool {
+	switch Kind(s) {
+	case KindSession, KindAPI, KindExchange, KindCLI, KindBootstrap:
+		return true
+	}
+	return false
+}
+
+// String implements Caveat.
+func (c Kind) String() string { return NameKind + " = " + string(c) }
+
+// Prohibits implements Caveat; a claim never prohibits.
+func (Kind) Prohibits(*Request) error { return nil }
 
 // Created is the claim recording when a token was minted: "time > <t>". A
 // token carries exactly one. The Checker rejects a token whose Created lies
@@ -228,6 +268,16 @@ func parseUsername[T bytestring](op, v T) (Username, error) {
 		return "", fmt.Errorf("%w: username must match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}", ErrMalformed)
 	}
 	return Username(v), nil
+}
+
+func parseKind[T bytestring](op, v T) (Kind, error) {
+	if string(op) != "=" {
+		return "", fmt.Errorf("%w: kind takes =", ErrMalformed)
+	}
+	if !ValidKind(v) {
+		return "", fmt.Errorf("%w: kind must be one of session, api, exchange, cli, bootstrap", ErrMalformed)
+	}
+	return Kind(v), nil
 }
 
 func parseEndpoint[T bytestring](op, v T) (Caveat, error) {

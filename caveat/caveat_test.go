@@ -25,6 +25,11 @@ func TestParse(t *testing.T) {
 		{"editor_id = aaaaaaaaaaaaaaaaaaaaaaaaaa", ""},
 		{"editor_id = 0-abc_d", ""},
 		{"username = Alice.B-2_x", ""},
+		{"kind = session", ""},
+		{"kind = api", ""},
+		{"kind = exchange", ""},
+		{"kind = cli", ""},
+		{"kind = bootstrap", ""},
 		{"time > 2026-11-22T10:00:00.123456Z", ""},
 		{"time > 2019-01-01T00:00:00Z", "time > 2019-01-01T00:00:00.000000Z"},
 		{"time > 2026-11-22T10:00:00.1Z", "time > 2026-11-22T10:00:00.100000Z"},
@@ -111,6 +116,10 @@ func TestParse(t *testing.T) {
 		{"time > 2026-01-01T00:00:00ZZ", ErrMalformed},
 		{"time-before  2027-01-01T00:00:00Z", ErrMalformed},
 		{"time-before = 2027-01-01T00:00:00Z", ErrMalformed},
+		{"kind = admin", ErrMalformed},
+		{"kind = Session", ErrMalformed},
+		{"kind = session,api", ErrMalformed},
+		{"kind < session", ErrMalformed},
 		{"endpoint = a/b", ErrMalformed},
 		{"endpoint > a", ErrMalformed},
 		{"rights = ", ErrMalformed},
@@ -172,6 +181,12 @@ func TestClaims(t *testing.T) {
 		{"username with <", []string{edA, "username < a", created}, ErrMalformed},
 		{"username with a slash", []string{edA, "username = a/b", created}, ErrMalformed},
 		{"username starting with a dot", []string{edA, "username = .a", created}, ErrMalformed},
+		{"kind after created", []string{edA, created, "kind = session"}, ErrMalformed},
+		{"kind appended to a kindless token", []string{edA, "username = a", created, "kind = session"}, ErrMalformed},
+		{"second kind", []string{edA, "kind = api", "kind = session", created}, ErrMalformed},
+		{"identical second kind", []string{edA, "kind = session", "kind = session", created}, ErrMalformed},
+		{"unknown kind", []string{edA, "kind = superuser", created}, ErrMalformed},
+		{"kind with >", []string{edA, "kind > session", created}, ErrMalformed},
 		{"unknown", []string{edA, created, "color = red"}, ErrUnknown},
 		{"unparsable", []string{edA, created, "time < tomorrow"}, ErrMalformed},
 	}
@@ -186,6 +201,33 @@ func TestClaims(t *testing.T) {
 	named, err := claimsOf(t, c, edA, "username = Alice", created)
 	if err != nil || named.Username != "Alice" {
 		t.Errorf("username claim: %+v, %v", named, err)
+	}
+
+	for _, tc := range []struct {
+		name     string
+		caveats  []string
+		kind     Kind
+		pristine bool
+	}{
+		{"session as minted", []string{edA, "username = alice", "kind = session", "time < 2026-01-02T00:00:00Z", created}, KindSession, true},
+		{"session with a holder's shorter expiry", []string{edA, "kind = session", "time < 2026-01-02T00:00:00Z", created, "time < 2026-01-01T01:00:00Z"}, KindSession, false},
+		{"session with a holder's restriction", []string{edA, "kind = session", created, "method = GET"}, KindSession, false},
+		{"api token as minted", []string{edA, "kind = api", "rights = read", created}, KindAPI, true},
+		{"no kind, nothing appended", []string{edA, created}, "", true},
+		{"no kind, expiry after created (old order)", []string{edA, created, "time < 2026-01-02T00:00:00Z"}, "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cl, err := claimsOf(t, c, tc.caveats...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cl.Kind != tc.kind || cl.Pristine != tc.pristine {
+				t.Errorf("Kind %q Pristine %v, want %q %v", cl.Kind, cl.Pristine, tc.kind, tc.pristine)
+			}
+			if len(cl.Restrictions) != strings.Count(strings.Join(tc.caveats, "|"), "method") {
+				t.Errorf("a claim counted as a restriction: %v", cl.Restrictions)
+			}
+		})
 	}
 
 	cl, err := claimsOf(t, c, edA, created,

@@ -75,13 +75,14 @@ func (c *Checker) Skew() time.Duration { return c.skew }
 
 func builtin(name string) bool {
 	switch name {
-	case NameEditorID, NameUsername, NameTime, NameTimeBefore, NameEndpoint, NameRights, NameMethod, NamePathPrefix, NameParent:
+	case NameEditorID, NameUsername, NameKind, NameTime, NameTimeBefore, NameEndpoint, NameRights, NameMethod, NamePathPrefix, NameParent:
 		return true
 	}
 	return false
 }
 
-// Parse parses one caveat into its typed value: EditorID, Created, Expiry,
+// Parse parses one caveat into its typed value: EditorID, Username, Kind,
+// Created, Expiry,
 // Endpoint, Rights, Methods, PathPrefix, or whatever a registered ParseFunc
 // returns. Errors wrap ErrMalformed or ErrUnknown.
 func (c *Checker) Parse(text string) (Caveat, error) {
@@ -98,6 +99,8 @@ func parseOne[T bytestring](c *Checker, text T) (Caveat, error) {
 		return parseEditorID(cond.op, cond.value)
 	case NameUsername:
 		return parseUsername(cond.op, cond.value)
+	case NameKind:
+		return parseKind(cond.op, cond.value)
 	case NameTime:
 		t, err := parseTime(cond.value)
 		if err != nil {
@@ -148,6 +151,16 @@ type Claims struct {
 	// Username is the editor's username as the minter wrote it, or "" when
 	// the token carries none. It is informational: authorise by EditorID.
 	Username string
+	// Kind is the kind of token the minter wrote into it (KindSession,
+	// KindAPI, ...), or "" when it wrote none.
+	Kind Kind
+	// Pristine reports that the creation time is the token's last caveat:
+	// no holder appended anything to it. A minter that writes a kind
+	// writes all its caveats before the creation time, so for a token
+	// with a Kind, Pristine means "exactly as minted". (For a token
+	// without one it means little: older minters wrote the expiry and the
+	// restrictions after the creation time.)
+	Pristine bool
 	// Created is when the token was minted.
 	Created time.Time
 	// Expires is the earliest expiry among the token's expiry caveats, or
@@ -167,8 +180,9 @@ type Claims struct {
 
 // Claims parses the first-party caveats of a token. It fails (ErrMalformed)
 // when there are none, when editor_id or the creation time is missing or
-// present more than once, when a username is repeated or follows the
-// creation time (so a holder appended it), and when any caveat fails to parse; and
+// present more than once, when a username or a kind is repeated or follows
+// the creation time (so a holder appended it), when a kind names no known
+// kind, and when any caveat fails to parse; and
 // (ErrUnknown) when a caveat has no checker. The input is not retained.
 func (c *Checker) Claims(caveats [][]byte) (*Claims, error) {
 	cl := new(Claims)
@@ -216,6 +230,19 @@ func (c *Checker) ParseClaims(cl *Claims, caveats [][]byte) error {
 			}
 			cl.Username = string(u)
 			continue
+		case string(cond.name) == NameKind:
+			switch {
+			case haveCreated:
+				return fmt.Errorf("caveat %d: %w: kind after the creation time (only the minter may say what a token is)", i, ErrMalformed)
+			case cl.Kind != "":
+				return fmt.Errorf("caveat %d: %w: second kind", i, ErrMalformed)
+			}
+			k, err := parseKind(cond.op, cond.value)
+			if err != nil {
+				return fmt.Errorf("caveat %d: %w", i, err)
+			}
+			cl.Kind = k
+			continue
 		case string(cond.name) == NameTime && string(cond.op) == ">":
 			if haveCreated {
 				return fmt.Errorf("caveat %d: %w: second creation time (time >)", i, ErrMalformed)
@@ -225,6 +252,7 @@ func (c *Checker) ParseClaims(cl *Claims, caveats [][]byte) error {
 				return fmt.Errorf("caveat %d: %w", i, err)
 			}
 			cl.Created, haveCreated = t, true
+			cl.Pristine = i == len(caveats)-1
 			continue
 		case string(cond.name) == NameTime && string(cond.op) == "<", string(cond.name) == NameTimeBefore:
 			t, err := parseTime(cond.value)

@@ -25,6 +25,7 @@
 //
 //	editor_id = <id>            claim: the editor the token acts for (exactly once)
 //	username = <name>           claim: the editor's username (at most once, before time >)
+//	kind = <kind>               claim: session, api, exchange, cli or bootstrap (at most once, before time >)
 //	time > <RFC 3339 UTC>       claim: when the token was created (exactly once)
 //	time < <RFC 3339 UTC>       restriction: expiry; now ≥ expiry fails
 //	time-before <RFC 3339 UTC>  restriction: bakery's spelling of the same expiry
@@ -36,8 +37,10 @@
 //
 // Claims are read, not checked: anyone holding a token can append caveats, so
 // a second editor_id or created caveat — even an identical one — makes the
-// token malformed. A username is trusted only before the creation time:
-// holders can only append, so what precedes "time >" was written by the
-// minter. Restrictions may repeat and all must hold, which is what
+// token malformed. A username or a kind is trusted only before the creation
+// time: holders can only append, so what precedes "time >" was written by
+// the minter. A minter that writes a kind puts every caveat of its own
+// before "time >", so a token whose last caveat is "time >" is exactly as
+// minted (Claims.Pristine). Restrictions may repeat and all must hold, which is what
 // makes attenuation work: appending "time < T" can only shorten a token's life.
 package caveat

@@ -153,6 +153,10 @@ func ValidTokenID[T bytestring](id T) bool {
 	return true
 }
 
+// ValidEndpoint reports whether s is a well-formed endpoint name:
+// [A-Za-z0-9][A-Za-z0-9_.:-]{0,127}, e.g. "create_editgroup".
+func ValidEndpoint[T bytestring](s T) bool { return validEndpoint(s) }
+
 // validEndpoint: [A-Za-z0-9][A-Za-z0-9_.:-]{0,127}.
 func validEndpoint[T bytestring](s T) bool {
 	if len(s) == 0 || len(s) > 128 || !(isLower(s[0]) || isUpper(s[0]) || isDigit(s[0])) {

@@ -20,8 +20,9 @@ type CurrentKeyer interface {
 
 // A Minter mints tokens: identifier = current key id plus a fresh token id,
 // location from configuration, caveats editor_id, created (time >), an
-// optional expiry (time <) and whatever restrictions the caller adds. It is
-// safe for concurrent use.
+// optional expiry (time <) and whatever restrictions the caller adds (with
+// a kind, WithKind, the creation time goes last). It is safe for concurrent
+// use.
 type Minter struct {
 	keys     CurrentKeyer
 	location string
@@ -70,6 +71,7 @@ type MintOption func(*mintParams)
 
 type mintParams struct {
 	username string
+	kind     caveat.Kind
 	expires  time.Time
 	ttl      time.Duration
 	caveats  []caveat.Caveat
@@ -79,6 +81,16 @@ type mintParams struct {
 // "username = <name>" before the creation time, so a frontend can show who
 // is logged in without a lookup. It must satisfy caveat.ValidUsername.
 func WithUsername(name string) MintOption { return func(p *mintParams) { p.username = name } }
+
+// WithKind writes the kind of token into it, as the claim "kind = <k>",
+// which only the minter can write. A token with a kind is laid out
+// differently: every caveat the minter writes (editor_id, username, kind,
+// expiry, restrictions) comes before the creation time, which is last, so
+// that a verifier can tell the token exactly as minted (caveat.Claims
+// Pristine) from one a holder appended to. Mint a web frontend's login
+// sessions with WithKind(caveat.KindSession): a pristine session may
+// create API tokens that outlive it.
+func WithKind(k caveat.Kind) MintOption { return func(p *mintParams) { p.kind = k } }
 
 // ExpiresIn makes the token expire d after its creation.
 func ExpiresIn(d time.Duration) MintOption { return func(p *mintParams) { p.ttl = d } }
@@ -136,7 +148,16 @@ func (m *Minter) Mint(ctx context.Context, editorID string, opts ...MintOption) 
 		// Before the creation time: the checker trusts a username only there.
 		cavs = append(cavs, caveat.Username(p.username))
 	}
-	cavs = append(cavs, caveat.Created(created))
+	if p.kind != "" {
+		if !caveat.ValidKind(p.kind) {
+			return nil, errors.New("mint: unknown kind of token")
+		}
+		cavs = append(cavs, p.kind)
+	} else {
+		// Without a kind, the layout every earlier token has (pinned by the
+		// golden vectors): the creation time right after the claims.
+		cavs = append(cavs, caveat.Created(created))
+	}
 	if !expires.IsZero() {
 		if !expires.After(created) {
 			return nil, errors.New("mint: expiry is not after creation")
@@ -147,10 +168,14 @@ func (m *Minter) Mint(ctx context.Context, editorID string, opts ...MintOption) 
 	}
 	for _, c := range p.caveats {
 		switch c.(type) {
-		case caveat.EditorID, caveat.Username, caveat.Created:
+		case caveat.EditorID, caveat.Username, caveat.Kind, caveat.Created:
 			return nil, fmt.Errorf("mint: %s is set by the minter", c)
 		}
 		cavs = append(cavs, c)
+	}
+	if p.kind != "" {
+		// Last: nothing after it means nothing a holder appended.
+		cavs = append(cavs, caveat.Created(created))
 	}
 	tokenID, err := NewTokenID(m.rand)
 	if err != nil {
@@ -216,7 +241,7 @@ func AttenuateWith(checker *caveat.Checker, lim Limits, token string, caveats ..
 	}
 	for _, c := range caveats {
 		switch c.(type) {
-		case caveat.EditorID, caveat.Username, caveat.Created:
+		case caveat.EditorID, caveat.Username, caveat.Kind, caveat.Created:
 			return "", fmt.Errorf("attenuate: %s is a claim, not a restriction", c)
 		}
 	}

@@ -56,6 +56,48 @@ func TestMint(t *testing.T) {
 	if nt, _ := Parse(named.Token, Limits{}); strings.Join(nt.Caveats(), "|") != "editor_id = alice|username = Alice|time > 2026-11-22T10:00:00.123456Z" {
 		t.Errorf("username not minted before the creation time: %q", nt.Caveats())
 	}
+	// With a kind, every caveat of the minter comes before the creation
+	// time, which is last: the token is pristine as minted, and anything a
+	// holder appends makes it not.
+	session, err := m.Mint(ctx, "alice", WithUsername("Alice"), WithKind(caveat.KindSession), ExpiresIn(time.Hour), WithCaveats(caveat.Rights{"read", "tokens"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := Parse(session.Token, Limits{})
+	if got, want := strings.Join(st.Caveats(), "|"), "editor_id = alice|username = Alice|kind = session|time < 2026-11-22T11:00:00.123456Z|rights = read,tokens|time > 2026-11-22T10:00:00.123456Z"; got != want {
+		t.Errorf("session caveats\n got %s\nwant %s", got, want)
+	}
+	checker, _ := caveat.NewChecker()
+	for _, tc := range []struct {
+		name     string
+		extra    []caveat.Caveat
+		pristine bool
+	}{
+		{"as minted", nil, true},
+		{"shorter expiry appended", []caveat.Caveat{caveat.ExpiresAt(now.Add(time.Minute))}, false},
+		{"method appended", []caveat.Caveat{caveat.Methods{"GET"}}, false},
+	} {
+		t.Run("pristine/"+tc.name, func(t *testing.T) {
+			tok := session.Token
+			if tc.extra != nil {
+				if tok, err = Attenuate(tok, tc.extra...); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p, _ := Parse(tok, Limits{})
+			var cavs [][]byte
+			for _, c := range p.Caveats() {
+				cavs = append(cavs, []byte(c))
+			}
+			cl, err := checker.Claims(cavs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cl.Kind != caveat.KindSession || cl.Pristine != tc.pristine || cl.Username != "Alice" {
+				t.Errorf("claims %+v", cl)
+			}
+		})
+	}
 	again, _ := m.Mint(ctx, "aaaaaaaaaaaaaaaaaaaaaaaaaa")
 	if again.TokenID == got.TokenID {
 		t.Error("two mints share a token id")
@@ -70,6 +112,8 @@ func TestMint(t *testing.T) {
 		{"editor claim as extra caveat", "a", []MintOption{WithCaveats(caveat.EditorID("b"))}},
 		{"created claim as extra caveat", "a", []MintOption{WithCaveats(caveat.Created(now))}},
 		{"username claim as extra caveat", "a", []MintOption{WithCaveats(caveat.Username("a"))}},
+		{"kind claim as extra caveat", "a", []MintOption{WithCaveats(caveat.KindSession)}},
+		{"unknown kind", "a", []MintOption{WithKind("admin")}},
 		{"invalid username", "a", []MintOption{WithUsername("a b")}},
 		{"invalid caveat value", "a", []MintOption{WithCaveats(caveat.Endpoint("a b"))}},
 		{"expiry before creation", "a", []MintOption{ExpiresAt(now.Add(-time.Second))}},
@@ -125,6 +169,7 @@ func TestAttenuate(t *testing.T) {
 		"none":       nil,
 		"claim":      {caveat.EditorID("bob")},
 		"username":   {caveat.Username("bob")},
+		"kind":       {caveat.KindSession},
 		"bad value":  {caveat.Methods{"get"}},
 		"over limit": make30Methods(),
 	} {

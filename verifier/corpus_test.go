@@ -135,6 +135,9 @@ func buildCorpus(t testing.TB) corpus {
 		"second creation time":                          "second creation time",
 		"username appended by a holder":                 "username after the creation time",
 		"second identical creation time":                "second creation time",
+		"kind appended by a holder":                     "kind after the creation time",
+		"second kind":                                   "second kind",
+		"unknown kind":                                  "kind must be one of",
 		"revoked token":                                 "token revoked",
 		"revoked token with a fresh creation time appended (stays revoked)": "second creation time",
 		"created at the epoch exactly":                                      "token revoked",
@@ -212,6 +215,9 @@ func buildCorpus(t testing.TB) corpus {
 	add("second identical editor_id", b64(golden(t, caveatsOf("editor_id = "+alice)...)), "malformed")
 	add("second creation time", b64(golden(t, caveatsOf("time > 2026-06-01T11:00:00Z")...)), "malformed")
 	add("username appended by a holder", b64(golden(t, caveatsOf("username = admin")...)), "malformed")
+	add("kind appended by a holder", b64(golden(t, caveatsOf("kind = session")...)), "malformed")
+	add("second kind", b64(golden(t, "editor_id = "+alice, "kind = api", "kind = session", "time > 2026-05-01T00:00:00.000001Z")), "malformed")
+	add("unknown kind", b64(golden(t, "editor_id = "+alice, "kind = admin", "time > 2026-05-01T00:00:00.000001Z")), "malformed")
 	add("second identical creation time", b64(golden(t, caveatsOf("time > 2026-05-01T00:00:00.000001Z")...)), "malformed")
 	add("revoked token", b64(golden(t, "editor_id = "+touchedEditor, "time > 2026-04-01T00:00:00Z")), "revoked")
 	add("revoked token with a fresh creation time appended (stays revoked)",

@@ -43,6 +43,9 @@ type Identity struct {
 	// Username is the editor's username as the minter wrote it into the
 	// token ("" when it did not). Show it; authorise by EditorID.
 	Username string `json:"username,omitempty"`
+	// Kind is the kind of token the minter wrote into it (session, api,
+	// exchange, cli, bootstrap), or "" when it wrote none.
+	Kind caveat.Kind `json:"kind,omitempty"`
 	// Role is the editor's role, from the epoch store.
 	Role epoch.Role `json:"role"`
 	// TokenID is the token's own id ("" for fatcat-format tokens).
@@ -257,6 +260,7 @@ func (v *Verifier) authorize(ctx context.Context, vt *verified, req *caveat.Requ
 	id := Identity{
 		EditorID: vt.claims.EditorID,
 		Username: vt.claims.Username,
+		Kind:     vt.claims.Kind,
 		Role:     st.Role,
 		TokenID:  vt.tokenID,
 		KeyID:    vt.keyID,

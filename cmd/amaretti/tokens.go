@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/amaretti-auth/amaretti/apitoken"
+	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/epoch/sqlite"
 	"github.com/amaretti-auth/amaretti/macaroon"
@@ -24,7 +25,11 @@ func (e *env) issuer(c *cli.Context, store *sqlite.Store) (*apitoken.Issuer, err
 	if err != nil {
 		return nil, err
 	}
-	return apitoken.NewIssuer(store, minter, e.now), nil
+	checker, err := caveat.NewChecker()
+	if err != nil {
+		return nil, err
+	}
+	return apitoken.NewIssuer(store, minter, checker, apitoken.WithClock(e.now))
 }
 
 func (e *env) printTokens(c *cli.Context, rows []sqlite.APIToken) error {
@@ -235,7 +240,7 @@ func (e *env) bootstrapCommand() *cli.Command {
 						}
 					}
 				}
-				secret, _, err := iss.Create(c.Context, apitoken.Request{EditorID: ed.ID, Name: "bootstrap", Description: "written by amaretti bootstrap to " + path, Creator: "cli"})
+				secret, _, err := iss.Create(c.Context, apitoken.Request{EditorID: ed.ID, Name: "bootstrap", Description: "written by amaretti bootstrap to " + path, Creator: "cli", Kind: caveat.KindBootstrap})
 				if err != nil {
 					return err
 				}

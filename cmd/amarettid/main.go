@@ -128,8 +128,12 @@ func serve(c *cli.Context, log *slog.Logger) error {
 	trackerDone := make(chan struct{})
 	go func() { tracker.Run(watchCtx); close(trackerDone) }()
 	defer func() { stopWatch(); <-trackerDone }() // the last batch is written before the store closes
+	issuer, err := apitoken.NewIssuer(store, minter, checker)
+	if err != nil {
+		return err
+	}
 	s := &server{v: v, keys: keys, store: store, cache: cache, layer: layer, m: m, log: log, cookie: c.String("cookie"), maxBody: c.Int64("max-body"),
-		issuer: apitoken.NewIssuer(store, minter, nil), tracker: tracker}
+		issuer: issuer, tracker: tracker}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

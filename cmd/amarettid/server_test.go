@@ -54,7 +54,8 @@ func newFixture(t *testing.T) *fixture {
 		log: slog.New(slog.NewJSONHandler(f.logs, nil)), cookie: "session", maxBody: 4096,
 		tracker: apitoken.NewTracker(store, time.Minute, nil)}
 	minter, _ := macaroon.NewMinter(keys, "api.example.org")
-	s.issuer = apitoken.NewIssuer(store, minter, nil)
+	checker, _ := caveat.NewChecker()
+	s.issuer, _ = apitoken.NewIssuer(store, minter, checker)
 	f.tracker = s.tracker
 	f.srv = httptest.NewServer(s.routes())
 	t.Cleanup(f.srv.Close)

@@ -78,7 +78,7 @@ func decodeBody(r *http.Request, v any) error {
 
 // handleCreateToken: POST /v1/tokens {name, description, rights, expires_in}.
 func (s *server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
-	caller, _, ok := s.caller(w, r, "tokens", tokenRight)
+	caller, token, ok := s.caller(w, r, "tokens", tokenRight)
 	if !ok {
 		return
 	}
@@ -100,6 +100,7 @@ func (s *server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 	}
 	secret, row, err := s.issuer.Create(r.Context(), apitoken.Request{
 		EditorID: caller.EditorID, Name: body.Name, Description: body.Description, Rights: body.Rights, Endpoint: body.Endpoint, TTL: ttl, Creator: caller.EditorID,
+		Parent: &apitoken.Parent{Token: token, Identity: caller},
 	})
 	switch {
 	case errors.Is(err, sqlite.ErrNameTaken):
@@ -236,10 +237,13 @@ func (s *server) handleExchange(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "invalid_request", "ttl must be a positive duration such as 15m")
 		return
 	}
-	m, err := s.issuer.Exchange(r.Context(), parent, token, body.Rights, ttl)
+	m, err := s.issuer.Exchange(r.Context(), apitoken.Parent{Token: token, Identity: parent}, body.Rights, ttl)
 	switch {
 	case errors.Is(err, apitoken.ErrRightNotAllowed):
 		apiError(w, http.StatusForbidden, "insufficient_scope", err.Error())
+		return
+	case errors.Is(err, apitoken.ErrInvalid):
+		apiError(w, http.StatusBadRequest, "invalid_request", err.Error())
 		return
 	case err != nil:
 		s.log.Error("exchange failed", "token_id", parent.TokenID, "err", err)

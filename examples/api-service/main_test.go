@@ -38,7 +38,11 @@ func TestAPIService(t *testing.T) {
 	srv := httptest.NewServer(newServer(v, tracker, false, slog.New(slog.NewTextHandler(io.Discard, nil))))
 	defer srv.Close()
 	minter, _ := macaroon.NewMinter(keys, "api.example.org")
-	issuer := apitoken.NewIssuer(store, minter, nil)
+	checker, _ := caveat.NewChecker()
+	issuer, err := apitoken.NewIssuer(store, minter, checker)
+	if err != nil {
+		t.Fatal(err)
+	}
 	apiTok, row, err := issuer.Create(ctx, apitoken.Request{EditorID: alice.ID, Name: "cron", Creator: alice.ID})
 	if err != nil {
 		t.Fatal(err)

@@ -301,7 +301,9 @@ func (a *app) completeLogin(w http.ResponseWriter, r *http.Request, id identity)
 		a.loginFailed(w, r, http.StatusForbidden, "This account is locked.")
 		return
 	}
-	m, err := a.minter.Mint(ctx, e.ID, macaroon.WithUsername(e.Username), macaroon.ExpiresIn(a.ttl))
+	// A session: marked in the minter's part of the chain, so that, exactly
+	// as minted, it may create API tokens that outlive it.
+	m, err := a.minter.Mint(ctx, e.ID, macaroon.WithUsername(e.Username), macaroon.WithKind(caveat.KindSession), macaroon.ExpiresIn(a.ttl))
 	if err != nil {
 		a.log.Error("login: mint", "editor_id", e.ID, "err", err)
 		a.loginFailed(w, r, http.StatusServiceUnavailable, "Logging in is not possible right now. Try again in a moment.")

@@ -235,7 +235,9 @@ func TestSessionCookie(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if cavs := strings.Join(tok.Caveats(), "|"); !strings.Contains(cavs, "username = Alice|time > ") {
+			// A session, marked as one in the minter's part of the chain
+			// (before the creation time, which is last).
+			if cavs := strings.Join(tok.Caveats(), "|"); !strings.Contains(cavs, "username = Alice|kind = session|") || !strings.HasPrefix(tok.Caveats()[tok.NumCaveats()-1], "time > ") {
 				t.Errorf("caveats %s", cavs)
 			}
 			if d.daemonStatus(t, c.Value) != 200 {
