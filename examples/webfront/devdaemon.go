@@ -185,20 +185,19 @@ func (d *childDaemon) stop(log *slog.Logger) {
 	defer d.removeTmp()
 	select {
 	case <-d.done:
-		return
 	default:
+		d.cmd.Process.Signal(syscall.SIGTERM)
+		limit := time.NewTimer(35 * time.Second)
+		defer limit.Stop()
+		select {
+		case <-d.done:
+		case <-limit.C:
+			log.Error("amarettid did not stop after SIGTERM; killing it", "pid", d.cmd.Process.Pid)
+			d.cmd.Process.Kill()
+			<-d.done
+		}
 	}
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	limit := time.NewTimer(35 * time.Second)
-	defer limit.Stop()
-	select {
-	case <-d.done:
-		log.Info("amarettid stopped")
-	case <-limit.C:
-		log.Error("amarettid did not stop after SIGTERM; killing it", "pid", d.cmd.Process.Pid)
-		d.cmd.Process.Kill()
-		<-d.done
-	}
+	log.Info("amarettid stopped", "pid", d.cmd.Process.Pid, "exit", d.how())
 }
 
 func (d *childDaemon) removeTmp() {
