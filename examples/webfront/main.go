@@ -137,6 +137,10 @@ func run(o options, log *slog.Logger) error {
 		return errors.New("--session-ttl must be positive")
 	}
 	if o.publicURL == "" {
+		// Only a named address says which Host browsers will send.
+		if host, _, err := net.SplitHostPort(o.listen); err != nil || host == "" || net.ParseIP(host).IsUnspecified() {
+			return fmt.Errorf("--listen %s names no host that users reach: set --public-url to the URL they use (only its Host is answered)", o.listen)
+		}
 		o.publicURL = "http://" + o.listen
 	}
 	public, err := url.Parse(o.publicURL)

@@ -375,6 +375,12 @@ func TestRunRefuses(t *testing.T) {
 		{"dev login on a public name", options{listen: "example.org:8082", dev: true, sessionTTL: time.Hour}, "loopback"},
 		{"no provider", options{listen: "127.0.0.1:0", sessionTTL: time.Hour}, "no login provider"},
 		{"no session lifetime", options{listen: "127.0.0.1:0", dev: true}, "session-ttl"},
+		{"every interface, no public URL", options{listen: ":8082", issuer: "https://id.example", sessionTTL: time.Hour}, "set --public-url"},
+		{"0.0.0.0, no public URL", options{listen: "0.0.0.0:8082", issuer: "https://id.example", sessionTTL: time.Hour}, "set --public-url"},
+		{"[::], no public URL", options{listen: "[::]:8082", issuer: "https://id.example", sessionTTL: time.Hour}, "set --public-url"},
+		{"public URL not HTTP", options{listen: "0.0.0.0:8082", publicURL: "ftp://front.example", issuer: "https://id.example", sessionTTL: time.Hour}, "--public-url"},
+		{"daemon not HTTP", options{listen: "127.0.0.1:0", dev: true, sessionTTL: time.Hour, withDaemon: true, daemon: "https://127.0.0.1:8080"}, "--with-daemon needs --daemon to be http://HOST:PORT"},
+		{"daemon on another host", options{listen: "127.0.0.1:0", dev: true, sessionTTL: time.Hour, withDaemon: true, daemon: "http://auth.example:8080"}, "must be a loopback address"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := run(tc.o, discard); err == nil || !strings.Contains(err.Error(), tc.want) {

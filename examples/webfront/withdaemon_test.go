@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -140,18 +141,13 @@ func (s *stack) wait(t *testing.T) int {
 
 // gone reports whether process pid has exited (a zombie has).
 func gone(pid int) bool {
-	stat, err := os.ReadFile("/proc/" + itoa(pid) + "/stat")
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return true
 	}
 	// "pid (comm) S ...": the state follows the last ')'.
 	i := strings.LastIndexByte(string(stat), ')')
 	return i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' || stat[i+2] == 'X'
-}
-
-func itoa(n int) string {
-	b, _ := json.Marshal(n)
-	return string(b)
 }
 
 // waitGone waits (up to 20 s) until process pid has exited.
