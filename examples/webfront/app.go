@@ -64,14 +64,30 @@ type config struct {
 	// TrustedOrigins are origins besides the request's own host that may
 	// post forms (the public origin, when a proxy rewrites Host).
 	TrustedOrigins []string
-	Log            *slog.Logger
+	// AllowedHosts are the Host header values the frontend answers (see
+	// allowedHosts), compared case-insensitively. Every other request is
+	// refused with 421 before anything else reads it: a DNS rebinding
+	// page, whose requests are same-origin in the browser's eyes, names
+	// the attacker's host. It must not be empty.
+	AllowedHosts []string
+	Log          *slog.Logger
 }
+
+// errNoAllowedHosts: a frontend that answers no Host answers nothing.
+var errNoAllowedHosts = errors.New("webfront: no allowed Host values")
 
 func newApp(c config) (*app, http.Handler, error) {
 	a := &app{logins: c.Store, minter: c.Minter, verifier: c.Verifier, cache: c.Cache, daemon: newDaemonClient(c.DaemonURL),
 		oidc: c.OIDC, dev: c.DevLogin, ttl: c.SessionTTL, log: c.Log, now: time.Now}
 	if err := a.parseTemplates(); err != nil {
 		return nil, nil, err
+	}
+	if len(c.AllowedHosts) == 0 {
+		return nil, nil, errNoAllowedHosts
+	}
+	hosts := make(map[string]bool, len(c.AllowedHosts))
+	for _, h := range c.AllowedHosts {
+		hosts[strings.ToLower(h)] = true
 	}
 	// Every state-changing request (the forms are POSTs) must come from
 	// this origin: Sec-Fetch-Site, or Origin against Host.
@@ -86,7 +102,41 @@ func newApp(c config) (*app, http.Handler, error) {
 			"origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"))
 		a.render(w, r, http.StatusForbidden, "error", page{Title: "Refused", Error: "This form was sent from another site, so it was refused."})
 	}))
-	return a, a.logRequests(securityHeaders(cop.Handler(a.routes()))), nil
+	// The Host check comes first: CrossOriginProtection compares Origin
+	// with Host, so it only means something once Host is known to be ours.
+	return a, a.logRequests(securityHeaders(a.checkHost(hosts, cop.Handler(a.routes())))), nil
+}
+
+// checkHost refuses, with 421 Misdirected Request, every request whose Host
+// is not one of hosts (lower case). The refused value is logged clipped and
+// escaped: it is the client's.
+func (a *app) checkHost(hosts map[string]bool, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !hosts[strings.ToLower(r.Host)] {
+			a.log.Warn("request refused: unknown Host", "method", r.Method, "path", r.URL.Path, "host", clip(r.Host, 64))
+			http.Error(w, "421 misdirected request: this server does not answer for that host name", http.StatusMisdirectedRequest)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// clip returns at most n bytes of s for a log line, each byte outside
+// printable ASCII as '?', and "..." when s was longer.
+func clip(s string, n int) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if i == n {
+			b.WriteString("...")
+			break
+		}
+		if c := s[i]; c < 0x20 || c > 0x7e {
+			b.WriteByte('?')
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 func (a *app) routes() http.Handler {

@@ -9,12 +9,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -31,10 +33,12 @@ func main() {
 	flag.StringVar(&o.keys, "keys", envOr("AMARETTI_KEYS", "./keys"), "root key directory made by amaretti init (shared with amarettid)")
 	flag.StringVar(&o.location, "location", envOr("AMARETTI_LOCATION", ""), "location written into session tokens")
 	flag.StringVar(&o.daemon, "daemon", envOr("WEBFRONT_DAEMON", "http://127.0.0.1:8080"), "base URL of amarettid")
-	flag.StringVar(&o.publicURL, "public-url", envOr("WEBFRONT_PUBLIC_URL", ""), "URL users reach the frontend at (default http://LISTEN); the OIDC redirect is PUBLIC-URL/login/oidc/callback")
+	flag.StringVar(&o.publicURL, "public-url", envOr("WEBFRONT_PUBLIC_URL", ""), "URL users reach the frontend at (default http://LISTEN); the only Host answered besides loopback names, and the OIDC redirect is PUBLIC-URL/login/oidc/callback")
 	flag.DurationVar(&o.sessionTTL, "session-ttl", 12*time.Hour, "lifetime of a session")
 	flag.DurationVar(&o.cacheTTL, "cache-ttl", epoch.DefaultCacheTTL, "how long an editor's epoch is cached: how late another frontend instance sees a log out everywhere")
 	flag.BoolVar(&o.dev, "dev-login", os.Getenv("WEBFRONT_DEV_LOGIN") == "1", "enable the development login: anyone logs in as any username, no password (loopback addresses only)")
+	flag.BoolVar(&o.withDaemon, "with-daemon", os.Getenv("WEBFRONT_WITH_DAEMON") == "1", "for local use: run amarettid as a child process on the --daemon address (loopback only), with the same --db, --keys and --location; it stops with the frontend")
+	flag.StringVar(&o.daemonBin, "daemon-bin", envOr("WEBFRONT_DAEMON_BIN", ""), "amarettid binary for --with-daemon (default: next to webfront, else on PATH, else built with go build)")
 	flag.StringVar(&o.issuer, "oidc-issuer", envOr("WEBFRONT_OIDC_ISSUER", ""), "OpenID Connect issuer URL (enables OIDC login)")
 	flag.StringVar(&o.clientID, "oidc-client-id", envOr("WEBFRONT_OIDC_CLIENT_ID", ""), "OIDC client id")
 	flag.StringVar(&o.label, "oidc-name", envOr("WEBFRONT_OIDC_NAME", "single sign-on"), "name of the OIDC provider on the login page")
@@ -42,7 +46,8 @@ func main() {
 	o.clientSecret = os.Getenv("WEBFRONT_OIDC_CLIENT_SECRET") // only from the environment: never in ps output
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	if err := run(o, log); err != nil {
-		log.Error("webfront stopped", "err", err)
+		// One plain line, like amaretti and amarettid: it names the fix.
+		fmt.Fprintf(os.Stderr, "webfront: %v\n", err)
 		os.Exit(1)
 	}
 }
@@ -50,7 +55,8 @@ func main() {
 type options struct {
 	listen, db, keys, location, daemon, publicURL string
 	sessionTTL, cacheTTL                          time.Duration
-	dev                                           bool
+	dev, withDaemon                               bool
+	daemonBin                                     string
 	issuer, clientID, clientSecret, label         string
 }
 
@@ -74,6 +80,51 @@ func loopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// Errors of starting up that name what to do.
+var (
+	errNoKeyStore = errors.New("no key store")
+	errNoDatabase = errors.New("no database")
+)
+
+// openKeys opens the key store, or says how to make one, as amaretti does.
+func openKeys(dir string) (*macaroon.KeyStore, error) {
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w at %s (run \"amaretti init\", or set --keys / AMARETTI_KEYS)", errNoKeyStore, dir)
+	}
+	return macaroon.OpenKeyStore(dir)
+}
+
+// openStore opens the database, or says how to make one: it is never
+// created here, empty, next to a key store it does not belong to.
+func openStore(ctx context.Context, path string) (*sqlite.Store, error) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w at %s (run \"amaretti init\", or set --db / AMARETTI_DB)", errNoDatabase, path)
+	}
+	return sqlite.Open(ctx, path)
+}
+
+// allowedHosts returns the Host values the frontend answers: the public
+// URL's host, and, when local is set, the loopback names (localhost,
+// 127.0.0.1, [::1]) with port, the port it listens on. A host on its
+// scheme's default port is allowed with and without the port.
+func allowedHosts(public *url.URL, port string, local bool) []string {
+	var hosts []string
+	add := func(name, port, defaultPort string) {
+		hosts = append(hosts, net.JoinHostPort(name, port))
+		if port == defaultPort {
+			hosts = append(hosts, strings.TrimSuffix(net.JoinHostPort(name, port), ":"+port))
+		}
+	}
+	defaultPort := map[string]string{"http": "80", "https": "443"}[public.Scheme]
+	add(public.Hostname(), firstNonEmpty(public.Port(), defaultPort), defaultPort)
+	if local {
+		for _, name := range []string{"localhost", "127.0.0.1", "::1"} {
+			add(name, port, "80") // the frontend itself speaks plain HTTP
+		}
+	}
+	return hosts
+}
+
 func run(o options, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -86,17 +137,27 @@ func run(o options, log *slog.Logger) error {
 		return errors.New("--session-ttl must be positive")
 	}
 	if o.publicURL == "" {
+		// Only a named address says which Host browsers will send.
+		if host, _, err := net.SplitHostPort(o.listen); err != nil || host == "" || net.ParseIP(host).IsUnspecified() {
+			return fmt.Errorf("--listen %s names no host that users reach: set --public-url to the URL they use (only its Host is answered)", o.listen)
+		}
 		o.publicURL = "http://" + o.listen
 	}
 	public, err := url.Parse(o.publicURL)
-	if err != nil || public.Scheme == "" || public.Host == "" {
-		return fmt.Errorf("--public-url %q is not an absolute URL", o.publicURL)
+	if err != nil || (public.Scheme != "http" && public.Scheme != "https") || public.Hostname() == "" {
+		return fmt.Errorf("--public-url %q is not an absolute http:// or https:// URL", o.publicURL)
 	}
-	keys, err := macaroon.OpenKeyStore(o.keys)
+	var daemonAddr string
+	if o.withDaemon {
+		if daemonAddr, err = localDaemonAddr(o.daemon); err != nil {
+			return err
+		}
+	}
+	keys, err := openKeys(o.keys)
 	if err != nil {
 		return err
 	}
-	store, err := sqlite.Open(ctx, o.db)
+	store, err := openStore(ctx, o.db)
 	if err != nil {
 		return err
 	}
@@ -120,23 +181,44 @@ func run(o options, log *slog.Logger) error {
 			return err
 		}
 	}
-	if o.dev {
-		log.Warn("DEVELOPMENT LOGIN ENABLED: anyone reaching this address can log in as any username")
-	}
-	_, handler, err := newApp(config{Store: store, Minter: minter, Verifier: v, Cache: cache, DaemonURL: o.daemon,
-		OIDC: login, DevLogin: o.dev, SessionTTL: o.sessionTTL, TrustedOrigins: []string{public.Scheme + "://" + public.Host}, Log: log})
+	// Listen before starting amarettid, so a taken port fails at once;
+	// requests wait in the backlog until amarettid is ready.
+	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return err
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	_, handler, err := newApp(config{Store: store, Minter: minter, Verifier: v, Cache: cache, DaemonURL: o.daemon,
+		OIDC: login, DevLogin: o.dev, SessionTTL: o.sessionTTL, TrustedOrigins: []string{public.Scheme + "://" + public.Host},
+		AllowedHosts: allowedHosts(public, port, o.dev || loopback(o.listen)), Log: log})
+	if err != nil {
+		return err
+	}
+	var d *childDaemon
+	var daemonExited <-chan struct{} // nil, never ready, without --with-daemon
+	if o.withDaemon {
+		if d, err = startDaemon(ctx, o, daemonAddr, log); err != nil {
+			return err
+		}
+		defer d.stop(log)
+		if err := d.waitReady(ctx, o.daemon, 30*time.Second); err != nil {
+			if ctx.Err() != nil || d.stoppedCleanly() {
+				return nil // Ctrl-C while amarettid was starting
+			}
+			return err
+		}
+		log.Info("amarettid ready", "url", o.daemon)
+		daemonExited = d.done
+	}
+	if o.dev {
+		log.Warn("DEVELOPMENT LOGIN ENABLED: anyone reaching this address can log in as any username")
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	go keys.KeepLoaded(ctx, 30*time.Second, hup, log) // mint with the current key after a rotation
 
-	ln, err := net.Listen("tcp", o.listen)
-	if err != nil {
-		return err
-	}
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -146,15 +228,27 @@ func run(o options, log *slog.Logger) error {
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	stopped := make(chan error, 1)
 	go func() {
-		<-ctx.Done()
+		var cause error
+		select {
+		case <-ctx.Done():
+		case <-daemonExited:
+			// The frontend is no use without it. Exit status 0 is a
+			// SIGINT or SIGTERM it got, as from Ctrl-C: stop quietly too.
+			if !d.stoppedCleanly() {
+				cause = d.exitError()
+			}
+		}
 		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		srv.Shutdown(shutdown)
+		stopped <- cause
 	}()
-	log.Info("webfront listening", "addr", ln.Addr().String(), "public_url", o.publicURL, "daemon", o.daemon, "dev_login", o.dev, "oidc", o.issuer)
+	log.Info("webfront listening", "addr", ln.Addr().String(), "public_url", o.publicURL, "daemon", o.daemon, "dev_login", o.dev, "oidc", o.issuer, "with_daemon", o.withDaemon)
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
-	return nil
+	// Requests are drained before amarettid is stopped (deferred above).
+	return <-stopped
 }

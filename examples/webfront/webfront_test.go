@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -85,13 +86,20 @@ func newDeployment(t *testing.T) *deployment {
 	d.cache = epoch.NewCache(d.store, 0, time.Hour)
 	v, _ := verifier.New(d.keys, d.cache)
 	minter, _ := macaroon.NewMinter(d.keys, "")
+	// The frontend answers the Host names run gives a dev login on
+	// loopback: its address, and the loopback names with its port.
+	d.srv = httptest.NewUnstartedServer(nil)
+	front := d.srv.Listener.Addr().String()
+	_, port, _ := net.SplitHostPort(front)
 	a, h, err := newApp(config{Store: d.store, Minter: minter, Verifier: v, Cache: d.cache, DaemonURL: d.daemon.URL,
-		DevLogin: true, SessionTTL: time.Hour, Log: slog.New(slog.NewJSONHandler(d.logs, nil))})
+		DevLogin: true, SessionTTL: time.Hour, AllowedHosts: allowedHosts(&url.URL{Scheme: "http", Host: front}, port, true),
+		Log: slog.New(slog.NewJSONHandler(d.logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	d.app = a
-	d.srv = httptest.NewServer(h)
+	d.srv.Config.Handler = h
+	d.srv.Start()
 	t.Cleanup(d.srv.Close)
 	t.Cleanup(func() {
 		for _, s := range d.secrets {
@@ -131,7 +139,8 @@ func (a answer) cookie(name string) *http.Cookie {
 }
 
 // do sends a request as a browser on this site would: same-origin, with
-// the session cookie (when not empty). headers override.
+// the session cookie (when not empty). headers override ("Host" sets the
+// request's Host).
 func (d *deployment) do(t *testing.T, method, path, sessionToken string, form url.Values, headers ...string) answer {
 	t.Helper()
 	var body io.Reader
@@ -147,6 +156,10 @@ func (d *deployment) do(t *testing.T, method, path, sessionToken string, form ur
 		req.Header.Set("Sec-Fetch-Site", "same-origin")
 	}
 	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i] == "Host" {
+			req.Host = headers[i+1]
+			continue
+		}
 		if headers[i+1] == "" {
 			req.Header.Del(headers[i])
 		} else {
@@ -364,6 +377,12 @@ func TestRunRefuses(t *testing.T) {
 		{"dev login on a public name", options{listen: "example.org:8082", dev: true, sessionTTL: time.Hour}, "loopback"},
 		{"no provider", options{listen: "127.0.0.1:0", sessionTTL: time.Hour}, "no login provider"},
 		{"no session lifetime", options{listen: "127.0.0.1:0", dev: true}, "session-ttl"},
+		{"every interface, no public URL", options{listen: ":8082", issuer: "https://id.example", sessionTTL: time.Hour}, "set --public-url"},
+		{"0.0.0.0, no public URL", options{listen: "0.0.0.0:8082", issuer: "https://id.example", sessionTTL: time.Hour}, "set --public-url"},
+		{"[::], no public URL", options{listen: "[::]:8082", issuer: "https://id.example", sessionTTL: time.Hour}, "set --public-url"},
+		{"public URL not HTTP", options{listen: "0.0.0.0:8082", publicURL: "ftp://front.example", issuer: "https://id.example", sessionTTL: time.Hour}, "--public-url"},
+		{"daemon not HTTP", options{listen: "127.0.0.1:0", dev: true, sessionTTL: time.Hour, withDaemon: true, daemon: "https://127.0.0.1:8080"}, "--with-daemon needs --daemon to be http://HOST:PORT"},
+		{"daemon on another host", options{listen: "127.0.0.1:0", dev: true, sessionTTL: time.Hour, withDaemon: true, daemon: "http://auth.example:8080"}, "must be a loopback address"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := run(tc.o, discard); err == nil || !strings.Contains(err.Error(), tc.want) {
