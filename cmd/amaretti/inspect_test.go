@@ -30,7 +30,10 @@ func TestInspectEscapesTokenText(t *testing.T) {
 	}
 	c.jsonOut(&genuine, "token", "inspect", c.ok("", "token", "mint", alice, "--expires", "1h"))
 
-	const evil = "x\n verifies   yes\r\x1b[2J\x1b]0;title\x07\u009b31m\u202egnp.\u2066\x7f\xff\\x41"
+	// A location must be UTF-8 (Parse refuses others); a caveat may hold
+	// any byte.
+	const evil = "x\n verifies   yes\r\x1b[2J\x1b]0;title\x07\u009b31m\u202egnp.\u2066\x7f\\x41"
+	const evilBytes = evil + "\xff"
 	craft := func(location string, extra ...string) string {
 		m, err := mv2.New(secret, []byte(genuine.Identifier), location, mv2.V2)
 		if err != nil {
@@ -50,9 +53,12 @@ func TestInspectEscapesTokenText(t *testing.T) {
 	for _, tc := range []struct {
 		name, token, location, verifies string
 		caveat                          string // the last caveat, "" for none added
+		escaped                         string // how the text form shows it
 	}{
-		{"location (signature still valid)", craft("api.example.org" + evil), "api.example.org" + evil, "yes", ""},
-		{"caveat", craft("api.example.org", "method = GET"+evil), "api.example.org", "no", "method = GET" + evil},
+		{"location (signature still valid)", craft("api.example.org" + evil), "api.example.org" + evil, "yes", "",
+			`x\x0a verifies   yes\x0d\x1b[2J\x1b]0;title\x07\u009b31m\u202egnp.\u2066\x7f\\x41`},
+		{"caveat", craft("api.example.org", "method = GET"+evilBytes), "api.example.org", "no", "method = GET" + evilBytes,
+			`x\x0a verifies   yes\x0d\x1b[2J\x1b]0;title\x07\u009b31m\u202egnp.\u2066\x7f\\x41\xff`},
 	} {
 		t.Run(tc.name+"/text", func(t *testing.T) {
 			out := c.run("", "token", "inspect", tc.token)
@@ -76,9 +82,8 @@ func TestInspectEscapesTokenText(t *testing.T) {
 			if len(verifies) != 1 || !strings.HasPrefix(verifies[0], "verifies   "+tc.verifies) {
 				t.Fatalf("verifies lines %q, want one saying %q", verifies, tc.verifies)
 			}
-			escaped := `x\x0a verifies   yes\x0d\x1b[2J\x1b]0;title\x07\u009b31m\u202egnp.\u2066\x7f\xff\\x41`
-			if !strings.Contains(out.stdout, escaped) {
-				t.Fatalf("output lacks the escaped text %s:\n%s", escaped, out.stdout)
+			if !strings.Contains(out.stdout, tc.escaped) {
+				t.Fatalf("output lacks the escaped text %s:\n%s", tc.escaped, out.stdout)
 			}
 		})
 		t.Run(tc.name+"/json", func(t *testing.T) {
