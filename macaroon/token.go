@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 	"unsafe"
 )
 
@@ -229,7 +230,11 @@ func (t *Token) parseSpans(raw []byte, lim Limits) error {
 	}
 	if ft == fieldLocation {
 		// An empty location field is kept, not refused: pymacaroons writes
-		// one for location "", and the location is unsigned anyway.
+		// one for location "", and the location is unsigned anyway. One
+		// that is not UTF-8 is refused, as pymacaroons refuses it.
+		if !utf8.Valid(raw[data.off:data.end]) {
+			return malformed("location is not UTF-8")
+		}
 		t.location, t.hasLoc = data, true
 		if ft, data, err = d.packet(); err != nil {
 			return err

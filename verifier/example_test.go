@@ -17,29 +17,34 @@ import (
 	"github.com/amaretti-auth/amaretti/verifier"
 )
 
-// Mint a token, verify it, revoke it by touching the editor's epoch.
+// Mint a token, verify it, revoke it by touching the editor's epoch. The
+// body of this function is README.md's "Use it from Go" (TestReadmeExample
+// keeps them identical).
 func Example() {
-	dir, _ := os.MkdirTemp("", "amaretti")
-	defer os.RemoveAll(dir)
 	ctx := context.Background()
-
-	keys, _, _ := macaroon.InitKeyStore(filepath.Join(dir, "keys"))
-	store, _ := sqlite.Open(ctx, filepath.Join(dir, "amaretti.db"))
+	dir, _ := os.MkdirTemp("", "amaretti") // your data directory
+	defer os.RemoveAll(dir)
+	keys, _, _ := macaroon.InitKeyStore(filepath.Join(dir, "keys")) // dir 0700, one 0600 file per key
+	store, _ := sqlite.Open(ctx, filepath.Join(dir, "amaretti.db")) // WAL, migrations applied
 	defer store.Close()
 	alice, _ := store.Create(ctx, sqlite.NewEditor{Username: "alice"})
 
 	minter, _ := macaroon.NewMinter(keys, "api.example.org")
-	minted, _ := minter.Mint(ctx, alice.ID, macaroon.ExpiresIn(time.Hour))
+	minted, _ := minter.Mint(ctx, alice.ID, macaroon.ExpiresIn(time.Hour),
+		macaroon.WithCaveats(caveat.Rights{"read"}))
 
-	v, _ := verifier.New(keys, store)
-	id, err := v.Verify(ctx, minted.Token, caveat.Request{})
-	fmt.Println(id.EditorID == alice.ID, id.Role, err)
+	states := epoch.NewCache(store, 0, 2*time.Second) // epochs cached in-process for at most 2 s
+	v, _ := verifier.New(keys, states)
+	req := caveat.Request{Method: "GET", Path: "/api/things"}
+	id, err := v.Verify(ctx, minted.Token, req)
+	fmt.Println(id.EditorID == alice.ID, id.Role, id.Rights, err) // true editor [read] <nil>
 
-	store.Touch(ctx, alice.ID)
-	_, err = v.Verify(ctx, minted.Token, caveat.Request{})
-	fmt.Println(errors.Is(err, verifier.ErrRevoked), err)
+	store.Touch(ctx, alice.ID)  // every token of alice minted so far is now revoked,
+	states.Invalidate(alice.ID) // and this verifier knows it now, not in up to 2 s
+	_, err = v.Verify(ctx, minted.Token, req)
+	fmt.Println(errors.Is(err, verifier.ErrRevoked), err) // true token revoked
 	// Output:
-	// true editor <nil>
+	// true editor [read] <nil>
 	// true token revoked
 }
 

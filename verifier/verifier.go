@@ -11,11 +11,12 @@
 //     token's creation.
 //
 // Steps 2–5 for a token already seen are served from a cache keyed by the
-// exact token text; the key's liveness, the caveats and the epoch are still
-// checked on every call. A panic below Verify is recovered as a denial.
+// exact token text and bounded in entries and bytes; the key's liveness, the
+// caveats and the epoch are still checked on every call. A panic below Verify is recovered as a denial.
 package verifier
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -75,6 +76,10 @@ type Verifier struct {
 	limits  macaroon.Limits
 	now     func() time.Time
 	sigs    *sigCache
+	// sigEntries and sigBytes bound the signature cache (see
+	// WithSignatureCache and WithSignatureCacheBytes).
+	sigEntries int
+	sigBytes   int64
 	// scratch holds *[scratchSize]byte decode buffers. Nothing derived from
 	// a buffer outlives verifySignature: ids and claims are copied out.
 	scratch sync.Pool
@@ -117,17 +122,46 @@ func WithLimits(l macaroon.Limits) Option {
 // remembers by default.
 const DefaultSignatureCacheSize = 10_000
 
+// DefaultSignatureCacheBytes is how much memory the signature cache may
+// hold by default, as counted by the entry cost documented at
+// WithSignatureCacheBytes.
+const DefaultSignatureCacheBytes = 8 << 20
+
 // WithSignatureCache sets how many verified tokens are remembered, so
 // that verifying the same token again skips decoding, the HMAC chain and
-// caveat parsing (default DefaultSignatureCacheSize; 0 disables).
+// caveat parsing (default DefaultSignatureCacheSize; 0 disables). The cache
+// is also bounded in bytes: see WithSignatureCacheBytes.
 func WithSignatureCache(size int) Option {
 	return func(v *Verifier) error {
 		if size < 0 {
 			return fmt.Errorf("verifier: negative signature cache size %d", size)
 		}
-		v.sigs = newSigCache(size)
+		v.sigEntries = size
 		return nil
 	}
+}
+
+// WithSignatureCacheBytes bounds the memory the signature cache holds
+// (default DefaultSignatureCacheBytes; 0 disables the cache). Each entry
+// counts, as an upper estimate of what it keeps alive: the token text (the
+// map key), the identifier, for every caveat its length plus 64 bytes plus
+// 32 bytes per comma-separated list item, plus a fixed 384 bytes. A token
+// whose cost alone exceeds the bound is verified but not remembered. When
+// an entry would not fit, arbitrary entries are evicted.
+func WithSignatureCacheBytes(maxBytes int64) Option {
+	return func(v *Verifier) error {
+		if maxBytes < 0 {
+			return fmt.Errorf("verifier: negative signature cache bound %d", maxBytes)
+		}
+		v.sigBytes = maxBytes
+		return nil
+	}
+}
+
+// SignatureCacheSize returns how many tokens the signature cache holds and
+// the bytes they count for (see WithSignatureCacheBytes).
+func (v *Verifier) SignatureCacheSize() (entries int, bytes int64) {
+	return v.sigs.size()
 }
 
 // New returns a Verifier that looks keys up in keys and editor state in
@@ -137,12 +171,14 @@ func New(keys Keys, states epoch.Source, opts ...Option) (*Verifier, error) {
 	if keys == nil || states == nil {
 		return nil, errors.New("verifier: keys and states are required")
 	}
-	v := &Verifier{keys: keys, states: states, limits: macaroon.DefaultLimits, now: time.Now, sigs: newSigCache(DefaultSignatureCacheSize)}
+	v := &Verifier{keys: keys, states: states, limits: macaroon.DefaultLimits, now: time.Now,
+		sigEntries: DefaultSignatureCacheSize, sigBytes: DefaultSignatureCacheBytes}
 	for _, o := range opts {
 		if err := o(v); err != nil {
 			return nil, err
 		}
 	}
+	v.sigs = newSigCache(v.sigEntries, v.sigBytes)
 	if v.checker == nil {
 		c, err := caveat.NewChecker()
 		if err != nil {
@@ -163,6 +199,8 @@ type verified struct {
 	// revocable are the ids a one-by-one revocation may name: the token's
 	// own and its parents'.
 	revocable []string
+	// cost is what the entry counts for in the signature cache.
+	cost int64
 }
 
 // Verify verifies token for req and returns the identity it speaks for, or
@@ -222,9 +260,11 @@ func (v *Verifier) verifySignature(token string) (*verified, error) {
 	}
 	vt := &verified{key: key, keyID: keyID, tokenID: tokenID}
 	var cavs [16][]byte
-	if err := v.checker.ParseClaims(&vt.claims, tok.AppendCaveats(cavs[:0])); err != nil {
+	caveats := tok.AppendCaveats(cavs[:0])
+	if err := v.checker.ParseClaims(&vt.claims, caveats); err != nil {
 		return nil, &Denial{Err: fmt.Errorf("%w: %w", ErrMalformed, err), KeyID: keyID, TokenID: tokenID}
 	}
+	vt.cost = entryCost(token, keyID, tokenID, caveats)
 	if tokenID != "" || len(vt.claims.Parents) > 0 {
 		vt.revocable = append(make([]string, 0, 1+len(vt.claims.Parents)), vt.claims.Parents...)
 		if tokenID != "" {
@@ -279,19 +319,40 @@ func (v *Verifier) authorize(ctx context.Context, vt *verified, req *caveat.Requ
 	return id, nil
 }
 
-// sigCache remembers verified tokens by their exact text. Bounded; when
-// full an arbitrary entry is evicted.
-type sigCache struct {
-	size int
-	mu   sync.RWMutex
-	m    map[string]*verified
+// The cost of a signature cache entry (see WithSignatureCacheBytes).
+const (
+	entryOverhead    = 384 // the verified value, the map slot, pointers, the epoch-check ids
+	caveatOverhead   = 64  // a parsed caveat's header: interface, slice or string
+	listItemOverhead = 32  // a list item's string header and allocation
+)
+
+// entryCost is an upper estimate of the memory a cache entry for token
+// keeps alive: the key text, the identifier the ids are cut from, and the
+// claims parsed from caveats (each at most its text plus headers).
+func entryCost(token, keyID, tokenID string, caveats [][]byte) int64 {
+	n := int64(entryOverhead + len(token) + len(keyID) + 1 + len(tokenID))
+	for _, c := range caveats {
+		n += int64(caveatOverhead + len(c) + listItemOverhead*(1+bytes.Count(c, []byte{','})))
+	}
+	return n
 }
 
-func newSigCache(size int) *sigCache {
-	if size == 0 {
+// sigCache remembers verified tokens by their exact text, bounded in
+// entries and in bytes (entry costs); when full, arbitrary entries are
+// evicted (Go's map order), which costs nothing on the hit path.
+type sigCache struct {
+	maxEntries int
+	maxBytes   int64
+	mu         sync.RWMutex
+	m          map[string]*verified
+	bytes      int64
+}
+
+func newSigCache(maxEntries int, maxBytes int64) *sigCache {
+	if maxEntries == 0 || maxBytes == 0 {
 		return nil
 	}
-	return &sigCache{size: size, m: make(map[string]*verified)}
+	return &sigCache{maxEntries: maxEntries, maxBytes: maxBytes, m: make(map[string]*verified)}
 }
 
 func (c *sigCache) get(token string) *verified {
@@ -305,16 +366,32 @@ func (c *sigCache) get(token string) *verified {
 }
 
 func (c *sigCache) put(token string, vt *verified) {
-	if c == nil {
+	if c == nil || vt.cost > c.maxBytes {
 		return
 	}
 	c.mu.Lock()
-	if len(c.m) >= c.size {
-		for k := range c.m {
-			delete(c.m, k)
+	if old, ok := c.m[token]; ok {
+		// A concurrent verification of the same token got here first.
+		c.bytes -= old.cost
+		delete(c.m, token)
+	}
+	for k, e := range c.m {
+		if len(c.m) < c.maxEntries && c.bytes+vt.cost <= c.maxBytes {
 			break
 		}
+		c.bytes -= e.cost
+		delete(c.m, k)
 	}
 	c.m[token] = vt
+	c.bytes += vt.cost
 	c.mu.Unlock()
+}
+
+func (c *sigCache) size() (int, int64) {
+	if c == nil {
+		return 0, 0
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.m), c.bytes
 }

@@ -173,9 +173,12 @@ func (e *env) readToken(arg string) (string, error) {
 }
 
 func (e *env) printJSON(v any) error {
-	enc := json.NewEncoder(e.stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = e.stdout.Write(append(escapeJSON(data), '\n'))
+	return err
 }
 
 func (e *env) table(header string, rows [][]string) error {

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch"
@@ -242,8 +245,11 @@ func (e *env) inspect(c *cli.Context) error {
 		}
 	}
 	if c.Bool("json") {
+		// printJSON escapes every control, format and other non-printable
+		// character, so the unsigned location and the caveats reach a
+		// terminal as data.
 		j := map[string]any{
-			"location": tok.Location(), "identifier": tok.Identifier(), "key_id": tok.KeyID(),
+			"location": tok.Location(), "location_signed": false, "identifier": tok.Identifier(), "key_id": tok.KeyID(),
 			"token_id": tok.TokenID(), "caveats": tok.Caveats(), "verifies": status,
 		}
 		if reason != "" {
@@ -254,8 +260,10 @@ func (e *env) inspect(c *cli.Context) error {
 		}
 		return e.printJSON(j)
 	}
-	w := func(k, v string) { fmt.Fprintf(e.stdout, "%-10s %s\n", k, v) }
-	w("location", tok.Location())
+	// Everything taken from the token is escaped (escapeText): a crafted
+	// location or caveat cannot add lines, move the cursor or reorder text.
+	w := func(k, v string) { fmt.Fprintf(e.stdout, "%-10s %s\n", k, escapeText(v)) }
+	w("location", "(unsigned, decides nothing): "+tok.Location())
 	w("key_id", tok.KeyID())
 	if tok.TokenID() == "" {
 		w("token_id", "- (fatcat format: the identifier names only the key)")
@@ -275,6 +283,55 @@ func (e *env) inspect(c *cli.Context) error {
 		w("verifies", status)
 	}
 	return nil
+}
+
+// escapeText makes s safe to print on a terminal line: C0 controls, DEL and
+// bytes that are not UTF-8 become \xNN, other non-printable characters (C1
+// controls such as U+009B CSI, bidirectional controls, format characters,
+// spaces other than ' ') become \uXXXX or \UXXXXXXXX, and a backslash
+// becomes \\, so every escape is unambiguous.
+func escapeText(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1, r < 0x20, r == 0x7f:
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+		case r == '\\':
+			b.WriteString("\\\\")
+		case r < 0x80 || unicode.IsPrint(r):
+			b.WriteString(s[i : i+n])
+		case r <= 0xffff:
+			fmt.Fprintf(&b, "\\u%04x", r)
+		default:
+			fmt.Fprintf(&b, "\\U%08x", r)
+		}
+		i += n
+	}
+	return b.String()
+}
+
+// escapeJSON rewrites encoding/json output so that it holds only printable
+// characters: encoding/json writes C1 controls (U+0080 to U+009F),
+// bidirectional and other format characters raw, and a terminal obeys
+// them. Each becomes a \uXXXX escape (a surrogate pair above U+FFFF), which
+// decodes to the same string. Such characters only occur inside JSON
+// strings, where the escape is valid.
+func escapeJSON(data []byte) []byte {
+	out := make([]byte, 0, len(data))
+	for i := 0; i < len(data); {
+		r, n := utf8.DecodeRune(data[i:])
+		if r < 0x7f || r == utf8.RuneError && n == 1 || r > 0x7f && unicode.IsPrint(r) {
+			out = append(out, data[i:i+n]...)
+		} else if r <= 0xffff {
+			out = fmt.Appendf(out, "\\u%04x", r)
+		} else {
+			r1, r2 := utf16.EncodeRune(r)
+			out = fmt.Appendf(out, "\\u%04x\\u%04x", r1, r2)
+		}
+		i += n
+	}
+	return out
 }
 
 func (e *env) attenuate(c *cli.Context) error {
