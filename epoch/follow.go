@@ -92,7 +92,7 @@ type Follower struct {
 	wake     chan struct{}
 
 	mu            sync.RWMutex
-	started       bool  // a first catch-up was done since the last reset
+	started       bool // a first catch-up was done since the last reset
 	storeID       string
 	head          int64
 	lastAll       int64 // Seq of the newest touch-all within the window
