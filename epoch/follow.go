@@ -215,9 +215,10 @@ func (f *Follower) Poll(ctx context.Context, cache *Cache) error {
 	return err
 }
 
-// errDiscontinuity means the log is not the continuation of what was
-// followed.
-var errDiscontinuity = errors.New("change log discontinuity")
+// ErrDiscontinuity is what Poll returns when the log is not the
+// continuation of what was followed: a gap, another store id, a head that
+// went backwards. Every cache was dropped; the next poll starts over.
+var ErrDiscontinuity = errors.New("change log discontinuity")
 
 func (f *Follower) poll(ctx context.Context, cache *Cache) error {
 	h, err := f.log.Head(ctx)
@@ -243,7 +244,7 @@ func (f *Follower) poll(ctx context.Context, cache *Cache) error {
 				cache.Invalidate()
 			}
 			f.logger.Warn("change log discontinuity: every cache dropped; the shared cache is untrusted for the window", "why", why, "window", f.window.String())
-			return fmt.Errorf("%w: %s", errDiscontinuity, why)
+			return fmt.Errorf("%w: %s", ErrDiscontinuity, why)
 		}
 	}
 	if !started {
