@@ -261,7 +261,7 @@ func TestFollowerGap(t *testing.T) {
 	for i := 0; i < 200; i++ { // enough to prune (every 64th change prunes)
 		s.Touch(ctx, alice.ID)
 	}
-	if h, _ := s.Head(ctx); h.Oldest <= 13 {
+	if h, _ := s.Head(ctx); h.Oldest <= 3 {
 		t.Fatalf("nothing was pruned: %+v", h)
 	}
 	if err := f.Poll(ctx, cache); !errors.Is(err, epoch.ErrDiscontinuity) {
