@@ -86,23 +86,95 @@ type State struct {
 	Version int64
 	// Revoked lists the editor's API tokens revoked one by one that the
 	// epoch does not already revoke (created after it, not expired), as
-	// comma-separated token ids (upper-case UUIDs); see TokenRevoked. A
-	// string keeps State comparable and cheap to copy.
+	// comma-separated token ids: upper-case UUIDs (36 characters each),
+	// sorted, without duplicates (see CheckRevoked). TokenRevoked searches it
+	// in O(log n). A string keeps State comparable and cheap to copy; stores
+	// bound its length (epoch/sqlite: at most its revoked-token limit plus
+	// its live-token limit).
 	Revoked string
+	// Seq is the change-log head (see ChangeLog) in the snapshot the state
+	// was read from: the state reflects every change up to Seq. Zero when
+	// the source keeps no change log.
+	Seq int64
+}
+
+// tokenIDLen is the length of a token id in Revoked: an upper-case UUID.
+const tokenIDLen = 36
+
+// ErrBadRevoked means a revoked-token list is not in State.Revoked's format.
+var ErrBadRevoked = errors.New("malformed revoked-token list")
+
+// CheckRevoked checks a revoked-token list read from outside the process
+// (a cache): comma-separated upper-case UUIDs in strictly increasing order.
+// Errors wrap ErrBadRevoked.
+func CheckRevoked(list string) error {
+	if list == "" {
+		return nil
+	}
+	if (len(list)+1)%(tokenIDLen+1) != 0 {
+		return fmt.Errorf("%w: length %d", ErrBadRevoked, len(list))
+	}
+	prev := ""
+	for i := 0; i < len(list); i += tokenIDLen + 1 {
+		id := list[i : i+tokenIDLen]
+		if i+tokenIDLen < len(list) && list[i+tokenIDLen] != ',' {
+			return fmt.Errorf("%w: no comma after record %d", ErrBadRevoked, i/(tokenIDLen+1))
+		}
+		if !validTokenID(id) {
+			return fmt.Errorf("%w: record %d is not an upper-case UUID", ErrBadRevoked, i/(tokenIDLen+1))
+		}
+		if id <= prev {
+			return fmt.Errorf("%w: record %d is out of order", ErrBadRevoked, i/(tokenIDLen+1))
+		}
+		prev = id
+	}
+	return nil
+}
+
+// validTokenID reports whether id is XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX
+// of [0-9A-F].
+func validTokenID(id string) bool {
+	if len(id) != tokenIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // TokenRevoked reports whether the token with the given id was revoked on
-// its own.
+// its own: a binary search over Revoked's fixed-width records, O(log n),
+// without allocating.
 func (s State) TokenRevoked(tokenID string) bool {
-	if tokenID == "" || s.Revoked == "" {
+	if len(tokenID) != tokenIDLen || s.Revoked == "" {
 		return false
 	}
-	for rest := s.Revoked; rest != ""; {
-		id, next, _ := strings.Cut(rest, ",")
-		if id == tokenID {
-			return true
+	lo, hi := 0, (len(s.Revoked)+1)/(tokenIDLen+1)
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		start := mid * (tokenIDLen + 1)
+		if start+tokenIDLen > len(s.Revoked) {
+			return false // not the format CheckRevoked accepts
 		}
-		rest = next
+		switch rec := s.Revoked[start : start+tokenIDLen]; {
+		case rec == tokenID:
+			return true
+		case rec < tokenID:
+			lo = mid + 1
+		default:
+			hi = mid
+		}
 	}
 	return false
 }
@@ -153,11 +225,13 @@ type Editor struct {
 	Version   int64
 	// Revoked is State.Revoked.
 	Revoked string
+	// Seq is State.Seq: the change-log head when the record was read.
+	Seq int64
 }
 
 // State returns the part of e the verify path reads.
 func (e Editor) State() State {
-	return State{Epoch: e.AuthEpoch, Role: e.Role, Active: e.Active, Version: e.Version, Revoked: e.Revoked}
+	return State{Epoch: e.AuthEpoch, Role: e.Role, Active: e.Active, Version: e.Version, Revoked: e.Revoked, Seq: e.Seq}
 }
 
 // Locked reports whether the editor is locked.

@@ -234,7 +234,11 @@ func (e *env) bootstrapCommand() *cli.Command {
 				if rows, err := s.Tokens(c.Context, ed.ID); err == nil {
 					for _, t := range rows {
 						if t.Name == "bootstrap" && t.Revoked.IsZero() {
-							if _, _, err := s.RevokeToken(c.Context, t.TokenID); err != nil {
+							revoked, _, err := s.RevokeToken(c.Context, t.TokenID)
+							if err != nil {
+								return err
+							}
+							if err := e.announce(c, s, revoked); err != nil {
 								return err
 							}
 						}

@@ -61,6 +61,7 @@ func app(stdout, stderr io.Writer) *cli.App {
 			&cli.DurationFlag{Name: "cache-ttl", Value: epoch.DefaultCacheTTL, EnvVars: []string{"AMARETTI_CACHE_TTL"}, Usage: "how long editor states are cached in process: the staleness bound when an invalidation is lost"},
 			&cli.IntFlag{Name: "cache-size", Value: epoch.DefaultCacheSize, EnvVars: []string{"AMARETTI_CACHE_SIZE"}, Usage: "most editor states cached in process"},
 			&cli.DurationFlag{Name: "redis-ttl", Value: rediscache.DefaultTTL, EnvVars: []string{"AMARETTI_REDIS_TTL"}, Usage: "how long Redis keeps an editor state"},
+			&cli.DurationFlag{Name: "poll", Value: epoch.DefaultPollInterval, EnvVars: []string{"AMARETTI_POLL"}, Usage: "read the store's change log this often (and at once on a Redis message): the bound on how late any change reaches this daemon when messages are lost or Redis is wrong"},
 			&cli.DurationFlag{Name: "skew", Value: caveat.DefaultSkew, EnvVars: []string{"AMARETTI_SKEW"}, Usage: "how far in the future a token's creation time may lie"},
 			&cli.Int64Flag{Name: "max-body", Value: 64 << 10, EnvVars: []string{"AMARETTI_MAX_BODY"}, Usage: "largest request body, in bytes"},
 			&cli.DurationFlag{Name: "last-use-interval", Value: time.Minute, EnvVars: []string{"AMARETTI_LAST_USE_INTERVAL"}, Usage: "record API tokens' last use at most this often per token, in one batch (a crash loses at most this much)"},
@@ -88,6 +89,14 @@ func serve(c *cli.Context, log *slog.Logger) error {
 	}
 	defer store.Close()
 
+	if c.Duration("poll") <= 0 {
+		return fmt.Errorf("--poll must be positive")
+	}
+	// The follower reads the store's change log: it keeps the in-process
+	// cache and Redis from outliving any change by more than --poll. It
+	// remembers changes for the Redis TTL + 5 s (see package rediscache).
+	follower := epoch.NewFollower(store, epoch.WithPollInterval(c.Duration("poll")),
+		epoch.WithWindow(c.Duration("redis-ttl")+5*time.Second), epoch.WithFollowerLogger(log))
 	var src epoch.Source = store
 	var layer *rediscache.Layer
 	if url := c.String("redis"); url != "" {
@@ -96,10 +105,11 @@ func serve(c *cli.Context, log *slog.Logger) error {
 			return fmt.Errorf("--redis: %w", err)
 		}
 		defer rdb.Close()
-		layer = rediscache.New(rdb, store, rediscache.WithTTL(c.Duration("redis-ttl")), rediscache.WithLogger(log))
+		layer = rediscache.New(rdb, store, rediscache.WithTTL(c.Duration("redis-ttl")), rediscache.WithLogger(log), rediscache.WithFollower(follower))
 		src = layer
 	}
 	cache := epoch.NewCache(src, c.Int("cache-size"), c.Duration("cache-ttl"))
+	cache.SetBypass(true) // until the follower's first catch-up
 	checker, err := caveat.NewChecker(caveat.WithSkew(c.Duration("skew")))
 	if err != nil {
 		return err
@@ -111,6 +121,9 @@ func serve(c *cli.Context, log *slog.Logger) error {
 	m := newMetrics(cache, layer)
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
+	followerDone := make(chan struct{})
+	go func() { follower.Run(watchCtx, cache); close(followerDone) }()
+	defer func() { stopWatch(); <-followerDone }()
 	if layer != nil {
 		go layer.Watch(watchCtx, cache, time.Second, func(up bool) {
 			if up {
@@ -160,7 +173,7 @@ func serve(c *cli.Context, log *slog.Logger) error {
 		defer cancel()
 		done <- srv.Shutdown(shutdown)
 	}()
-	log.Info("amarettid listening", "addr", ln.Addr().String(), "redis", layer != nil, "cache_ttl", c.Duration("cache-ttl").String())
+	log.Info("amarettid listening", "addr", ln.Addr().String(), "redis", layer != nil, "cache_ttl", c.Duration("cache-ttl").String(), "poll", c.Duration("poll").String())
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}

@@ -75,7 +75,7 @@ func TestLostInvalidation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		val := fmt.Sprintf("v2 %d %d %s 1 -", ed.Version, ed.AuthEpoch.UnixMicro(), ed.Role)
+		val := fmt.Sprintf("v3 %d %d %d %s 1 -", ed.Version, ed.Seq, ed.AuthEpoch.UnixMicro(), ed.Role)
 		rdb.Set(ctx, "amaretti:editor:"+alice, val, time.Minute)
 		took := waitUntil(t, "rejection without a message", ttl+2*time.Second, func() bool { return a.status(t, tok) == 401 })
 		t.Logf("rejected %v after the unannounced touch (cache TTL %v)", took, ttl)

@@ -1,25 +1,44 @@
 // Package rediscache is the shared Redis layer of amaretti's revocation
 // state: editor states cached in Redis in front of the authoritative store
-// (SQLite or PostgreSQL), and the pub/sub feed that tells every verifier to
-// drop what it caches in process.
+// (SQLite or PostgreSQL), and the pub/sub feed that wakes every verifier up
+// when something changed.
 //
 // Read path (a verifier): in-process epoch.Cache → Layer (Redis) → store,
-// each layer filling the one above on a miss. Fills are written only if they
-// carry a greater version than what Redis holds (a Lua script, atomic), so a
-// reader that fetched an old state just before a touch cannot overwrite the
-// touch's state. Versions are compared, not epochs, because unlocking moves
-// an epoch back.
+// each layer filling the one above on a miss.
 //
-// Write path (a touch): the store first, then Layer.Announce: Redis
-// (write-if-greater), then a message on Channel that every Watch applies to
-// its in-process cache.
+// Redis never undoes a revocation. The store decides: every change appends a
+// row to its change log (epoch.ChangeLog), which every verifier follows with
+// an epoch.Follower (a poll every second, and at once on a pub/sub message).
+// A state carries the change-log head it was read at (epoch.State.Seq), and
+// so does its Redis value. The Layer serves a Redis value only when the
+// follower says it is fresh: the follower is current and knows of no change
+// to that editor after the value's seq. Otherwise it reads the store and
+// fills Redis. So a Redis restarted from an old RDB or AOF, a FLUSHALL
+// followed by a stale fill, a failover to a replica that missed writes, a
+// partition or a lost publish can cost cache hits, never a revocation.
+//
+// Why a window suffices: the follower remembers changes for W = Redis TTL +
+// a margin. Redis stores SET … PX expiries as absolute times, in RDB and AOF
+// files and on replicas alike, so no value outlives its TTL by a restart or
+// failover; a value read before a change older than W was written before it
+// too (fills that took over a second are not written), and has expired.
+//
+// Fills are written only if they carry a greater version than what Redis
+// holds (a Lua script, atomic), so a reader that fetched an old state just
+// before a touch cannot overwrite the touch's state; versions are compared,
+// not epochs, because unlocking moves an epoch back.
+//
+// Write path (a touch): the store first (the change log row commits with
+// it), then Layer.Announce: Redis (write-if-greater), then a message on
+// Channel that every Watch applies to its in-process cache at once and
+// passes to its follower as a wake-up. A failed Announce costs latency only.
 //
 // Staleness: with the feed working a revocation is seen everywhere within
-// milliseconds; with a message lost, within the in-process TTL; a verifier
-// whose subscription is down bypasses its in-process cache until it has
-// resubscribed. Redis may lose an acknowledged write on failover, so the
-// Redis TTL is the worst-case staleness. When Redis cannot answer, the Layer
-// reads the store; when neither can, the verifier denies.
+// milliseconds; with a message lost, or Redis lying, within the follower's
+// poll interval (1 s by default); a verifier whose follower cannot read the
+// store bypasses its in-process cache and Redis. When Redis cannot answer,
+// the Layer reads the store; when the store cannot answer either, the
+// verifier denies.
 package rediscache
 
 import (
@@ -27,6 +46,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	neturl "net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -48,19 +68,36 @@ const (
 	DefaultTTL = 30 * time.Second
 )
 
-// setIfGreater stores ARGV[2] under KEYS[1] for ARGV[3] ms unless the value
-// there already has a version (the second field) of at least ARGV[1].
+// setIfGreater stores ARGV[3] under KEYS[1] for ARGV[4] ms unless the value
+// there has a greater version (the second field) than ARGV[1], or the same
+// version and a seq (the third field) of at least ARGV[2].
 var setIfGreater = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 if cur then
-  local v = tonumber(string.match(cur, '^v%d+ (%d+) '))
-  if v and v >= tonumber(ARGV[1]) then
+  local v, q = string.match(cur, '^v%d+ (%d+) (%d+) ')
+  v, q = tonumber(v), tonumber(q)
+  local nv, nq = tonumber(ARGV[1]), tonumber(ARGV[2])
+  if v and q and (v > nv or (v == nv and q >= nq)) then
     return 0
   end
 end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
 return 1
 `)
+
+// Follower is what the Layer asks before serving a Redis value: an
+// *epoch.Follower.
+type Follower interface {
+	// Fresh reports whether a state of the editor read at change-log head
+	// seq may be served.
+	Fresh(editorID string, seq int64) bool
+	// Wake asks for a poll of the change log now.
+	Wake()
+}
+
+// maxFillAge: a fill whose store read is older than this when it would be
+// written is not written (see the package doc).
+const maxFillAge = time.Second
 
 // Layer caches editor states in Redis in front of an authoritative Source.
 // It implements epoch.Source and is safe for concurrent use.
@@ -69,12 +106,13 @@ type Layer struct {
 	src epoch.Source
 	ttl time.Duration
 	log *slog.Logger
+	fol Follower
 
 	// downUntil (UnixNano) is set after a Redis failure: until then reads
 	// go straight to the store instead of waiting on Redis again.
 	downUntil atomic.Int64
 
-	hits, misses, fallbacks, redisErrors, invalidations atomic.Int64
+	hits, misses, untrusted, fallbacks, redisErrors, invalidations atomic.Int64
 }
 
 // breakFor is how long reads skip Redis after it failed.
@@ -85,6 +123,11 @@ type Option func(*Layer)
 
 // WithTTL sets how long Redis keeps a state (default DefaultTTL).
 func WithTTL(d time.Duration) Option { return func(l *Layer) { l.ttl = d } }
+
+// WithFollower sets the follower that vouches for Redis values. Without
+// one, the Layer never serves a Redis value (every read goes to the store),
+// which is what the CLI wants: it only announces.
+func WithFollower(f Follower) Option { return func(l *Layer) { l.fol = f } }
 
 // WithLogger logs Redis failures and subscription changes (default: none).
 func WithLogger(log *slog.Logger) Option { return func(l *Layer) { l.log = log } }
@@ -108,7 +151,17 @@ func New(rdb redis.UniversalClient, src epoch.Source, opts ...Option) *Layer {
 // (dial_timeout, read_timeout, write_timeout, max_retries), timeouts are
 // 250 ms and failed commands are not retried: the Layer falls back to the
 // store at once instead.
+//
+// Errors never hold the URL's credentials (see Redact).
 func NewClient(url string) (redis.UniversalClient, error) {
+	c, err := newClient(url)
+	if err != nil {
+		return nil, redactErr(url, err)
+	}
+	return c, nil
+}
+
+func newClient(url string) (redis.UniversalClient, error) {
 	for param, value := range map[string]string{"dial_timeout": "250ms", "read_timeout": "250ms", "write_timeout": "250ms", "max_retries": "-1"} {
 		if !strings.Contains(url, param+"=") {
 			sep := "?"
@@ -141,8 +194,8 @@ func NewClient(url string) (redis.UniversalClient, error) {
 
 func key(editorID string) string { return keyPrefix + editorID }
 
-// encode writes "v2 <version> <epoch µs> <role> <active 0|1> <revoked>",
-// revoked being the comma-separated token ids or "-".
+// encode writes "v3 <version> <seq> <epoch µs> <role> <active 0|1>
+// <revoked>", revoked being the comma-separated token ids or "-".
 func encode(s epoch.State) string {
 	active := "0"
 	if s.Active {
@@ -152,29 +205,37 @@ func encode(s epoch.State) string {
 	if revoked == "" {
 		revoked = "-"
 	}
-	return fmt.Sprintf("v2 %d %d %s %s %s", s.Version, s.Epoch.UnixMicro(), s.Role, active, revoked)
+	return fmt.Sprintf("v3 %d %d %d %s %s %s", s.Version, s.Seq, s.Epoch.UnixMicro(), s.Role, active, revoked)
 }
+
+// errBadValue means a Redis value is not one encode writes.
+var errBadValue = errors.New("unexpected cached value")
 
 func decode(v string) (epoch.State, error) {
 	f := strings.Split(v, " ")
-	if len(f) != 6 || f[0] != "v2" {
-		return epoch.State{}, fmt.Errorf("unexpected cached value %q", v)
+	if len(f) != 7 || f[0] != "v3" {
+		return epoch.State{}, errBadValue
 	}
 	version, err1 := strconv.ParseInt(f[1], 10, 64)
-	us, err2 := strconv.ParseInt(f[2], 10, 64)
-	role := epoch.Role(f[3])
-	if err1 != nil || err2 != nil || !role.Valid() || f[4] != "0" && f[4] != "1" || f[5] == "" {
-		return epoch.State{}, fmt.Errorf("unexpected cached value %q", v)
+	seq, err2 := strconv.ParseInt(f[2], 10, 64)
+	us, err3 := strconv.ParseInt(f[3], 10, 64)
+	role := epoch.Role(f[4])
+	if err1 != nil || err2 != nil || err3 != nil || version <= 0 || seq <= 0 || !role.Valid() || f[5] != "0" && f[5] != "1" || f[6] == "" {
+		return epoch.State{}, errBadValue
 	}
-	revoked := f[5]
+	revoked := f[6]
 	if revoked == "-" {
 		revoked = ""
 	}
-	return epoch.State{Epoch: time.UnixMicro(us).UTC(), Role: role, Active: f[4] == "1", Version: version, Revoked: revoked}, nil
+	if err := epoch.CheckRevoked(revoked); err != nil {
+		return epoch.State{}, fmt.Errorf("%w: %w", errBadValue, err)
+	}
+	return epoch.State{Epoch: time.UnixMicro(us).UTC(), Role: role, Active: f[5] == "1", Version: version, Revoked: revoked, Seq: seq}, nil
 }
 
-// State implements epoch.Source: Redis, then the store (filling Redis).
-// When Redis fails it reads the store and says so in the log and Stats.
+// State implements epoch.Source: Redis when the follower vouches for its
+// value, else the store (filling Redis). When Redis fails it reads the
+// store and says so in the log and Stats.
 func (l *Layer) State(ctx context.Context, editorID string) (epoch.State, error) {
 	if time.Now().UnixNano() < l.downUntil.Load() {
 		l.fallbacks.Add(1)
@@ -184,12 +245,16 @@ func (l *Layer) State(ctx context.Context, editorID string) (epoch.State, error)
 	switch {
 	case err == nil:
 		st, derr := decode(v)
-		if derr == nil {
+		switch {
+		case derr != nil:
+			l.log.Warn("ignoring a cached editor state", "editor_id", editorID, "err", derr)
+			l.misses.Add(1)
+		case l.fol != nil && l.fol.Fresh(editorID, st.Seq):
 			l.hits.Add(1)
 			return st, nil
+		default:
+			l.untrusted.Add(1)
 		}
-		l.log.Warn("ignoring a cached editor state", "editor_id", editorID, "err", derr)
-		l.misses.Add(1)
 	case errors.Is(err, redis.Nil):
 		l.misses.Add(1)
 	default:
@@ -200,37 +265,55 @@ func (l *Layer) State(ctx context.Context, editorID string) (epoch.State, error)
 		}
 		return l.src.State(ctx, editorID)
 	}
+	return l.fill(ctx, editorID)
+}
+
+// fill reads the store and writes the state to Redis, unless the read took
+// so long that the value could outlive the follower's window.
+func (l *Layer) fill(ctx context.Context, editorID string) (epoch.State, error) {
+	start := time.Now()
 	st, err := l.src.State(ctx, editorID)
 	if err != nil {
 		return st, err
 	}
-	l.put(ctx, editorID, st)
+	if time.Since(start) < maxFillAge && st.Seq > 0 {
+		l.put(ctx, editorID, st, start)
+	}
 	return st, nil
 }
 
-// put writes st unless Redis holds a state at least as new. Failures are
-// logged and counted, never returned: Redis is a cache.
-func (l *Layer) put(ctx context.Context, editorID string, st epoch.State) {
-	err := setIfGreater.Run(ctx, l.rdb, []string{key(editorID)}, st.Version, encode(st), l.ttl.Milliseconds()).Err()
+// put writes st unless Redis holds a state at least as new, or the read
+// made at readAt is older than maxFillAge by now. Failures are logged and
+// counted, never returned: Redis is a cache.
+func (l *Layer) put(ctx context.Context, editorID string, st epoch.State, readAt time.Time) {
+	ttl := l.ttl - time.Since(readAt) // the value lives TTL from the read, not from the write
+	if time.Since(readAt) >= maxFillAge || ttl <= 0 {
+		return
+	}
+	err := setIfGreater.Run(ctx, l.rdb, []string{key(editorID)}, st.Version, st.Seq, encode(st), ttl.Milliseconds()).Err()
 	if err != nil {
 		l.redisErrors.Add(1)
 		l.log.Warn("redis write failed", "editor_id", editorID, "err", err)
 	}
 }
 
-// Announce publishes changed editor states: each is written to Redis (if
-// newer than what it holds), then one invalidation per editor is published.
-// Call it after the store has committed the change. An error means the
-// announcement may not have reached every verifier; they still see the
-// change within their caches' TTLs.
+// Announce tells every verifier that editors changed: for up to 16 editors
+// their states are read again from the store and written to Redis (if
+// newer than what it holds), then one message per editor is published (one
+// message "*" for more). Call it after the store has committed the change.
+// It is a wake-up: verifiers follow the store's change log whether it
+// arrives or not, so an error only means they see the change within their
+// poll interval instead of at once.
 func (l *Layer) Announce(ctx context.Context, editors ...epoch.Editor) error {
-	for _, e := range editors {
-		l.put(ctx, e.ID, e.State())
-	}
 	var errs []error
 	if len(editors) > 16 {
 		errs = append(errs, l.rdb.Publish(ctx, Channel, everyone).Err())
 	} else {
+		for _, e := range editors {
+			if _, err := l.fill(ctx, e.ID); err != nil && !errors.Is(err, epoch.ErrNotFound) {
+				errs = append(errs, fmt.Errorf("reading %s back: %w", e.ID, err))
+			}
+		}
 		for _, e := range editors {
 			errs = append(errs, l.rdb.Publish(ctx, Channel, e.ID).Err())
 		}
@@ -244,8 +327,9 @@ func (l *Layer) Announce(ctx context.Context, editors ...epoch.Editor) error {
 
 // Stats are counters since the Layer was made.
 type Stats struct {
-	// Hits and Misses count Redis lookups.
-	Hits, Misses int64
+	// Hits and Misses count Redis lookups; Untrusted counts values found
+	// but not served because the follower could not vouch for them.
+	Hits, Misses, Untrusted int64
 	// Fallbacks counts reads that went to the store because Redis failed.
 	Fallbacks int64
 	// RedisErrors counts failed Redis operations of any kind.
@@ -256,34 +340,35 @@ type Stats struct {
 
 // Stats returns the Layer's counters.
 func (l *Layer) Stats() Stats {
-	return Stats{l.hits.Load(), l.misses.Load(), l.fallbacks.Load(), l.redisErrors.Load(), l.invalidations.Load()}
+	return Stats{l.hits.Load(), l.misses.Load(), l.untrusted.Load(), l.fallbacks.Load(), l.redisErrors.Load(), l.invalidations.Load()}
 }
 
 // Ping checks that Redis answers.
 func (l *Layer) Ping(ctx context.Context) error { return l.rdb.Ping(ctx).Err() }
 
-// Watch subscribes to Channel and applies invalidations to cache until ctx
-// ends. The cache is bypassed until the subscription is confirmed and
-// whenever it is lost (a connection error, or no answer to a ping within
-// health), and dropped whole when it is back, since messages may have been
-// missed meanwhile. Watch resubscribes by itself; onChange, when not nil, is
-// told each time the subscription comes up or goes down.
+// Watch subscribes to Channel until ctx ends. Each message drops that
+// editor (every editor, for "*") from cache at once, the fast path, and
+// wakes the Layer's follower, which reads the change log and is what makes
+// caches correct. A subscription that fails, or goes silent (no answer to a
+// ping within health), is made again; onChange, when not nil, is told each
+// time the subscription comes up or goes down. While it is down changes
+// still arrive, within the follower's poll interval. When it comes up, the
+// follower is woken, since messages may have been missed meanwhile.
 func (l *Layer) Watch(ctx context.Context, cache *epoch.Cache, health time.Duration, onChange func(up bool)) {
 	if health <= 0 {
 		health = time.Second
 	}
-	cache.SetBypass(true)
 	up := false
 	set := func(now bool, err error) {
 		if now == up {
 			return
 		}
 		up = now
-		cache.SetBypass(!now)
 		if now {
-			l.log.Info("invalidation feed subscribed; in-process cache in use", "channel", Channel)
+			l.wake()
+			l.log.Info("invalidation feed subscribed", "channel", Channel)
 		} else {
-			l.log.Warn("invalidation feed lost; in-process cache bypassed until resubscribed", "err", err)
+			l.log.Warn("invalidation feed lost; changes arrive through the change-log poll until resubscribed", "err", err)
 		}
 		if onChange != nil {
 			onChange(now)
@@ -302,15 +387,31 @@ func (l *Layer) Watch(ctx context.Context, cache *epoch.Cache, health time.Durat
 			return
 		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 2*time.Second)
+		backoff = min(2*backoff, time.Second)
 	}
 }
 
-// watchOnce runs one subscription until it fails.
+func (l *Layer) wake() {
+	if l.fol != nil {
+		l.fol.Wake()
+	}
+}
+
+// watchOnce runs one subscription until it fails. The PubSub is made with
+// no channel and subscribed explicitly, so that a failure of the first
+// SUBSCRIBE is an error here instead of a silent retry inside go-redis.
 func (l *Layer) watchOnce(ctx context.Context, cache *epoch.Cache, health time.Duration, subscribed func()) error {
-	ps := l.rdb.Subscribe(ctx, Channel)
+	ps := l.rdb.Subscribe(ctx)
 	defer ps.Close()
-	pinged := false
+	if err := ps.Subscribe(ctx, Channel); err != nil {
+		return err
+	}
+	// A silent connection is one that answers nothing for 3 × health: a
+	// ping is sent after health without traffic, and again after another.
+	// One health of silence after a single ping is not enough on a loaded
+	// machine, where a healthy Redis may take that long to be scheduled,
+	// and declaring such a feed dead made it flap (and TestWatch flaky).
+	pings := 0
 	for {
 		msg, err := ps.ReceiveTimeout(ctx, health)
 		if err != nil {
@@ -318,18 +419,18 @@ func (l *Layer) watchOnce(ctx context.Context, cache *epoch.Cache, health time.D
 				return ctx.Err()
 			}
 			if isTimeout(err) {
-				if pinged {
-					return errors.New("no answer to ping")
+				if pings == 2 {
+					return errors.New("no answer to two pings")
 				}
 				if err := ps.Ping(ctx); err != nil {
 					return err
 				}
-				pinged = true
+				pings++
 				continue
 			}
 			return err
 		}
-		pinged = false
+		pings = 0
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" && m.Channel == Channel {
@@ -342,6 +443,7 @@ func (l *Layer) watchOnce(ctx context.Context, cache *epoch.Cache, health time.D
 			} else {
 				cache.Invalidate(m.Payload)
 			}
+			l.wake()
 		}
 	}
 }
@@ -352,3 +454,108 @@ func isTimeout(err error) bool {
 }
 
 var _ epoch.Source = (*Layer)(nil)
+
+// Redact returns url with its credentials replaced by "REDACTED": the
+// password of the user information (the whole user information when it has
+// no password, since go-redis may read a lone user name as a password), and
+// the value of every query parameter whose name holds "password". It works
+// on URLs that do not parse too, so that error messages about them can be
+// shown.
+func Redact(url string) string {
+	scheme, rest, ok := strings.Cut(url, "://")
+	if !ok {
+		// Not a URL: everything before the last "@" may be a credential.
+		if at := strings.LastIndex(url, "@"); at >= 0 {
+			return "REDACTED" + url[at:]
+		}
+		return url
+	}
+	scheme += "://"
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	authority, tail := rest[:end], rest[end:]
+	if at := strings.LastIndex(authority, "@"); at >= 0 {
+		user, _, hasPassword := strings.Cut(authority[:at], ":")
+		if hasPassword {
+			authority = user + ":REDACTED" + authority[at:]
+		} else {
+			authority = "REDACTED" + authority[at:]
+		}
+	}
+	path, query, hasQuery := strings.Cut(tail, "?")
+	if hasQuery {
+		params := strings.Split(query, "&")
+		for i, p := range params {
+			name, _, hasValue := strings.Cut(p, "=")
+			if hasValue && strings.Contains(strings.ToLower(name), "password") {
+				params[i] = name + "=REDACTED"
+			}
+		}
+		path += "?" + strings.Join(params, "&")
+	}
+	return scheme + authority + path
+}
+
+// secrets returns the credentials Redact removes from url, raw and
+// percent-decoded.
+func secrets(url string) []string {
+	var out []string
+	add := func(s string) {
+		if s == "" {
+			return
+		}
+		out = append(out, s)
+		if u, err := neturl.PathUnescape(s); err == nil && u != s && u != "" {
+			out = append(out, u)
+		}
+	}
+	_, rest, ok := strings.Cut(url, "://")
+	if !ok {
+		if at := strings.LastIndex(url, "@"); at >= 0 {
+			add(url[:at])
+		}
+		return out
+	}
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	if at := strings.LastIndex(rest[:end], "@"); at >= 0 {
+		user, pw, hasPassword := strings.Cut(rest[:at], ":")
+		if hasPassword {
+			add(pw)
+		} else {
+			add(user)
+		}
+	}
+	if _, query, ok := strings.Cut(rest, "?"); ok {
+		for _, p := range strings.Split(query, "&") {
+			if name, v, ok := strings.Cut(p, "="); ok && strings.Contains(strings.ToLower(name), "password") {
+				add(v)
+			}
+		}
+	}
+	return out
+}
+
+// redactedError is an error whose message had credentials removed; it
+// still unwraps to the original for errors.Is and errors.As.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// redactErr returns err with the URL and its credentials removed from the
+// message.
+func redactErr(url string, err error) error {
+	msg := strings.ReplaceAll(err.Error(), url, Redact(url))
+	for _, s := range secrets(url) {
+		msg = strings.ReplaceAll(msg, s, "REDACTED")
+	}
+	return &redactedError{msg: msg, err: err}
+}

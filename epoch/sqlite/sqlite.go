@@ -16,6 +16,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"strings"
 	"time"
 
@@ -67,6 +69,27 @@ var migrations = []string{
 		PRIMARY KEY (provider, subject),
 		UNIQUE (editor_id, provider)
 	) STRICT;`,
+	// 4: the change log verifiers follow (see epoch.ChangeLog), and the
+	// store's identity. Every change to what State returns appends a row in
+	// the same transaction (Store.change). AUTOINCREMENT: a seq is never
+	// reused, even after pruning. The first row ("every editor changed")
+	// gives states read before any later change a non-zero seq.
+	`CREATE TABLE changes (
+		seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+		editor_id TEXT,    -- NULL: every editor
+		version   INTEGER, -- the editor's version after the change; NULL for every editor
+		at        INTEGER NOT NULL -- microseconds since 1970-01-01 UTC, the store's clock
+	) STRICT;
+	CREATE INDEX changes_at ON changes(at);
+	CREATE TABLE store_meta (
+		one      INTEGER PRIMARY KEY CHECK (one = 1),
+		store_id TEXT NOT NULL
+	) STRICT;
+	INSERT INTO store_meta (one, store_id) VALUES (1, lower(hex(randomblob(16))));
+	INSERT INTO changes (editor_id, version, at) VALUES (NULL, NULL, CAST(unixepoch('subsec') * 1000000 AS INTEGER));`,
+	// 5: the revoked-token subquery of a state read searches one editor's
+	// revoked rows by creation time instead of scanning the table.
+	`CREATE INDEX api_tokens_editor_revoked ON api_tokens(editor_id, created) WHERE revoked IS NOT NULL;`,
 }
 
 // Store is a SQLite epoch store. It is safe for concurrent use.
@@ -74,6 +97,44 @@ type Store struct {
 	db   *sql.DB
 	now  func() time.Time
 	rand io.Reader
+
+	maxLive, maxRevoked int           // see WithTokenLimits
+	retention           time.Duration // see WithChangeRetention
+}
+
+// Defaults of WithTokenLimits and WithChangeRetention.
+const (
+	DefaultMaxLiveTokens    = 100
+	DefaultMaxRevokedTokens = 1000
+	DefaultChangeRetention  = 24 * time.Hour
+)
+
+// WithTokenLimits sets how many live API tokens an editor may have
+// (default DefaultMaxLiveTokens) and how many revoked tokens its state may
+// list (revoked one by one, created after its epoch, not expired; default
+// DefaultMaxRevokedTokens): RegisterToken refuses a token beyond either with
+// ErrTooManyTokens. Revoking is never refused, so a state lists at most
+// maxRevoked + maxLive ids. Values ≤ 0 keep the defaults.
+func WithTokenLimits(maxLive, maxRevoked int) Option {
+	return func(s *Store) {
+		if maxLive > 0 {
+			s.maxLive = maxLive
+		}
+		if maxRevoked > 0 {
+			s.maxRevoked = maxRevoked
+		}
+	}
+}
+
+// WithChangeRetention sets how long the change log keeps rows (default
+// DefaultChangeRetention). A verifier that stops reading the log for longer
+// finds a gap and drops its caches.
+func WithChangeRetention(d time.Duration) Option {
+	return func(s *Store) {
+		if d > 0 {
+			s.retention = d
+		}
+	}
 }
 
 // An Option configures a Store.
@@ -89,9 +150,12 @@ func WithRandom(r io.Reader) Option { return func(s *Store) { s.rand = r } }
 // Open opens (creating if needed) the database at path and applies pending
 // migrations. It refuses a database whose schema is newer than this code.
 func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
-	s := &Store{now: time.Now, rand: rand.Reader}
+	s := &Store{now: time.Now, rand: rand.Reader, maxLive: DefaultMaxLiveTokens, maxRevoked: DefaultMaxRevokedTokens, retention: DefaultChangeRetention}
 	for _, o := range opts {
 		o(s)
+	}
+	if err := createPrivate(path); err != nil {
+		return nil, fmt.Errorf("epoch store %s: %w", path, err)
 	}
 	// URI escaping for the characters SQLite's URI parser treats specially.
 	esc := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
@@ -105,7 +169,34 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("epoch store %s: %w", path, err)
 	}
+	// SQLite gives the WAL and shared-memory files the database's mode;
+	// make sure of it whatever the umask or an older version did.
+	for _, suffix := range []string{"-wal", "-shm"} {
+		if err := os.Chmod(path+suffix, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			db.Close()
+			return nil, fmt.Errorf("epoch store %s: %w", path, err)
+		}
+	}
 	return s, nil
+}
+
+// createPrivate creates the database file 0600 (whatever the umask) when it
+// does not exist yet, so that SQLite opens a private file and gives its
+// WAL and shared-memory files the same mode. An existing file is left as it
+// is.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // Close closes the database.
@@ -155,13 +246,16 @@ var farFuture = micros(epoch.FarFuture)
 
 // editorColumns reads an editor with the ids of its tokens revoked one by
 // one that still matter: created after the epoch and not expired (the first
-// parameter is now).
+// parameter is now), sorted; and the change-log head, in the same statement
+// and so the same snapshot (epoch.State.Seq). The revoked rows are found
+// through api_tokens_editor_revoked (migration 5), not by a scan.
 const editorColumns = `id, username, role, bot, active, auth_epoch, created, version,
 	coalesce((SELECT group_concat(token_id, ',') FROM (
 		SELECT token_id FROM api_tokens t
 		WHERE t.editor_id = editors.id AND t.revoked IS NOT NULL AND t.created > editors.auth_epoch
 		  AND (t.expires IS NULL OR t.expires > :now)
-		ORDER BY token_id)), '')`
+		ORDER BY token_id)), ''),
+	(SELECT coalesce(max(seq), 0) FROM changes)`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -169,7 +263,7 @@ func scanEditor(r scanner) (epoch.Editor, error) {
 	var e epoch.Editor
 	var role string
 	var epochUS, createdUS int64
-	if err := r.Scan(&e.ID, &e.Username, &role, &e.Bot, &e.Active, &epochUS, &createdUS, &e.Version, &e.Revoked); err != nil {
+	if err := r.Scan(&e.ID, &e.Username, &role, &e.Bot, &e.Active, &epochUS, &createdUS, &e.Version, &e.Revoked, &e.Seq); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return e, epoch.ErrNotFound
 		}
@@ -258,10 +352,19 @@ func (s *Store) Create(ctx context.Context, n NewEditor) (epoch.Editor, error) {
 	if err != nil {
 		return epoch.Editor{}, err
 	}
-	if err := s.insert(ctx, s.db, n); err != nil {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
 		return epoch.Editor{}, err
 	}
-	return s.Editor(ctx, n.ID)
+	defer tx.Rollback()
+	if err := s.insert(ctx, tx, n); err != nil {
+		return epoch.Editor{}, err
+	}
+	e, err := s.editor(ctx, tx, "id = :arg", n.ID)
+	if err != nil {
+		return epoch.Editor{}, err
+	}
+	return e, tx.Commit()
 }
 
 // prepare validates a new editor and fills in its defaults: role editor and
@@ -288,14 +391,15 @@ func (s *Store) prepare(n NewEditor) (NewEditor, error) {
 	return n, nil
 }
 
-// insert adds a prepared editor; ErrExists when its id or username is taken.
-func (s *Store) insert(ctx context.Context, x execer, n NewEditor) error {
+// insert adds a prepared editor, in tx; ErrExists when its id or username
+// is taken.
+func (s *Store) insert(ctx context.Context, tx *sql.Tx, n NewEditor) error {
 	now := micros(s.now())
 	ep := now
 	if !n.Epoch.IsZero() {
 		ep = micros(n.Epoch)
 	}
-	_, err := x.ExecContext(ctx,
+	_, err := s.change(ctx, tx, n.ID,
 		"INSERT INTO editors (id, username, role, bot, active, auth_epoch, created, version) VALUES (?, ?, ?, ?, 1, ?, ?, 1)",
 		n.ID, n.Username, string(n.Role), n.Bot, ep, now)
 	var se sqlite3.Error
@@ -318,12 +422,21 @@ func (s *Store) Touch(ctx context.Context, id string) (epoch.Editor, error) {
 
 // TouchAll touches every editor and returns how many it touched.
 func (s *Store) TouchAll(ctx context.Context) (int64, error) {
-	res, err := s.db.ExecContext(ctx, "UPDATE editors SET "+touchSQL,
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	res, err := s.change(ctx, tx, "", "UPDATE editors SET "+touchSQL,
 		sql.Named("far", farFuture), sql.Named("now", micros(s.now())))
 	if err != nil {
 		return 0, err
 	}
-	return res.RowsAffected()
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, err
+	}
+	return n, tx.Commit()
 }
 
 // Lock sets the editor's epoch to epoch.FarFuture: no token, old or new,
@@ -352,7 +465,7 @@ func (s *Store) update(ctx context.Context, id, set string, args ...any) (epoch.
 	}
 	defer tx.Rollback()
 	args = append(args, sql.Named("far", farFuture), sql.Named("now", micros(s.now())), sql.Named("id", id))
-	res, err := tx.ExecContext(ctx, "UPDATE editors SET "+set+" WHERE id = :id", args...)
+	res, err := s.change(ctx, tx, id, "UPDATE editors SET "+set+" WHERE id = :id", args...)
 	if err != nil {
 		return epoch.Editor{}, err
 	}
@@ -368,4 +481,87 @@ func (s *Store) update(ctx context.Context, id, set string, args ...any) (epoch.
 	return e, tx.Commit()
 }
 
-var _ epoch.Source = (*Store)(nil)
+// change runs a statement that changes what State returns for the editor
+// editorID ("" for every editor) and appends the change-log row, in tx, so
+// that the change and its row commit together. Every such statement goes
+// through here: that is how no change escapes the log (a test checks each
+// operation). A statement that changes no row appends nothing. It bumps no
+// version: the statement does.
+func (s *Store) change(ctx context.Context, tx *sql.Tx, editorID, query string, args ...any) (sql.Result, error) {
+	res, err := tx.ExecContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return res, err
+	}
+	now := micros(s.now())
+	var ins sql.Result
+	if editorID == "" {
+		ins, err = tx.ExecContext(ctx, "INSERT INTO changes (editor_id, version, at) VALUES (NULL, NULL, ?)", now)
+	} else {
+		ins, err = tx.ExecContext(ctx, "INSERT INTO changes (editor_id, version, at) SELECT id, version, ? FROM editors WHERE id = ?", now, editorID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("change log: %w", err)
+	}
+	seq, err := ins.LastInsertId()
+	if err != nil {
+		return nil, fmt.Errorf("change log: %w", err)
+	}
+	if seq%pruneEvery == 0 {
+		// Opportunistic pruning keeps the table bounded; the newest row
+		// always stays, so the head never goes back.
+		if _, err := tx.ExecContext(ctx, "DELETE FROM changes WHERE at < ? AND seq < ?", now-s.retention.Microseconds(), seq); err != nil {
+			return nil, fmt.Errorf("change log: %w", err)
+		}
+	}
+	return res, nil
+}
+
+// pruneEvery: the change log is pruned on every pruneEvery-th change.
+const pruneEvery = 64
+
+// Changes implements epoch.ChangeLog: up to limit changes after afterSeq,
+// oldest first. Writers are serialised (immediate transactions), so a seq
+// never appears after a greater one has been read.
+func (s *Store) Changes(ctx context.Context, afterSeq int64, limit int) ([]epoch.Change, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	rows, err := s.db.QueryContext(ctx, "SELECT seq, coalesce(editor_id, ''), coalesce(version, 0), at FROM changes WHERE seq > ? ORDER BY seq LIMIT ?", afterSeq, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []epoch.Change
+	for rows.Next() {
+		var c epoch.Change
+		var at int64
+		if err := rows.Scan(&c.Seq, &c.EditorID, &c.Version, &at); err != nil {
+			return nil, err
+		}
+		c.At = fromMicros(at)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// Head implements epoch.ChangeLog, in one statement.
+func (s *Store) Head(ctx context.Context) (epoch.Head, error) {
+	var h epoch.Head
+	err := s.db.QueryRowContext(ctx, `SELECT (SELECT store_id FROM store_meta),
+		(SELECT coalesce(max(seq), 0) FROM changes), (SELECT coalesce(min(seq), 0) FROM changes)`).Scan(&h.StoreID, &h.Seq, &h.Oldest)
+	if err != nil {
+		return h, err
+	}
+	if h.Oldest == 0 {
+		h.Oldest = h.Seq + 1
+	}
+	return h, nil
+}
+
+var (
+	_ epoch.Source    = (*Store)(nil)
+	_ epoch.ChangeLog = (*Store)(nil)
+)

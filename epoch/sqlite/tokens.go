@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch"
 	sqlite3 "github.com/mattn/go-sqlite3"
 )
@@ -21,9 +22,13 @@ var (
 	ErrNameTaken = errors.New("the editor already has a live token of that name")
 	// ErrAlreadyRevoked means the token was revoked before.
 	ErrAlreadyRevoked = errors.New("token already revoked")
-	// ErrInvalidToken means a row to register has a bad name or
+	// ErrInvalidToken means a row to register has a bad id, name or
 	// description.
 	ErrInvalidToken = errors.New("invalid token row")
+	// ErrTooManyTokens means the editor has as many live API tokens as it
+	// may have, or as many revoked ones listed in its state (see
+	// WithTokenLimits): a client error, not a failure of the store.
+	ErrTooManyTokens = errors.New("too many API tokens")
 )
 
 // APIToken is a registry row: what is known of an API token. The secret is
@@ -94,24 +99,54 @@ func nullMicros(t time.Time) any {
 }
 
 // RegisterToken adds a registry row for a token just minted. It fails with
-// ErrNameTaken when the editor has a live token of that name, and
-// epoch.ErrNotFound for an unknown editor.
+// ErrNameTaken when the editor has a live token of that name,
+// epoch.ErrNotFound for an unknown editor, ErrInvalidToken for an id that is
+// not an upper-case UUID, and ErrTooManyTokens when the editor is at either
+// limit of WithTokenLimits.
 func (s *Store) RegisterToken(ctx context.Context, t APIToken) error {
 	if err := CheckTokenText(t.Name, t.Description); err != nil {
 		return err
+	}
+	if !caveat.ValidTokenID(t.TokenID) {
+		return fmt.Errorf("%w: the token id must be an upper-case UUID", ErrInvalidToken)
 	}
 	var rights any
 	if t.Rights != nil {
 		rights = strings.Join(t.Rights, ",")
 	}
-	if _, err := s.Editor(ctx, t.EditorID); err != nil {
-		return err
-	}
 	var endpoint any
 	if t.Endpoint != "" {
 		endpoint = t.Endpoint
 	}
-	_, err := s.db.ExecContext(ctx, "INSERT INTO api_tokens ("+tokenColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)",
+	tx, err := s.db.BeginTx(ctx, nil) // immediate: the counts hold until the insert
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	e, err := s.editor(ctx, tx, "id = :arg", t.EditorID)
+	if err != nil {
+		return err
+	}
+	now := micros(s.now())
+	var live, revoked int
+	// Both counts stop at the limit, so each reads at most that many index
+	// entries (api_tokens_live_name, api_tokens_editor_revoked).
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM api_tokens
+		WHERE editor_id = ? AND revoked IS NULL AND (expires IS NULL OR expires > ?) LIMIT ?)`, t.EditorID, now, s.maxLive).Scan(&live); err != nil {
+		return err
+	}
+	if live >= s.maxLive {
+		return fmt.Errorf("%w: the editor has %d live API tokens, the most it may have; revoke one first", ErrTooManyTokens, live)
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM api_tokens
+		WHERE editor_id = ? AND revoked IS NOT NULL AND created > ? AND (expires IS NULL OR expires > ?) LIMIT ?)`,
+		t.EditorID, micros(e.AuthEpoch), now, s.maxRevoked).Scan(&revoked); err != nil {
+		return err
+	}
+	if revoked >= s.maxRevoked {
+		return fmt.Errorf("%w: the editor has %d revoked tokens that every verifier must list; touching the editor (\"log out everywhere\") clears the list", ErrTooManyTokens, revoked)
+	}
+	_, err = tx.ExecContext(ctx, "INSERT INTO api_tokens ("+tokenColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)",
 		t.TokenID, t.EditorID, t.Name, t.Description, rights, endpoint, micros(t.Created), t.Creator, nullMicros(t.Expires))
 	var se sqlite3.Error
 	if errors.As(err, &se) && se.Code == sqlite3.ErrConstraint {
@@ -120,7 +155,10 @@ func (s *Store) RegisterToken(ctx context.Context, t APIToken) error {
 		}
 		return fmt.Errorf("%w: %q", ErrNameTaken, t.Name)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // Token returns one registry row, or ErrTokenNotFound.
@@ -185,7 +223,7 @@ func (s *Store) RevokeToken(ctx context.Context, tokenID string) (epoch.Editor, 
 	if _, err := tx.ExecContext(ctx, "UPDATE api_tokens SET revoked = ? WHERE token_id = ?", now, tokenID); err != nil {
 		return epoch.Editor{}, APIToken{}, err
 	}
-	if _, err := tx.ExecContext(ctx, "UPDATE editors SET version = version + 1 WHERE id = ?", t.EditorID); err != nil {
+	if _, err := s.change(ctx, tx, t.EditorID, "UPDATE editors SET version = version + 1 WHERE id = ?", t.EditorID); err != nil {
 		return epoch.Editor{}, APIToken{}, err
 	}
 	e, err := s.editor(ctx, tx, "id = :arg", t.EditorID)

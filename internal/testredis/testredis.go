@@ -1,6 +1,6 @@
 // Package testredis runs a real redis-server for tests: on a free loopback
-// port, without persistence, killed when the test ends. scripts/test installs
-// redis-server when it is absent.
+// port, without persistence unless asked (StartPersistent), killed when the
+// test ends. scripts/test installs redis-server when it is absent.
 package testredis
 
 import (
@@ -16,15 +16,30 @@ import (
 
 // Server is a running redis-server.
 type Server struct {
-	t    testing.TB
-	port int
-	dir  string
-	cmd  *exec.Cmd
+	t       testing.TB
+	port    int
+	dir     string
+	persist []string
+	cmd     *exec.Cmd
 }
 
 // Start starts a redis-server on a free port of 127.0.0.1 and stops it
 // when the test ends.
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return start(t, "--save", "", "--appendonly", "no")
+}
+
+// StartPersistent starts a redis-server that persists as stock Redis does
+// with an RDB snapshot (a save point every hour, and SHUTDOWN SAVE) in a
+// directory of its own; Shutdown and Restart then bring it back with what it
+// had saved, as a restarted production Redis would.
+func StartPersistent(t testing.TB) *Server {
+	t.Helper()
+	return start(t, "--save", "3600 1", "--appendonly", "no", "--dbfilename", "dump.rdb")
+}
+
+func start(t testing.TB, persist ...string) *Server {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatal("redis-server is not installed: run scripts/test, which installs it")
@@ -35,7 +50,7 @@ func Start(t testing.TB) *Server {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	s := &Server{t: t, port: port, dir: t.TempDir()}
+	s := &Server{t: t, port: port, dir: t.TempDir(), persist: persist}
 	s.start()
 	t.Cleanup(s.Kill)
 	return s
@@ -49,9 +64,8 @@ func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
 
 func (s *Server) start() {
 	s.t.Helper()
-	s.cmd = exec.Command("redis-server",
-		"--bind", "127.0.0.1", "--port", strconv.Itoa(s.port),
-		"--save", "", "--appendonly", "no", "--dir", s.dir, "--daemonize", "no", "--loglevel", "warning")
+	args := append([]string{"--bind", "127.0.0.1", "--port", strconv.Itoa(s.port)}, s.persist...)
+	s.cmd = exec.Command("redis-server", append(args, "--dir", s.dir, "--daemonize", "no", "--loglevel", "warning")...)
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("starting redis-server: %v", err)
 	}
@@ -66,16 +80,7 @@ func (s *Server) start() {
 }
 
 func (s *Server) ping() error {
-	c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return err
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
+	line, err := s.command("PING")
 	if err != nil {
 		return err
 	}
@@ -83,6 +88,45 @@ func (s *Server) ping() error {
 		return fmt.Errorf("PING answered %q", line)
 	}
 	return nil
+}
+
+// command sends one inline command and returns the first line of the
+// answer.
+func (s *Server) command(cmd string) (string, error) {
+	c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte(cmd + "\r\n")); err != nil {
+		return "", err
+	}
+	return bufio.NewReader(c).ReadString('\n')
+}
+
+// Shutdown stops the server as an operator would: SHUTDOWN, which saves an
+// RDB snapshot when the server persists (StartPersistent). It waits for the
+// process to exit.
+func (s *Server) Shutdown() {
+	s.t.Helper()
+	if s.cmd == nil {
+		return
+	}
+	s.command("SHUTDOWN") // the connection closes without an answer when it works
+	if err := s.cmd.Wait(); err != nil {
+		s.t.Errorf("redis-server exited: %v", err)
+	}
+	s.cmd = nil
+}
+
+// Start starts a stopped server again on the same port, with the same
+// persistence and directory (so a persistent server loads its snapshot).
+func (s *Server) Start() {
+	s.t.Helper()
+	if s.cmd == nil {
+		s.start()
+	}
 }
 
 // Kill stops the server at once (SIGKILL), as a crash would.
@@ -94,7 +138,8 @@ func (s *Server) Kill() {
 	}
 }
 
-// Restart starts the server again on the same port (empty: no persistence).
+// Restart kills the server and starts it again on the same port (empty
+// unless it persists; Kill saves nothing).
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Kill()
