@@ -50,7 +50,9 @@ func TestForwardAuthFamilies(t *testing.T) {
 	scoped := f.mint(t, f.alice.ID, caveat.Methods{"GET"}, caveat.PathPrefix("/api/public"))
 	const allowedURI, forbiddenURI = "/api/public/x", "/api/admin/users/1"
 	original := func(method, uri string) []string { return []string{"X-Original-Method", method, "X-Original-URI", uri} }
-	forwarded := func(method, uri string) []string { return []string{"X-Forwarded-Method", method, "X-Forwarded-Uri", uri} }
+	forwarded := func(method, uri string) []string {
+		return []string{"X-Forwarded-Method", method, "X-Forwarded-Uri", uri}
+	}
 	type endpoint struct {
 		name string
 		// real returns the target and headers by which the proxy describes
