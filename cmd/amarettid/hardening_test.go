@@ -387,3 +387,55 @@ func leaks(text, token string) bool {
 	}
 	return false
 }
+
+// TestDecodeStrict: the shared decoder, case by case.
+func TestDecodeStrict(t *testing.T) {
+	type body struct {
+		S  string   `json:"s"`
+		L  []string `json:"l"`
+		B  bool     `json:"b"`
+		N  int      `json:"n"`
+		M  []any    `json:"m"`
+		F  float64  `json:"f,omitempty"`
+		X  struct{} `json:"x"`
+		No string   `json:"-"`
+	}
+	for _, tc := range []struct {
+		name, in, want string
+	}{
+		{"empty", ``, ""},
+		{"all fields", `{"s":"a","l":["b"],"b":true,"n":1,"m":[{"a":1},[2]],"f":1.5,"x":{}}`, ""},
+		{"nested repeated key", `{"m":[{"a":1,"A":2}]}`, "repeated"},
+		{"nested syntax error", `{"m":[{"a":}]}`, "not valid JSON"},
+		{"ignored field is unknown", `{"-":"x"}`, "unknown field"},
+		{"bool type", `{"b":"yes"}`, "true or false"},
+		{"number type", `{"n":"one"}`, "a number"},
+		{"struct type", `{"x":1}`, "another type"},
+		{"unterminated", `{"s":"a"`, "not valid JSON"},
+		{"number for a string", `{"s":1}`, "want a string"},
+		{"number out of range", `{"n":1e999}`, "not valid JSON"},
+		{"bare string", `"s"`, "one JSON object"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b body
+			err := decodeStrict([]byte(tc.in), &b)
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("decodeStrict(%s) = %v, want %q", tc.in, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestBodyLimits: a body over --max-body is refused by every JSON endpoint
+// as 400, never read past the limit.
+func TestBodyLimits(t *testing.T) {
+	f := newFixture(t)
+	tok := f.mint(t, f.alice.ID)
+	big := `{"name":"` + strings.Repeat("a", 5000) + `"}`
+	for _, path := range []string{"/v1/tokens", "/v1/tokens/exchange", "/v1/verify"} {
+		resp, body := f.do(t, call{"POST", path, bearer(tok), big})
+		if resp.StatusCode != 400 || !strings.Contains(body, "size limit") {
+			t.Errorf("%s: %d %s", path, resp.StatusCode, body)
+		}
+	}
+}
