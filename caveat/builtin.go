@@ -178,18 +178,26 @@ func (c Methods) Prohibits(req *Request) error {
 
 // PathPrefix restricts a token to a path and the paths below it:
 // "path_prefix = /api/v1" allows /api/v1 and /api/v1/x but not /api/v10.
-// A request path that is not canonical (".", "..", "//" segments) or empty is
-// refused, so a prefix cannot be escaped with dot segments.
+// The request path is the decoded path. One that is empty or not canonical
+// (".", "..", "//" segments) is refused, so a prefix cannot be escaped with
+// dot segments; so is one holding a byte back ends resolve in ways of their
+// own — "\" (IIS), ";" (path parameters: Tomcat, Spring), "%" (a back end
+// that decodes twice), a space, a control byte or a non-ASCII byte.
 type PathPrefix string
 
 // String implements Caveat.
 func (c PathPrefix) String() string { return NamePathPrefix + " = " + string(c) }
 
-// Prohibits implements Caveat.
+// Prohibits implements Caveat. Its errors never repeat the request's path.
 func (c PathPrefix) Prohibits(req *Request) error {
 	p := req.Path
 	if p == "" {
 		return fmt.Errorf("%w: %s: request names no path", ErrProhibited, c)
+	}
+	for i := 0; i < len(p); i++ {
+		if b := p[i]; b <= ' ' || b >= 0x7f || b == '\\' || b == ';' || b == '%' {
+			return fmt.Errorf("%w: %s: request path holds a character back ends may resolve outside the prefix", ErrProhibited, c)
+		}
 	}
 	if !canonicalPath(p) {
 		return fmt.Errorf("%w: %s: request path is not canonical", ErrProhibited, c)
@@ -198,7 +206,7 @@ func (c PathPrefix) Prohibits(req *Request) error {
 	if p == prefix || strings.HasPrefix(p, prefix) && (strings.HasSuffix(prefix, "/") || p[len(prefix)] == '/') {
 		return nil
 	}
-	return fmt.Errorf("%w: %s: path %q not allowed", ErrProhibited, c, p)
+	return fmt.Errorf("%w: %s: request path is outside the prefix", ErrProhibited, c)
 }
 
 // canonicalPath reports whether p is absolute and has no empty, "." or ".."

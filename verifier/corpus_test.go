@@ -157,7 +157,7 @@ func buildCorpus(t testing.TB) corpus {
 		"inactive editor":                                                   "editor inactive",
 		"locked editor":                                                     "editor locked",
 		"method forbidden":                                                  "method GET not allowed",
-		"path forbidden":                                                    "path \"/api/v1/things\" not allowed",
+		"path forbidden":                                                    "request path is outside the prefix",
 		"endpoint caveat, request names none":                               "request names no endpoint",
 	}
 	add := func(name string, token string, want string) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/amaretti-auth/amaretti/caveat"
@@ -27,15 +28,25 @@ func FromContext(ctx context.Context) (Identity, bool) {
 // ErrNoToken means a request carries no bearer token.
 var ErrNoToken = errors.New("no bearer token")
 
-// errBadRequest means the request's credentials cannot be read (RFC 6750
-// invalid_request): several Authorization headers, or a Bearer header
-// without exactly one token after one space.
-var errBadRequest = errors.New("malformed Authorization header")
+// ErrMalformedAuthorization means a request's Authorization header cannot
+// be read (RFC 6750 invalid_request): "Bearer" without a token, or a token
+// holding whitespace or control characters.
+var ErrMalformedAuthorization = errors.New("malformed Authorization header")
+
+// ErrSeveralTokens means a request carries more than one token: several
+// Authorization headers, or a header and a cookie (RFC 6750 forbids more
+// than one method).
+var ErrSeveralTokens = errors.New("more than one token in the request")
+
+// errBadRequest is what the middleware answers 400 for.
+var errBadRequest = ErrMalformedAuthorization
 
 // BearerToken returns the token of a request's "Authorization: Bearer"
-// header. It returns ErrNoToken when there is no Authorization header or it
-// uses another scheme, and an error when the request is ambiguous or
-// malformed. Tokens are never read from the URL.
+// header: the scheme (any case), one or more spaces (RFC 6750 1*SP) and the
+// token. It returns ErrNoToken when there is no Authorization header or it
+// uses another scheme, ErrSeveralTokens for several Authorization headers,
+// and ErrMalformedAuthorization for a Bearer header without a token or with
+// whitespace or control characters in it. Tokens are never read from the URL.
 func BearerToken(r *http.Request) (string, error) {
 	vals := r.Header.Values("Authorization")
 	switch len(vals) {
@@ -43,16 +54,67 @@ func BearerToken(r *http.Request) (string, error) {
 		return "", ErrNoToken
 	case 1:
 	default:
-		return "", errBadRequest
+		return "", ErrSeveralTokens
 	}
-	scheme, token, found := strings.Cut(vals[0], " ")
+	scheme, token, _ := strings.Cut(vals[0], " ")
 	if !strings.EqualFold(scheme, "Bearer") {
+		if len(scheme) > len("Bearer") && strings.EqualFold(scheme[:len("Bearer")], "Bearer") && !isTokenByte(scheme[len("Bearer")]) {
+			return "", ErrMalformedAuthorization // "Bearer\tTOKEN" and the like
+		}
 		return "", ErrNoToken
 	}
-	if !found || token == "" || strings.ContainsAny(token, " \t") {
-		return "", errBadRequest
+	token = strings.TrimLeft(token, " ")
+	if token == "" {
+		return "", ErrMalformedAuthorization
+	}
+	for i := 0; i < len(token); i++ {
+		if !isTokenByte(token[i]) {
+			return "", ErrMalformedAuthorization
+		}
 	}
 	return token, nil
+}
+
+// isTokenByte: a visible ASCII character (no space, tab or control).
+func isTokenByte(b byte) bool { return b > 0x20 && b < 0x7f }
+
+// methodOverrideHeaders are the headers back-end frameworks read to replace
+// a request's method.
+var methodOverrideHeaders = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+
+// MethodOverridden reports whether a request asks its back end to treat it
+// as another method: any of the X-HTTP-Method-Override, X-HTTP-Method or
+// X-Method-Override headers, or a "_method" parameter (any case, split on
+// "&" or ";") in rawQuery. The method such a request really exercises is unknown, so the
+// middleware and amarettid check it as naming no method: a token that
+// restricts methods refuses it, and other tokens are unaffected.
+func MethodOverridden(h http.Header, rawQuery string) bool {
+	for _, k := range methodOverrideHeaders {
+		if _, ok := h[k]; ok {
+			return true
+		}
+	}
+	// Split on ";" as well as "&": some back ends still do.
+	for _, kv := range strings.FieldsFunc(rawQuery, func(r rune) bool { return r == '&' || r == ';' }) {
+		k, _, _ := strings.Cut(kv, "=")
+		if u, err := url.QueryUnescape(k); err == nil {
+			k = u
+		}
+		if strings.EqualFold(strings.TrimSpace(k), "_method") {
+			return true
+		}
+	}
+	return false
+}
+
+// RequestMethod is the method to check a request's caveats against: its
+// own, or "" (no method) when MethodOverridden says a back end may run it
+// as another.
+func RequestMethod(r *http.Request) string {
+	if MethodOverridden(r.Header, r.URL.RawQuery) {
+		return ""
+	}
+	return r.Method
 }
 
 type middleware struct {
@@ -86,7 +148,7 @@ func (m *middleware) token(r *http.Request) (string, error) {
 	case len(cookies) == 0:
 		return tok, err
 	case len(cookies) > 1 || err == nil:
-		return "", errBadRequest
+		return "", ErrSeveralTokens
 	}
 	return cookies[0], nil
 }
@@ -144,7 +206,7 @@ func (v *Verifier) Middleware(opts ...MiddlewareOption) func(http.Handler) http.
 				m.deny(w, r, err, Problem{http.StatusBadRequest, "invalid_request", "send one bearer token, in one Authorization header or the cookie"})
 				return
 			}
-			req := caveat.Request{Method: r.Method, Path: r.URL.Path, Rights: m.rights}
+			req := caveat.Request{Method: RequestMethod(r), Path: r.URL.Path, Rights: m.rights}
 			if m.endpoint != nil {
 				req.Endpoint = m.endpoint(r)
 			}

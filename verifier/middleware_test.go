@@ -65,7 +65,9 @@ func TestMiddleware(t *testing.T) {
 		{"endpoint not named", required, "GET", "/?op=delete", []string{"Bearer " + endpointOnly}, 403, "", `insufficient_scope`},
 		{"two Authorization headers", required, "GET", "/", []string{"Bearer " + valid, "Bearer " + valid}, 400, `"invalid_request"`, "-"},
 		{"Bearer without token", required, "GET", "/", []string{"Bearer"}, 400, `"invalid_request"`, "-"},
-		{"Bearer with two spaces", required, "GET", "/", []string{"Bearer  " + valid}, 400, `"invalid_request"`, "-"},
+		{"Bearer with two spaces (RFC 6750 1*SP)", required, "GET", "/", []string{"Bearer  " + valid}, 200, touchedEditor, "-"},
+		{"Bearer with a tab", required, "GET", "/", []string{"Bearer\t" + valid}, 400, `"invalid_request"`, "-"},
+		{"Bearer with a space inside the token", required, "GET", "/", []string{"Bearer " + valid[:20] + " " + valid[20:]}, 400, `"invalid_request"`, "-"},
 		{"optional, anonymous", optional, "GET", "/", nil, 200, "anonymous", "-"},
 		{"optional, valid", optional, "GET", "/", []string{"Bearer " + valid}, 200, touchedEditor, "-"},
 		{"optional, a bad token must still fail", optional, "GET", "/", []string{"Bearer " + expired}, 401, "", `Bearer realm="example", error="invalid_token"`},
@@ -111,8 +113,8 @@ func TestMiddleware(t *testing.T) {
 		if !strings.Contains(out, `"reason":"token expired at`) || !strings.Contains(out, `"token_id":"`) {
 			t.Fatalf("denial log lacks reason or token id:\n%s", out)
 		}
-		if n := strings.Count(out, "\n"); n != 10 {
-			t.Errorf("%d log lines for 10 denials:\n%s", n, out)
+		if n := strings.Count(out, "\n"); n != 11 {
+			t.Errorf("%d log lines for 11 denials:\n%s", n, out)
 		}
 	})
 }

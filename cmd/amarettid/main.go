@@ -57,6 +57,7 @@ func app(stdout, stderr io.Writer) *cli.App {
 			&cli.StringFlag{Name: "keys", Value: "./keys", EnvVars: []string{"AMARETTI_KEYS"}, Usage: "root key `DIR`ectory"},
 			&cli.StringFlag{Name: "location", EnvVars: []string{"AMARETTI_LOCATION"}, Usage: "location written into tokens the daemon mints (API tokens, exchanges)"},
 			&cli.StringFlag{Name: "redis", EnvVars: []string{"AMARETTI_REDIS"}, Usage: "redis:// `URL` shared with other verifiers (absent: SQLite only)"},
+			&cli.StringFlag{Name: "trusted-proxies", EnvVars: []string{"AMARETTI_TRUSTED_PROXIES"}, Usage: "comma-separated `CIDR`s (or addresses) of proxies whose X-Real-IP / X-Forwarded-For are believed for last-use records (default none: the peer address)"},
 			&cli.StringFlag{Name: "cookie", EnvVars: []string{"AMARETTI_COOKIE"}, Usage: "also read the token from the cookie `NAME`"},
 			&cli.DurationFlag{Name: "cache-ttl", Value: epoch.DefaultCacheTTL, EnvVars: []string{"AMARETTI_CACHE_TTL"}, Usage: "how long editor states are cached in process: the staleness bound when an invalidation is lost"},
 			&cli.IntFlag{Name: "cache-size", Value: epoch.DefaultCacheSize, EnvVars: []string{"AMARETTI_CACHE_SIZE"}, Usage: "most editor states cached in process"},
@@ -145,7 +146,11 @@ func serve(c *cli.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	s := &server{v: v, keys: keys, store: store, cache: cache, layer: layer, m: m, log: log, cookie: c.String("cookie"), maxBody: c.Int64("max-body"),
+	trusted, err := parseTrustedProxies(c.String("trusted-proxies"))
+	if err != nil {
+		return err
+	}
+	s := &server{trusted: trusted, v: v, keys: keys, store: store, cache: cache, layer: layer, m: m, log: log, cookie: c.String("cookie"), maxBody: c.Int64("max-body"),
 		issuer: issuer, tracker: tracker}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

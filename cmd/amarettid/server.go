@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -37,15 +38,19 @@ type server struct {
 	log     *slog.Logger
 	cookie  string
 	maxBody int64
+	// trusted are the proxies whose X-Real-IP / X-Forwarded-For are
+	// believed (--trusted-proxies); none by default.
+	trusted []netip.Prefix
+	// csrf guards state-changing requests authenticated by the cookie.
+	csrf *http.CrossOriginProtection
 }
 
 func (s *server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/verify", s.handleVerify)
 	mux.HandleFunc("POST /v1/verify", s.handleVerify)
-	// Forward auth answers any method: proxies send the original one, or GET.
-	mux.HandleFunc("/v1/auth", s.handleAuth)
-	mux.HandleFunc("/v1/auth/", s.handleAuth) // Envoy ext_authz appends the original path
+	// Forward auth (/v1/auth and below, any method: proxies send the
+	// original one, or GET) is routed in limits, before the mux.
 	mux.HandleFunc("POST /v1/admin/editors/{id}/touch", s.admin("admin:touch", func(ctx context.Context, id string) ([]epoch.Editor, error) {
 		e, err := s.store.Touch(ctx, id)
 		return []epoch.Editor{e}, err
@@ -75,6 +80,9 @@ func (s *server) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
+	if s.csrf == nil {
+		s.csrf = http.NewCrossOriginProtection()
+	}
 	return s.limits(mux)
 }
 
@@ -87,11 +95,17 @@ func (s *server) limits(next http.Handler) http.Handler {
 				if p == http.ErrAbortHandler {
 					panic(p)
 				}
-				s.log.Error("handler panicked", "path", r.URL.Path, "panic", fmt.Sprint(p))
+				// Neither the path nor the panic value: both may hold
+				// what the client sent.
+				s.log.Error("handler panicked")
 				writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal_error"})
 			}
 		}()
 		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
+		if isAuthPath(r.URL.EscapedPath()) {
+			s.handleAuth(w, r)
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
 }
@@ -105,27 +119,32 @@ type verifyBody struct {
 	Rights   []string `json:"rights"`
 }
 
-var (
-	errNoToken   = verifier.ErrNoToken
-	errTwoTokens = errors.New("more than one token in the request")
-)
+var errNoToken = verifier.ErrNoToken
+
+// errContextTwice: /v1/verify named the request's context in the query and
+// in the body.
+var errContextTwice = errors.New("request context in the query and the body")
 
 // requestToken finds the token of a request in the Authorization header or
-// the configured cookie, and (for /v1/verify) the JSON body. More than one
-// is a malformed request.
-func (s *server) requestToken(r *http.Request, body string) (string, error) {
+// the configured cookie, and (for /v1/verify) the JSON body, and says
+// whether it came from the cookie. More than one is
+// verifier.ErrSeveralTokens; an unreadable Authorization header
+// verifier.ErrMalformedAuthorization.
+func (s *server) requestToken(r *http.Request, body string) (string, bool, error) {
 	var found []string
 	tok, err := verifier.BearerToken(r)
 	switch {
 	case err == nil:
 		found = append(found, tok)
 	case !errors.Is(err, errNoToken):
-		return "", err
+		return "", false, err
 	}
+	fromCookie := false
 	if s.cookie != "" {
 		for _, c := range r.Cookies() {
 			if c.Name == s.cookie {
 				found = append(found, c.Value)
+				fromCookie = true
 			}
 		}
 	}
@@ -134,31 +153,59 @@ func (s *server) requestToken(r *http.Request, body string) (string, error) {
 	}
 	switch len(found) {
 	case 0:
-		return "", errNoToken
+		return "", false, errNoToken
 	case 1:
-		return found[0], nil
+		return found[0], fromCookie, nil
 	}
-	return "", errTwoTokens
+	return "", false, verifier.ErrSeveralTokens
+}
+
+// verifyQuery reads /v1/verify's context from the query: endpoint, method
+// and path at most once each, right any number of times, nothing else (a
+// token is never read from a URL).
+func verifyQuery(raw string) (verifyBody, error) {
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return verifyBody{}, fmt.Errorf("%w: the query is not readable", errBadBody)
+	}
+	for k, vs := range q {
+		switch {
+		case k == "right":
+		case k == "endpoint" || k == "method" || k == "path":
+			if len(vs) > 1 {
+				return verifyBody{}, fmt.Errorf("%w: a query parameter is repeated", errBadBody)
+			}
+		default:
+			return verifyBody{}, fmt.Errorf("%w: unknown query parameter (the query takes endpoint, method, path, right)", errBadBody)
+		}
+	}
+	return verifyBody{Endpoint: q.Get("endpoint"), Method: q.Get("method"), Path: q.Get("path"), Rights: q["right"]}, nil
 }
 
 func (s *server) handleVerify(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	defer func() { s.m.verifyLatency.Observe(time.Since(start).Seconds()) }()
 	var body verifyBody
-	if r.URL.RawQuery != "" {
-		q := r.URL.Query()
-		body = verifyBody{Endpoint: q.Get("endpoint"), Method: q.Get("method"), Path: q.Get("path"), Rights: q["right"]}
+	var raw []byte
+	var err error
+	if r.Method == http.MethodPost {
+		raw, err = readBody(r)
 	}
-	if r.Method == http.MethodPost && r.ContentLength != 0 {
-		dec := json.NewDecoder(r.Body)
-		dec.DisallowUnknownFields()
-		body = verifyBody{}
-		if err := dec.Decode(&body); err != nil || dec.More() {
-			s.deny(w, r, "verify", fmt.Errorf("unreadable JSON body: %v", err), badRequest("the body must be one JSON object: token, endpoint, method, path, rights"))
-			return
-		}
+	switch {
+	case err != nil:
+	case len(raw) > 0 && r.URL.RawQuery != "":
+		s.deny(w, r, "verify", errContextTwice, badRequest("name the request's context in the query or in the body, not both"))
+		return
+	case len(raw) > 0:
+		err = decodeStrict(raw, &body)
+	case r.URL.RawQuery != "":
+		body, err = verifyQuery(r.URL.RawQuery)
 	}
-	token, err := s.requestToken(r, body.Token)
+	if err != nil {
+		s.deny(w, r, "verify", err, badRequest(bodyProblem(err)))
+		return
+	}
+	token, _, err := s.requestToken(r, body.Token)
 	if err != nil {
 		s.denyTokenless(w, r, "verify", err, false)
 		return
@@ -170,74 +217,37 @@ func (s *server) handleVerify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.m.verifyAllowed.Inc()
-	s.tracker.Seen(id.TokenID, clientAddr(r))
+	s.tracker.Seen(id.TokenID, s.clientAddr(r))
 	identityHeaders(w, id)
 	writeJSON(w, http.StatusOK, id)
 }
 
-// handleAuth is forward auth for nginx auth_request, Traefik forwardAuth and
-// Envoy ext_authz: 200 with X-Amaretti-* headers, or 401/403/503 — never
-// 400, which nginx would turn into a 500.
-func (s *server) handleAuth(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	defer func() { s.m.authLatency.Observe(time.Since(start).Seconds()) }()
-	token, err := s.requestToken(r, "")
-	if err != nil {
-		s.denyTokenless(w, r, "auth", err, true)
-		return
-	}
-	id, err := s.v.Verify(r.Context(), token, forwardedRequest(r))
-	if err != nil {
-		s.deny(w, r, "auth", err, verifier.ProblemFor(err))
-		return
-	}
-	s.m.authAllowed.Inc()
-	s.tracker.Seen(id.TokenID, clientAddr(r))
-	identityHeaders(w, id)
-	w.WriteHeader(http.StatusOK)
+// bodyProblem is the client's description of an errBadBody: its fixed text.
+func bodyProblem(err error) string {
+	return strings.TrimPrefix(err.Error(), errBadBody.Error()+": ")
 }
 
-// forwardedRequest is the original request a proxy asks about: nginx sets
-// X-Original-Method and X-Original-URI (in its configuration), Traefik
-// X-Forwarded-Method and X-Forwarded-Uri, and Envoy sends the original method
-// and appends the original path to /v1/auth. Proxies must set these headers
-// themselves, overriding any a client sent.
-func forwardedRequest(r *http.Request) caveat.Request {
-	method := first(r.Header.Get("X-Original-Method"), r.Header.Get("X-Forwarded-Method"))
-	uri := first(r.Header.Get("X-Original-URI"), r.Header.Get("X-Forwarded-Uri"))
-	if rest, ok := strings.CutPrefix(r.URL.Path, "/v1/auth/"); ok && uri == "" {
-		uri, method = "/"+rest, first(method, r.Method)
-	}
-	path := ""
-	if uri != "" {
-		if u, err := url.ParseRequestURI(uri); err == nil {
-			path = u.Path
-		} else {
-			path = "\x00" // unparsable: no path caveat can allow it
-		}
-	}
-	return caveat.Request{Method: strings.ToUpper(method), Path: path}
-}
+// unrestricted is the X-Amaretti-Rights value of a token whose caveats do
+// not restrict rights (its editor's role still bounds them). The header is
+// always sent on allow, so that its absence never means "all rights".
+const unrestricted = "*"
 
-func first(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
-}
-
+// identityHeaders are the X-Amaretti-* headers of an allowed request, every
+// one always sent (empty when the identity has no such field), so that a
+// proxy copying them replaces whatever a client sent. Keys in canonical
+// form, assigned directly: Header.Set would canonicalise each on every
+// request.
 func identityHeaders(w http.ResponseWriter, id verifier.Identity) {
-	// Keys in canonical form, assigned directly: Header.Set would
-	// canonicalise each on every request.
 	h := w.Header()
 	h["X-Amaretti-Editor-Id"] = []string{id.EditorID}
+	h["X-Amaretti-Username"] = []string{id.Username}
 	h["X-Amaretti-Role"] = []string{string(id.Role)}
 	h["X-Amaretti-Token-Id"] = []string{id.TokenID}
+	rights := unrestricted
 	if id.Rights != nil {
-		h["X-Amaretti-Rights"] = []string{strings.Join(id.Rights, ",")}
+		rights = strings.Join(id.Rights, ",")
 	}
+	h["X-Amaretti-Rights"] = []string{rights}
 	h["Cache-Control"] = []string{"no-store"}
 }
 
@@ -247,27 +257,58 @@ func badRequest(desc string) verifier.Problem {
 
 // denyTokenless answers a request whose token could not be read: 401 with
 // a bare challenge when there is none, 400 (401 for forward auth) when the
-// request is ambiguous.
+// request carries two tokens or a malformed Authorization header.
 func (s *server) denyTokenless(w http.ResponseWriter, r *http.Request, handler string, err error, forward bool) {
 	if errors.Is(err, errNoToken) {
 		s.m.verifications.WithLabelValues(handler, "no_token").Inc()
 		verifier.WriteProblem(w, realm, verifier.Problem{Status: http.StatusUnauthorized})
 		return
 	}
-	p := badRequest("send one bearer token, in the Authorization header, the cookie or the body")
+	p := badRequest(`the Authorization header must be "Bearer", one or more spaces and the token`)
+	if errors.Is(err, verifier.ErrSeveralTokens) {
+		p = badRequest("two tokens: send one, in the Authorization header, the cookie or the body")
+	}
 	if forward {
 		p.Status = http.StatusUnauthorized
 	}
 	s.deny(w, r, handler, err, p)
 }
 
+// reasons are the sentinels a denial is logged by, most specific first.
+// Their texts are fixed: a denial's full error may repeat what the client
+// sent (a right, a path, an endpoint), which never reaches a log line.
+var reasons = []error{
+	verifier.ErrInternal, verifier.ErrMalformed, verifier.ErrUnknownKey, verifier.ErrRetiredKey,
+	verifier.ErrBadSignature, verifier.ErrExpired, verifier.ErrNotYetValid, epoch.ErrLocked,
+	epoch.ErrTokenRevoked, verifier.ErrRevoked, verifier.ErrUnknownEditor, verifier.ErrInactiveEditor,
+	verifier.ErrUnavailable, verifier.ErrRoleForbids, verifier.ErrCaveatNotSatisfied,
+	verifier.ErrSeveralTokens, verifier.ErrMalformedAuthorization, errContext, errContextTwice,
+	errCrossOrigin, errNotJSON,
+}
+
+// reasonOf is the fixed text a denial is logged with.
+func reasonOf(err error) string {
+	for _, r := range reasons {
+		if errors.Is(err, r) {
+			return r.Error()
+		}
+	}
+	if errors.Is(err, errBadBody) {
+		return err.Error() // fixed sentences by construction
+	}
+	return "denied"
+}
+
+// deny answers a refused request and logs one line: the handler, the
+// status, the reason (a fixed text), and the token and editor ids when
+// they are known — never what the client sent.
 func (s *server) deny(w http.ResponseWriter, r *http.Request, handler string, err error, p verifier.Problem) {
 	outcome := p.Code
 	if outcome == "" {
 		outcome = "denied"
 	}
 	s.m.verifications.WithLabelValues(handler, outcome).Inc()
-	attrs := []slog.Attr{slog.String("handler", handler), slog.Int("status", p.Status), slog.String("reason", err.Error())}
+	attrs := []slog.Attr{slog.String("handler", handler), slog.Int("status", p.Status), slog.String("reason", reasonOf(err))}
 	var d *verifier.Denial
 	if errors.As(err, &d) {
 		attrs = append(attrs, slog.String("token_id", d.TokenID), slog.String("editor_id", d.EditorID))
@@ -292,13 +333,13 @@ func (s *server) admin(right string, change func(ctx context.Context, id string)
 			writeJSON(w, http.StatusNotFound, map[string]string{"error": "not_found", "error_description": "unknown editor"})
 			return
 		case err != nil:
-			s.log.Error("admin change failed", "editor_id", target, "err", err)
+			s.log.Error("admin change failed", "action", right, "by", caller.EditorID, "err", err)
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable", "error_description": "the store could not make the change"})
 			return
 		}
 		s.m.verifications.WithLabelValues("admin", "allowed").Inc()
 		s.announce(r.Context(), target, editors)
-		s.log.Info("epoch changed", "path", r.URL.Path, "by", caller.EditorID, "token_id", caller.TokenID, "editors", len(editors))
+		s.log.Info("epoch changed", "action", right, "by", caller.EditorID, "token_id", caller.TokenID, "editors", len(editors))
 		if target != "" {
 			writeJSON(w, http.StatusOK, editorJSON(editors[0]))
 			return
@@ -328,7 +369,7 @@ func (s *server) handleTouchSelf(w http.ResponseWriter, r *http.Request) {
 	}
 	s.m.verifications.WithLabelValues("self", "allowed").Inc()
 	s.announce(r.Context(), e.ID, []epoch.Editor{e})
-	s.log.Info("epoch changed", "path", r.URL.Path, "by", caller.EditorID, "token_id", caller.TokenID, "editors", 1)
+	s.log.Info("epoch changed", "action", "self touch", "by", caller.EditorID, "token_id", caller.TokenID, "editors", 1)
 	writeJSON(w, http.StatusOK, editorJSON(e))
 }
 

@@ -1,10 +1,10 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
-	"net"
+	"fmt"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -18,6 +18,20 @@ import (
 // tokenRight is the right a token needs to manage API tokens, when it
 // restricts rights at all.
 const tokenRight = "tokens"
+
+// adminTokensRight is the right a token needs, besides an admin role, to
+// reach other editors' tokens (list, revoke, warn about expiry), when it
+// restricts rights at all.
+const adminTokensRight = "admin:tokens"
+
+var (
+	// errCrossOrigin: a state-changing request authenticated by the cookie
+	// came from another origin (http.CrossOriginProtection).
+	errCrossOrigin = errors.New("cross-origin request with the cookie")
+	// errNotJSON: a cookie-authenticated request with a body that is not
+	// declared application/json (a form a browser could send cross-site).
+	errNotJSON = errors.New("cookie-authenticated body is not application/json")
+)
 
 // tokenJSON is a registry row as the API shows it (never the secret), and
 // whether it is live now.
@@ -42,14 +56,27 @@ func apiError(w http.ResponseWriter, status int, code, desc string) {
 }
 
 // caller verifies the token of a request to the handler (a metrics label)
-// for the given rights, answering the request itself when it fails.
+// for the given rights, answering the request itself when it fails. A
+// state-changing request authenticated by the cookie must come from the
+// daemon's own origin (http.CrossOriginProtection) and declare any body
+// application/json: a browser cannot send either cross-site without CORS.
 func (s *server) caller(w http.ResponseWriter, r *http.Request, handler string, rights ...string) (verifier.Identity, string, bool) {
-	token, err := s.requestToken(r, "")
+	token, fromCookie, err := s.requestToken(r, "")
 	if err != nil {
 		s.denyTokenless(w, r, handler, err, false)
 		return verifier.Identity{}, "", false
 	}
-	id, err := s.v.Verify(r.Context(), token, caveat.Request{Method: r.Method, Path: r.URL.Path, Rights: rights})
+	if fromCookie {
+		if err := s.csrf.Check(r); err != nil {
+			s.deny(w, r, handler, errCrossOrigin, verifier.Problem{Status: http.StatusForbidden, Code: "invalid_request", Description: "cross-origin request refused"})
+			return verifier.Identity{}, "", false
+		}
+		if r.ContentLength != 0 && r.Method != http.MethodGet && r.Method != http.MethodHead && !isJSON(r) {
+			s.deny(w, r, handler, errNotJSON, verifier.Problem{Status: http.StatusUnsupportedMediaType, Code: "invalid_request", Description: "the body must be application/json"})
+			return verifier.Identity{}, "", false
+		}
+	}
+	id, err := s.v.Verify(r.Context(), token, caveat.Request{Method: verifier.RequestMethod(r), Path: r.URL.Path, Rights: rights})
 	if err != nil {
 		s.deny(w, r, handler, err, verifier.ProblemFor(err))
 		return verifier.Identity{}, "", false
@@ -61,20 +88,34 @@ func isAdmin(id verifier.Identity) bool {
 	return id.Role == epoch.RoleAdmin || id.Role == epoch.RoleSuperuser
 }
 
+// crossEditor reports whether the caller may reach other editors' tokens:
+// an admin (or superuser) editor, with admin:tokens when the token
+// restricts rights.
+func crossEditor(id verifier.Identity) bool {
+	return isAdmin(id) && id.Can(adminTokensRight)
+}
+
+// decodeBody decodes a request's JSON body, if any, into v strictly
+// (decodeStrict). Its errors wrap errBadBody.
 func decodeBody(r *http.Request, v any) error {
-	if r.ContentLength == 0 {
-		return nil
-	}
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	raw, err := readBody(r)
+	if err != nil {
 		return err
 	}
-	if dec.More() {
-		return errors.New("trailing data")
-	}
-	return nil
+	return decodeStrict(raw, v)
 }
+
+// validRights: every right is a right name (caveat.ValidRight).
+func validRights(rights []string) bool {
+	for _, r := range rights {
+		if !caveat.ValidRight(r) {
+			return false
+		}
+	}
+	return true
+}
+
+const badRights = "rights must be names of lower-case letters, digits, and _ . : - (at most 64 characters)"
 
 // handleCreateToken: POST /v1/tokens {name, description, rights, expires_in}.
 func (s *server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
@@ -90,12 +131,21 @@ func (s *server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 		ExpiresIn   string   `json:"expires_in"`
 	}
 	if err := decodeBody(r, &body); err != nil {
-		apiError(w, http.StatusBadRequest, "invalid_request", "the body must be JSON: name, description, rights, endpoint, expires_in")
+		apiError(w, http.StatusBadRequest, "invalid_request", bodyProblem(err)+" (the body is JSON: name, description, rights, endpoint, expires_in)")
 		return
 	}
 	ttl, ok := positiveDuration(body.ExpiresIn)
 	if !ok {
 		apiError(w, http.StatusBadRequest, "invalid_request", "expires_in must be a positive duration such as 720h")
+		return
+	}
+	if !validRights(body.Rights) {
+		apiError(w, http.StatusBadRequest, "invalid_request", badRights)
+		return
+	}
+	if err := sqlite.CheckTokenText(body.Name, body.Description); err != nil {
+		// Its messages are fixed sentences: they state the rule, not the value.
+		apiError(w, http.StatusBadRequest, "invalid_request", strings.TrimPrefix(err.Error(), sqlite.ErrInvalidToken.Error()+": "))
 		return
 	}
 	secret, row, err := s.issuer.Create(r.Context(), apitoken.Request{
@@ -107,25 +157,28 @@ func (s *server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusConflict, "conflict", "you already have a live token of that name")
 		return
 	case errors.Is(err, apitoken.ErrRightNotAllowed):
-		apiError(w, http.StatusForbidden, "insufficient_scope", err.Error())
+		apiError(w, http.StatusForbidden, "insufficient_scope", "a right asked for is not allowed to this editor or token")
 		return
 	case errors.Is(err, apitoken.ErrInvalid):
-		apiError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		// Its message may repeat a value the client sent: not answered,
+		// not logged.
+		apiError(w, http.StatusBadRequest, "invalid_request", "the name, description, rights, endpoint or lifetime is not valid")
 		return
 	case err != nil:
 		s.log.Error("creating an api token failed", "editor_id", caller.EditorID, "err", err)
 		apiError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the token could not be created")
 		return
 	}
-	s.log.Info("api token created", "editor_id", caller.EditorID, "token_id", row.TokenID, "name", row.Name)
+	s.log.Info("api token created", "editor_id", caller.EditorID, "token_id", row.TokenID)
 	writeJSON(w, http.StatusCreated, struct {
 		Token string `json:"token"`
 		tokenJSON
 	}{secret, rowJSON(row, time.Now())})
 }
 
-// handleListTokens: GET /v1/tokens — the caller's; an admin may ask for
-// ?editor_id=ID or ?editor_id=* (everyone's).
+// handleListTokens: GET /v1/tokens — the caller's; an admin (with
+// admin:tokens when the token restricts rights) may ask for ?editor_id=ID or
+// ?editor_id=* (everyone's).
 func (s *server) handleListTokens(w http.ResponseWriter, r *http.Request) {
 	caller, _, ok := s.caller(w, r, "tokens", tokenRight)
 	if !ok {
@@ -133,8 +186,8 @@ func (s *server) handleListTokens(w http.ResponseWriter, r *http.Request) {
 	}
 	editor := caller.EditorID
 	if q := r.URL.Query().Get("editor_id"); q != "" && q != caller.EditorID {
-		if !isAdmin(caller) {
-			apiError(w, http.StatusForbidden, "insufficient_scope", "only admins list other editors' tokens")
+		if !crossEditor(caller) {
+			apiError(w, http.StatusForbidden, "insufficient_scope", "listing other editors' tokens needs an admin and, for a token that restricts rights, admin:tokens")
 			return
 		}
 		editor = q
@@ -156,8 +209,8 @@ func (s *server) handleListTokens(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleExpiring: GET /v1/tokens/expiring?within=168h — the caller's live
-// tokens that expire within the window (everyone's, for an admin), to warn
-// their owners.
+// tokens that expire within the window (everyone's, for an admin with
+// admin:tokens when the token restricts rights), to warn their owners.
 func (s *server) handleExpiring(w http.ResponseWriter, r *http.Request) {
 	caller, _, ok := s.caller(w, r, "tokens", tokenRight)
 	if !ok {
@@ -179,7 +232,7 @@ func (s *server) handleExpiring(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	out := []tokenJSON{}
 	for _, t := range rows {
-		if t.EditorID == caller.EditorID || isAdmin(caller) {
+		if t.EditorID == caller.EditorID || crossEditor(caller) {
 			out = append(out, rowJSON(t, now))
 		}
 	}
@@ -187,7 +240,8 @@ func (s *server) handleExpiring(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleRevokeToken: DELETE /v1/tokens/{id} — the caller's own, or any for
-// an admin. Someone else's token is "not found" to a non-admin.
+// an admin (with admin:tokens when the token restricts rights). Someone
+// else's token is "not found" to anyone else.
 func (s *server) handleRevokeToken(w http.ResponseWriter, r *http.Request) {
 	caller, _, ok := s.caller(w, r, "tokens", tokenRight)
 	if !ok {
@@ -195,7 +249,7 @@ func (s *server) handleRevokeToken(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.PathValue("id")
 	row, err := s.store.Token(r.Context(), id)
-	if errors.Is(err, sqlite.ErrTokenNotFound) || err == nil && row.EditorID != caller.EditorID && !isAdmin(caller) {
+	if errors.Is(err, sqlite.ErrTokenNotFound) || err == nil && row.EditorID != caller.EditorID && !crossEditor(caller) {
 		apiError(w, http.StatusNotFound, "not_found", "no such token")
 		return
 	}
@@ -229,7 +283,11 @@ func (s *server) handleExchange(w http.ResponseWriter, r *http.Request) {
 		TTL    string   `json:"ttl"`
 	}
 	if err := decodeBody(r, &body); err != nil {
-		apiError(w, http.StatusBadRequest, "invalid_request", "the body must be JSON: rights, ttl")
+		apiError(w, http.StatusBadRequest, "invalid_request", bodyProblem(err)+" (the body is JSON: rights, ttl)")
+		return
+	}
+	if !validRights(body.Rights) {
+		apiError(w, http.StatusBadRequest, "invalid_request", badRights)
 		return
 	}
 	ttl, ok := positiveDuration(body.TTL)
@@ -240,7 +298,10 @@ func (s *server) handleExchange(w http.ResponseWriter, r *http.Request) {
 	m, err := s.issuer.Exchange(r.Context(), apitoken.Parent{Token: token, Identity: parent}, body.Rights, ttl)
 	switch {
 	case errors.Is(err, apitoken.ErrRightNotAllowed):
-		apiError(w, http.StatusForbidden, "insufficient_scope", err.Error())
+		apiError(w, http.StatusForbidden, "insufficient_scope", "a right asked for is not allowed to the token")
+		return
+	case errors.Is(err, apitoken.ErrInvalid):
+		apiError(w, http.StatusBadRequest, "invalid_request", "the rights or lifetime asked for are not valid")
 		return
 	case errors.Is(err, apitoken.ErrInvalid):
 		apiError(w, http.StatusBadRequest, "invalid_request", err.Error())
@@ -250,23 +311,94 @@ func (s *server) handleExchange(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "could not mint")
 		return
 	}
-	s.tracker.Seen(parent.TokenID, clientAddr(r))
+	s.tracker.Seen(parent.TokenID, s.clientAddr(r))
 	writeJSON(w, http.StatusCreated, map[string]any{"token": m.Token, "token_id": m.TokenID, "expires": m.Expires, "parent_token_id": parent.TokenID})
 }
 
-// clientAddr is where a request came from, for last-use records: the
-// address a proxy reports (X-Real-IP, then the first X-Forwarded-For), or
-// the connection's peer.
-func clientAddr(r *http.Request) string {
-	if ip := r.Header.Get("X-Real-IP"); ip != "" {
-		return ip
+// clientAddr is where a request came from, for last-use records: a
+// validated IP address, never text a client chose. The connection's peer,
+// unless the peer is a trusted proxy (--trusted-proxies): then the address
+// it reports in X-Real-IP, or else the nearest untrusted address of
+// X-Forwarded-For (read from the right: entries to the left of a trusted
+// proxy's are the client's to write). Anything unreadable gives the peer.
+func (s *server) clientAddr(r *http.Request) string {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return "" // not a TCP peer (tests); nothing trustworthy to record
 	}
-	if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
-		first, _, _ := strings.Cut(xff, ",")
-		return strings.TrimSpace(first)
+	peer := ap.Addr().Unmap()
+	if !s.trustedProxy(peer) {
+		return peer.String()
 	}
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
+	if vals := r.Header.Values("X-Real-Ip"); len(vals) > 0 {
+		if ip, ok := parseIP(strings.TrimSpace(vals[0])); ok && len(vals) == 1 {
+			return ip.String()
+		}
+		return peer.String()
 	}
-	return r.RemoteAddr
+	var hops []string
+	for _, v := range r.Header.Values("X-Forwarded-For") {
+		hops = append(hops, strings.Split(v, ",")...)
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		ip, ok := parseIP(strings.TrimSpace(hops[i]))
+		if !ok {
+			return peer.String()
+		}
+		if !s.trustedProxy(ip) {
+			return ip.String()
+		}
+	}
+	return peer.String()
 }
+
+// parseIP accepts a plain IPv4 or IPv6 address (no zone, no port).
+func parseIP(v string) (netip.Addr, bool) {
+	ip, err := netip.ParseAddr(v)
+	if err != nil || ip.Zone() != "" {
+		return netip.Addr{}, false
+	}
+	return ip.Unmap(), true
+}
+
+func (s *server) trustedProxy(ip netip.Addr) bool {
+	for _, p := range s.trusted {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseTrustedProxies reads --trusted-proxies: a comma-separated list of
+// CIDR prefixes or single addresses ("" for none).
+func parseTrustedProxies(v string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !strings.Contains(f, "/") {
+			ip, ok := parseIP(f)
+			if !ok {
+				return nil, fmt.Errorf("%w: %q is not an IP address or CIDR prefix", errBadProxy, f)
+			}
+			out = append(out, netip.PrefixFrom(ip, ip.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil || p.Addr().Zone() != "" {
+			return nil, fmt.Errorf("%w: %q is not an IP address or CIDR prefix", errBadProxy, f)
+		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 { // ::ffff:10.0.0.0/104 is 10.0.0.0/8
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// errBadProxy: --trusted-proxies holds something that is not an address or
+// a prefix.
+var errBadProxy = errors.New("--trusted-proxies")

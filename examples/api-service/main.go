@@ -137,8 +137,11 @@ func newServer(v *verifier.Verifier, tracker *apitoken.Tracker, trustProxy bool,
 				writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "no identity from the proxy"})
 				return
 			}
+			// X-Amaretti-Rights is always set by amarettid: "*" means the
+			// token does not restrict rights (the role still bounds them).
 			writeJSON(w, http.StatusOK, map[string]string{
-				"editor_id": id, "role": r.Header.Get("X-Amaretti-Role"), "token_id": r.Header.Get("X-Amaretti-Token-Id"),
+				"editor_id": id, "username": r.Header.Get("X-Amaretti-Username"), "role": r.Header.Get("X-Amaretti-Role"),
+				"token_id": r.Header.Get("X-Amaretti-Token-Id"), "rights": r.Header.Get("X-Amaretti-Rights"),
 			})
 		})
 	}
