@@ -383,7 +383,7 @@ func (s *server) announce(ctx context.Context, target string, editors []epoch.Ed
 	}
 	if s.layer != nil {
 		if err := s.layer.Announce(ctx, editors...); err != nil {
-			s.log.Warn("change saved but not announced; verifiers see it within their cache TTL", "err", err)
+			s.log.Warn("change saved but not announced; verifiers see it within their poll interval (--poll)", "err", err)
 		}
 	}
 }

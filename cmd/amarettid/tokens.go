@@ -156,6 +156,10 @@ func (s *server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, sqlite.ErrNameTaken):
 		apiError(w, http.StatusConflict, "conflict", "you already have a live token of that name")
 		return
+	case errors.Is(err, sqlite.ErrTooManyTokens):
+		// Fixed sentences of the store, naming counts and the remedy only.
+		apiError(w, http.StatusConflict, "too_many_tokens", strings.TrimPrefix(err.Error(), sqlite.ErrTooManyTokens.Error()+": "))
+		return
 	case errors.Is(err, apitoken.ErrRightNotAllowed):
 		apiError(w, http.StatusForbidden, "insufficient_scope", "a right asked for is not allowed to this editor or token")
 		return
@@ -302,9 +306,6 @@ func (s *server) handleExchange(w http.ResponseWriter, r *http.Request) {
 		return
 	case errors.Is(err, apitoken.ErrInvalid):
 		apiError(w, http.StatusBadRequest, "invalid_request", "the rights or lifetime asked for are not valid")
-		return
-	case errors.Is(err, apitoken.ErrInvalid):
-		apiError(w, http.StatusBadRequest, "invalid_request", err.Error())
 		return
 	case err != nil:
 		s.log.Error("exchange failed", "token_id", parent.TokenID, "err", err)
