@@ -66,6 +66,8 @@ func app(stdout, stderr io.Writer) *cli.App {
 			&cli.DurationFlag{Name: "skew", Value: caveat.DefaultSkew, EnvVars: []string{"AMARETTI_SKEW"}, Usage: "how far in the future a token's creation time may lie"},
 			&cli.Int64Flag{Name: "max-body", Value: 64 << 10, EnvVars: []string{"AMARETTI_MAX_BODY"}, Usage: "largest request body, in bytes"},
 			&cli.DurationFlag{Name: "last-use-interval", Value: time.Minute, EnvVars: []string{"AMARETTI_LAST_USE_INTERVAL"}, Usage: "record API tokens' last use at most this often per token, in one batch (a crash loses at most this much)"},
+			&cli.IntFlag{Name: "max-live-tokens", Value: sqlite.DefaultMaxLiveTokens, EnvVars: []string{"AMARETTI_MAX_LIVE_TOKENS"}, Usage: "most live API tokens one editor may hold; creating another is refused (409)"},
+			&cli.IntFlag{Name: "max-revoked-tokens", Value: sqlite.DefaultMaxRevokedTokens, EnvVars: []string{"AMARETTI_MAX_REVOKED_TOKENS"}, Usage: "most revoked, unexpired API tokens an editor's state lists; at the limit, creating tokens is refused until a touch clears the list (revoking is never refused)"},
 			&cli.DurationFlag{Name: "keys-reload", Value: 30 * time.Second, EnvVars: []string{"AMARETTI_KEYS_RELOAD"}, Usage: "re-read the key directory this often (and on SIGHUP), to pick up rotations and retirements; 0 for SIGHUP only"},
 		},
 		Action: func(c *cli.Context) error {
@@ -84,7 +86,10 @@ func serve(c *cli.Context, log *slog.Logger) error {
 	if _, err := os.Stat(c.String("db")); err != nil {
 		return fmt.Errorf("database %s: %w (run \"amaretti init\")", c.String("db"), err)
 	}
-	store, err := sqlite.Open(ctx, c.String("db"))
+	if c.Int("max-live-tokens") <= 0 || c.Int("max-revoked-tokens") <= 0 {
+		return fmt.Errorf("--max-live-tokens and --max-revoked-tokens must be positive")
+	}
+	store, err := sqlite.Open(ctx, c.String("db"), sqlite.WithTokenLimits(c.Int("max-live-tokens"), c.Int("max-revoked-tokens")))
 	if err != nil {
 		return err
 	}
