@@ -125,6 +125,7 @@ func serve(c *cli.Context, log *slog.Logger) error {
 		return err
 	}
 	m := newMetrics(cache, layer)
+	m.follow(follower)
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	followerDone := make(chan struct{})

@@ -63,3 +63,23 @@ func newMetrics(cache *epoch.Cache, layer *rediscache.Layer) *metrics {
 	}
 	return m
 }
+
+// follow exports the change-log follower's position and health.
+func (m *metrics) follow(f *epoch.Follower) {
+	gauge := func(name, help string, v func() float64) {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, v))
+	}
+	counter := func(name, help string, v func() float64) {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, v))
+	}
+	gauge("amaretti_changelog_current", "1 while the change log is followed (caches in use), 0 while caches are bypassed.", func() float64 {
+		if f.Current() {
+			return 1
+		}
+		return 0
+	})
+	gauge("amaretti_changelog_head", "The newest change-log position this daemon has read.", func() float64 { return float64(f.Stats().Head) })
+	gauge("amaretti_changelog_window", "Changes remembered to judge shared-cache values (bounded by the change rate over --redis-ttl + 5s).", func() float64 { return float64(f.Stats().Window) })
+	counter("amaretti_changelog_polls_total", "Reads of the change log.", func() float64 { return float64(f.Stats().Polls) })
+	counter("amaretti_changelog_errors_total", "Failed reads of the change log.", func() float64 { return float64(f.Stats().Errors) })
+}

@@ -60,6 +60,7 @@ func TestLostInvalidation(t *testing.T) {
 	const ttl = 500 * time.Millisecond
 	a := d.start("--cache-ttl", ttl.String())
 	waitUntil(t, "feed up", 5*time.Second, func() bool { return a.metric(t, "amaretti_invalidation_feed_up") == "1" })
+	waitUntil(t, "change log followed", 5*time.Second, func() bool { return a.metric(t, "amaretti_changelog_current") == "1" })
 	m := d.minter()
 	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr()})
 	defer rdb.Close()
