@@ -489,10 +489,14 @@ func TestRedisLogsAreJSON(t *testing.T) {
 	if got := a.status(t, tok); got != 200 {
 		t.Fatalf("verify with Redis down: %d", got)
 	}
-	waitUntil(t, "a go-redis line in the log", 10*time.Second, func() bool {
-		return strings.Contains(a.Log(), `"component":"go-redis"`)
+	// go-redis says so in either form: our JSON record or its own text.
+	waitUntil(t, "go-redis's dial failure in the log", 10*time.Second, func() bool {
+		return strings.Contains(a.Log(), "connection pool: failed to dial")
 	})
 	checkJSONLog(t, a.Log(), password)
+	if !strings.Contains(a.Log(), `"level":"WARN","msg":"connection pool: failed to dial`) || !strings.Contains(a.Log(), `"component":"go-redis"`) {
+		t.Errorf("go-redis's line is not a warn record of component go-redis:\n%s", a.Log())
+	}
 }
 
 // checkJSONLog fails unless every line of log is a JSON object and none
