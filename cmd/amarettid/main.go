@@ -7,6 +7,10 @@
 //	POST /v1/admin/touch-all
 //	GET /healthz, /readyz, /metrics
 //
+// With --tls-cert and --tls-key it serves HTTPS, re-reading the pair on
+// SIGHUP; with --admin-listen, /metrics and /v1/admin/... move to a second
+// listener (see listen.go).
+//
 // Configuration is by flags or AMARETTI_* environment variables; see
 // amarettid --help. Logs are JSON on stderr.
 package main
