@@ -14,13 +14,23 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/amaretti-auth/amaretti/internal/redislog"
+	"github.com/redis/go-redis/v9"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// go-redis logs through a package-level logger of its own, as plain
+	// "redis: <date> pool.go:770: ..." lines on stderr. It is global state
+	// of go-redis, so it is set here, once, before anything dials Redis:
+	// its lines go through slog at warn level, with URL credentials
+	// redacted (see internal/redislog).
+	redis.SetLogger(redislog.New(slog.New(slog.NewTextHandler(os.Stderr, nil))))
 	code := run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)

@@ -7,6 +7,10 @@
 //	POST /v1/admin/touch-all
 //	GET /healthz, /readyz, /metrics
 //
+// With --tls-cert and --tls-key it serves HTTPS, re-reading the pair on
+// SIGHUP; with --admin-listen, /metrics and /v1/admin/... move to a second
+// listener (see listen.go).
+//
 // Configuration is by flags or AMARETTI_* environment variables; see
 // amarettid --help. Logs are JSON on stderr.
 package main
@@ -16,9 +20,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -29,21 +32,35 @@ import (
 	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/epoch/rediscache"
 	"github.com/amaretti-auth/amaretti/epoch/sqlite"
+	"github.com/amaretti-auth/amaretti/internal/redislog"
 	"github.com/amaretti-auth/amaretti/macaroon"
 	"github.com/amaretti-auth/amaretti/verifier"
+	"github.com/redis/go-redis/v9"
 	"github.com/urfave/cli/v2"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := app(os.Stdout, os.Stderr).RunContext(ctx, os.Args); err != nil {
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	// go-redis logs through a package-level logger of its own, as plain
+	// "redis: <date> pool.go:770: ..." lines on stderr. It is global state
+	// of go-redis, so it is set here, once, before anything dials Redis:
+	// its lines become JSON records at warn level, with URL credentials
+	// redacted (see internal/redislog).
+	redis.SetLogger(redislog.New(log))
+	err := app(os.Stdout, os.Stderr, log).RunContext(ctx, os.Args)
+	stop()
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "amarettid: %v\n", err)
+		if errors.Is(err, errUsage) {
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
 }
 
-func app(stdout, stderr io.Writer) *cli.App {
+// app is the command line; log receives the daemon's JSON logs.
+func app(stdout, stderr io.Writer, log *slog.Logger) *cli.App {
 	return &cli.App{
 		Name:            "amarettid",
 		Usage:           "verify amaretti tokens over HTTP, as an API and as a forward-auth backend for proxies",
@@ -51,7 +68,7 @@ func app(stdout, stderr io.Writer) *cli.App {
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
 		ExitErrHandler:  func(*cli.Context, error) {},
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", EnvVars: []string{"AMARETTI_LISTEN"}, Usage: "`ADDR` to listen on"},
 			&cli.StringFlag{Name: "db", Value: "./amaretti.db", EnvVars: []string{"AMARETTI_DB"}, Usage: "SQLite database `FILE` made by amaretti init"},
 			&cli.StringFlag{Name: "keys", Value: "./keys", EnvVars: []string{"AMARETTI_KEYS"}, Usage: "root key `DIR`ectory"},
@@ -69,9 +86,8 @@ func app(stdout, stderr io.Writer) *cli.App {
 			&cli.IntFlag{Name: "max-live-tokens", Value: sqlite.DefaultMaxLiveTokens, EnvVars: []string{"AMARETTI_MAX_LIVE_TOKENS"}, Usage: "most live API tokens one editor may hold; creating another is refused (409)"},
 			&cli.IntFlag{Name: "max-revoked-tokens", Value: sqlite.DefaultMaxRevokedTokens, EnvVars: []string{"AMARETTI_MAX_REVOKED_TOKENS"}, Usage: "most revoked, unexpired API tokens an editor's state lists; at the limit, creating tokens is refused until a touch clears the list (revoking is never refused)"},
 			&cli.DurationFlag{Name: "keys-reload", Value: 30 * time.Second, EnvVars: []string{"AMARETTI_KEYS_RELOAD"}, Usage: "re-read the key directory this often (and on SIGHUP), to pick up rotations and retirements; 0 for SIGHUP only"},
-		},
+		}, listenFlags()...),
 		Action: func(c *cli.Context) error {
-			log := slog.New(slog.NewJSONHandler(stderr, nil))
 			return serve(c, log)
 		},
 	}
@@ -79,17 +95,18 @@ func app(stdout, stderr io.Writer) *cli.App {
 
 func serve(c *cli.Context, log *slog.Logger) error {
 	ctx := c.Context
-	keys, err := macaroon.OpenKeyStore(c.String("keys"))
+	cert, err := tlsOptions(c)
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(c.String("db")); err != nil {
-		return fmt.Errorf("database %s: %w (run \"amaretti init\")", c.String("db"), err)
+	keys, err := openKeys(c.String("keys"))
+	if err != nil {
+		return err
 	}
 	if c.Int("max-live-tokens") <= 0 || c.Int("max-revoked-tokens") <= 0 {
 		return fmt.Errorf("--max-live-tokens and --max-revoked-tokens must be positive")
 	}
-	store, err := sqlite.Open(ctx, c.String("db"), sqlite.WithTokenLimits(c.Int("max-live-tokens"), c.Int("max-revoked-tokens")))
+	store, err := openStore(ctx, c.String("db"), sqlite.WithTokenLimits(c.Int("max-live-tokens"), c.Int("max-revoked-tokens")))
 	if err != nil {
 		return err
 	}
@@ -158,35 +175,50 @@ func serve(c *cli.Context, log *slog.Logger) error {
 	}
 	s := &server{trusted: trusted, v: v, keys: keys, store: store, cache: cache, layer: layer, m: m, log: log, cookie: c.String("cookie"), maxBody: c.Int64("max-body"),
 		issuer: issuer, tracker: tracker}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	go keys.KeepLoaded(watchCtx, c.Duration("keys-reload"), hup, log)
+	// SIGHUP re-reads the key store and the TLS certificate: the signal
+	// package delivers it to each channel.
+	keysHUP := make(chan os.Signal, 1)
+	signal.Notify(keysHUP, syscall.SIGHUP)
+	defer signal.Stop(keysHUP)
+	go keys.KeepLoaded(watchCtx, c.Duration("keys-reload"), keysHUP, log)
+	if cert != nil {
+		tlsHUP := make(chan os.Signal, 1)
+		signal.Notify(tlsHUP, syscall.SIGHUP)
+		defer signal.Stop(tlsHUP)
+		go cert.keepLoaded(watchCtx, tlsHUP, log)
+	}
 
-	ln, err := net.Listen("tcp", c.String("listen"))
+	ls, err := s.listeners(c, cert, log)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           s.routes(),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    32 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	attrs := []any{"addr", ls[0].ln.Addr().String(), "tls", ls[0].tls}
+	if len(ls) > 1 {
+		attrs = append(attrs, "admin_addr", ls[1].ln.Addr().String(), "admin_tls", ls[1].tls)
 	}
-	done := make(chan error, 1)
-	go func() {
-		<-ctx.Done()
-		log.Info("shutting down: draining in-flight requests")
-		shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		done <- srv.Shutdown(shutdown)
-	}()
-	log.Info("amarettid listening", "addr", ln.Addr().String(), "redis", layer != nil, "cache_ttl", c.Duration("cache-ttl").String(), "poll", c.Duration("poll").String())
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
+	log.Info("amarettid listening", append(attrs, "redis", layer != nil, "cache_ttl", c.Duration("cache-ttl").String(), "poll", c.Duration("poll").String())...)
+	return serveAll(ctx, ls, log)
+}
+
+// Errors of starting up that name what to do, in the CLI's words.
+var (
+	errNoKeyStore = errors.New("no key store")
+	errNoDatabase = errors.New("no database")
+)
+
+// openKeys opens the key store, or says how to make one, as amaretti does.
+func openKeys(dir string) (*macaroon.KeyStore, error) {
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w at %s (run \"amaretti init\", or set --keys / AMARETTI_KEYS)", errNoKeyStore, dir)
 	}
-	return <-done
+	return macaroon.OpenKeyStore(dir)
+}
+
+// openStore opens the database, or says how to make one: it is never
+// created here, empty, next to a key store it does not belong to.
+func openStore(ctx context.Context, path string, opts ...sqlite.Option) (*sqlite.Store, error) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w at %s (run \"amaretti init\", or set --db / AMARETTI_DB)", errNoDatabase, path)
+	}
+	return sqlite.Open(ctx, path, opts...)
 }

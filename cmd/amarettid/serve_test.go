@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -40,7 +41,9 @@ func runApp(t *testing.T, args ...string) (func() error, *syncBuffer) {
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &syncBuffer{}
 	done := make(chan error, 1)
-	go func() { done <- app(logs, logs).RunContext(ctx, append([]string{"amarettid"}, args...)) }()
+	go func() {
+		done <- app(logs, logs, slog.New(slog.NewJSONHandler(logs, nil))).RunContext(ctx, append([]string{"amarettid"}, args...))
+	}()
 	var once sync.Once
 	var err error
 	stop := func() error {
@@ -133,7 +136,7 @@ func TestServeRefuses(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
-			err := app(&out, &out).RunContext(context.Background(), append([]string{"amarettid"}, tc.args...))
+			err := app(&out, &out, slog.New(slog.NewJSONHandler(&out, nil))).RunContext(context.Background(), append([]string{"amarettid"}, tc.args...))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want one naming %q", err, tc.want)
 			}

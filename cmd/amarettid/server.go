@@ -45,12 +45,35 @@ type server struct {
 	csrf *http.CrossOriginProtection
 }
 
+// routes is every endpoint on one handler, as served without --admin-listen
+// (see handlers in listen.go for the split).
 func (s *server) routes() http.Handler {
 	mux := http.NewServeMux()
+	s.publicRoutes(mux)
+	s.adminRoutes(mux)
+	s.healthRoutes(mux)
+	return s.limits(mux, true)
+}
+
+// publicRoutes registers the endpoints for callers: verification, forward
+// auth, the caller's own tokens and logout.
+func (s *server) publicRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/verify", s.handleVerify)
 	mux.HandleFunc("POST /v1/verify", s.handleVerify)
 	// Forward auth (/v1/auth and below, any method: proxies send the
-	// original one, or GET) is routed in limits, before the mux.
+	// original one, or GET) is routed in limits, before the mux, on the
+	// public listener only.
+	mux.HandleFunc("POST /v1/me/touch", s.handleTouchSelf)
+	mux.HandleFunc("POST /v1/tokens", s.handleCreateToken)
+	mux.HandleFunc("GET /v1/tokens", s.handleListTokens)
+	mux.HandleFunc("GET /v1/tokens/expiring", s.handleExpiring)
+	mux.HandleFunc("DELETE /v1/tokens/{id}", s.handleRevokeToken)
+	mux.HandleFunc("POST /v1/tokens/exchange", s.handleExchange)
+}
+
+// adminRoutes registers the operators' endpoints: /v1/admin/... and
+// /metrics, served only on the admin listener when there is one.
+func (s *server) adminRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/admin/editors/{id}/touch", s.admin("admin:touch", func(ctx context.Context, id string) ([]epoch.Editor, error) {
 		e, err := s.store.Touch(ctx, id)
 		return []epoch.Editor{e}, err
@@ -69,26 +92,25 @@ func (s *server) routes() http.Handler {
 		}
 		return s.store.List(ctx)
 	}))
-	mux.HandleFunc("POST /v1/me/touch", s.handleTouchSelf)
-	mux.HandleFunc("POST /v1/tokens", s.handleCreateToken)
-	mux.HandleFunc("GET /v1/tokens", s.handleListTokens)
-	mux.HandleFunc("GET /v1/tokens/expiring", s.handleExpiring)
-	mux.HandleFunc("DELETE /v1/tokens/{id}", s.handleRevokeToken)
-	mux.HandleFunc("POST /v1/tokens/exchange", s.handleExchange)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
+}
+
+// healthRoutes registers /healthz and /readyz, served on every listener.
+func (s *server) healthRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
-	if s.csrf == nil {
-		s.csrf = http.NewCrossOriginProtection()
-	}
-	return s.limits(mux)
 }
 
 // limits caps request bodies and turns a handler panic into a 500 rather
 // than a dropped connection. (Verify recovers its own panics as denials.)
-func (s *server) limits(next http.Handler) http.Handler {
+// Forward auth is dispatched here, before the mux would clean the path, on
+// the listener that serves callers (forwardAuth).
+func (s *server) limits(next http.Handler, forwardAuth bool) http.Handler {
+	if s.csrf == nil {
+		s.csrf = http.NewCrossOriginProtection()
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
 			if p := recover(); p != nil {
@@ -102,7 +124,7 @@ func (s *server) limits(next http.Handler) http.Handler {
 			}
 		}()
 		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
-		if isAuthPath(r.URL.EscapedPath()) {
+		if forwardAuth && isAuthPath(r.URL.EscapedPath()) {
 			s.handleAuth(w, r)
 			return
 		}
