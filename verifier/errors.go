@@ -116,3 +116,25 @@ func ProblemFor(err error) Problem {
 	}
 	return invalid("token could not be verified")
 }
+
+// reasons are the sentinels Reason reports, most specific first.
+var reasons = []error{
+	ErrInternal, ErrMalformed, ErrUnknownKey, ErrRetiredKey, ErrBadSignature,
+	ErrExpired, ErrNotYetValid, epoch.ErrLocked, epoch.ErrTokenRevoked, ErrRevoked,
+	ErrUnknownEditor, ErrInactiveEditor, ErrUnavailable, ErrRoleForbids,
+	ErrCaveatNotSatisfied, ErrSeveralTokens, ErrMalformedAuthorization, ErrNoToken,
+}
+
+// Reason returns the fixed text of the most specific sentinel err wraps
+// ("token expired", "caveat prohibits request", …), or "" when it wraps
+// none. Log denials with it rather than err.Error(): a full reason may
+// repeat what the client sent (a path, a right, an endpoint), and a client
+// can put a token there.
+func Reason(err error) string {
+	for _, r := range reasons {
+		if errors.Is(err, r) {
+			return r.Error()
+		}
+	}
+	return ""
+}

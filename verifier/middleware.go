@@ -222,11 +222,15 @@ func (v *Verifier) Middleware(opts ...MiddlewareOption) func(http.Handler) http.
 
 func (m *middleware) deny(w http.ResponseWriter, r *http.Request, err error, p Problem) {
 	if m.log != nil {
+		// Fixed texts and ids only: the method, the path and the full
+		// reason may hold whatever the client sent, a token included.
+		reason := Reason(err)
+		if reason == "" {
+			reason = "denied"
+		}
 		attrs := []slog.Attr{
 			slog.Int("status", p.Status),
-			slog.String("reason", err.Error()),
-			slog.String("method", r.Method),
-			slog.String("path", r.URL.Path),
+			slog.String("reason", reason),
 		}
 		var d *Denial
 		if errors.As(err, &d) {

@@ -110,13 +110,49 @@ func TestMiddleware(t *testing.T) {
 				t.Fatal("a token was logged")
 			}
 		}
-		if !strings.Contains(out, `"reason":"token expired at`) || !strings.Contains(out, `"token_id":"`) {
+		if !strings.Contains(out, `"reason":"token expired"`) || !strings.Contains(out, `"token_id":"`) {
 			t.Fatalf("denial log lacks reason or token id:\n%s", out)
 		}
 		if n := strings.Count(out, "\n"); n != 11 {
 			t.Errorf("%d log lines for 11 denials:\n%s", n, out)
 		}
 	})
+}
+
+// TestMiddlewareLogsNoClientValues: a token a client puts in the path, the
+// method or the endpoint of a denied request never reaches the log.
+func TestMiddlewareLogsNoClientValues(t *testing.T) {
+	f := newFixture(t)
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&logs, nil))
+	endpoint := verifier.WithEndpoint(func(r *http.Request) string { return r.URL.Query().Get("op") })
+	srv := httptest.NewServer(f.v.Middleware(verifier.WithLogger(logger), endpoint)(http.NotFoundHandler()))
+	defer srv.Close()
+	secret := f.mint(t, alice)
+	limited, _ := macaroon.Attenuate(secret, caveat.Endpoint("list"), caveat.Methods{"GET"}, caveat.PathPrefix("/api"))
+	for _, tc := range []struct{ method, path string }{
+		{"GET", "/api/" + secret},
+		{"GET", "/other?op=" + secret},
+		{secret[:40], "/api/x"},
+	} {
+		req, _ := http.NewRequest(tc.method, srv.URL+tc.path, nil)
+		req.Header.Set("Authorization", "Bearer "+limited)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("%s %s: %d, want 403", tc.method, tc.path[:10], resp.StatusCode)
+		}
+	}
+	out := logs.String()
+	if strings.Count(out, "\n") != 3 || !strings.Contains(out, `"reason":"caveat prohibits request"`) {
+		t.Fatalf("want three denial lines with a fixed reason:\n%s", out)
+	}
+	if strings.Contains(out, secret[:40]) || strings.Contains(out, secret[len(secret)-40:]) {
+		t.Fatalf("a client-sent token reached the log:\n%s", out)
+	}
 }
 
 func TestMiddlewareUnavailable(t *testing.T) {

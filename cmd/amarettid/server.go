@@ -299,17 +299,14 @@ func (s *server) denyTokenless(w http.ResponseWriter, r *http.Request, handler s
 // reasons are the sentinels a denial is logged by, most specific first.
 // Their texts are fixed: a denial's full error may repeat what the client
 // sent (a right, a path, an endpoint), which never reaches a log line.
-var reasons = []error{
-	verifier.ErrInternal, verifier.ErrMalformed, verifier.ErrUnknownKey, verifier.ErrRetiredKey,
-	verifier.ErrBadSignature, verifier.ErrExpired, verifier.ErrNotYetValid, epoch.ErrLocked,
-	epoch.ErrTokenRevoked, verifier.ErrRevoked, verifier.ErrUnknownEditor, verifier.ErrInactiveEditor,
-	verifier.ErrUnavailable, verifier.ErrRoleForbids, verifier.ErrCaveatNotSatisfied,
-	verifier.ErrSeveralTokens, verifier.ErrMalformedAuthorization, errContext, errContextTwice,
-	errCrossOrigin, errNotJSON,
-}
+// (verifier.Reason covers the verifier's own.)
+var reasons = []error{errContext, errContextTwice, errCrossOrigin, errNotJSON}
 
 // reasonOf is the fixed text a denial is logged with.
 func reasonOf(err error) string {
+	if r := verifier.Reason(err); r != "" {
+		return r
+	}
 	for _, r := range reasons {
 		if errors.Is(err, r) {
 			return r.Error()
