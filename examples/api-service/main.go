@@ -80,8 +80,14 @@ func serve(listen, db, keyDir string, trustProxy bool, lastUse time.Duration, lo
 		defer cancel()
 		srv.Shutdown(shutdown)
 	}()
-	log.Info("api-service listening", "addr", listen)
-	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+	// Listen first, then say so: the "listening" line is the readiness
+	// signal (tests and supervisors wait for it).
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	log.Info("api-service listening", "addr", ln.Addr().String())
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
