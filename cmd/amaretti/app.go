@@ -16,6 +16,7 @@ import (
 	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/epoch/rediscache"
 	"github.com/amaretti-auth/amaretti/epoch/sqlite"
+	"github.com/amaretti-auth/amaretti/internal/buildinfo"
 	"github.com/amaretti-auth/amaretti/macaroon"
 	"github.com/urfave/cli/v2"
 )
@@ -32,6 +33,9 @@ type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	now            func() time.Time
+	// usage is a usage error found by a urfave/cli hook that cannot
+	// return one (an unknown command).
+	usage error
 }
 
 // run executes the CLI and returns its exit status: 0 on success, 1 when the
@@ -39,32 +43,40 @@ type env struct {
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, now: time.Now}
 	app := e.app()
-	err := app.RunContext(ctx, interspersed(app, args))
+	argv := args
+	if len(args) == 0 || args[len(args)-1] != completionFlag {
+		argv = interspersed(app, args) // completion asks about the words as typed
+	}
+	err := app.RunContext(ctx, argv)
+	if err == nil {
+		err = e.usage
+	}
 	if err == nil {
 		return 0
 	}
 	msg := strings.ReplaceAll(err.Error(), "\n", "; ")
+	msg = strings.TrimPrefix(msg, "amaretti: ")
 	fmt.Fprintf(stderr, "amaretti: %s\n", msg)
 	var ue usageError
-	if errors.As(err, &ue) || strings.HasPrefix(msg, "flag provided but not defined") || strings.Contains(msg, "Required flag") {
+	if errors.As(err, &ue) || strings.Contains(msg, "Required flag") {
 		return 2
 	}
 	return 1
 }
 
 func (e *env) app() *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:                 "amaretti",
 		Usage:                "manage amaretti root keys, editors, epochs and tokens",
+		Version:              buildinfo.Version(),
 		Reader:               e.stdin,
 		Writer:               e.stdout,
 		ErrWriter:            e.stderr,
 		HideHelpCommand:      true,
-		EnableBashCompletion: false,
+		EnableBashCompletion: true,
 		ExitErrHandler:       func(*cli.Context, error) {}, // run reports errors
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return usageError{err.Error()}
-		},
+		OnUsageError:         onUsageError,
+		CommandNotFound:      e.commandNotFound,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "db", Value: "./amaretti.db", EnvVars: []string{"AMARETTI_DB"}, Usage: "SQLite database `FILE`"},
 			&cli.StringFlag{Name: "keys", Value: "./keys", EnvVars: []string{"AMARETTI_KEYS"}, Usage: "root key `DIR`ectory"},
@@ -80,19 +92,29 @@ func (e *env) app() *cli.App {
 			e.tokenCommand(),
 			e.tokensCommand(),
 			e.bootstrapCommand(),
+			e.dbCommand(),
+			e.completionCommand(),
 		},
 	}
+	withUsageErrors(app.Commands)
+	return app
 }
 
-// args checks the number of positional arguments.
+// args checks the number of positional arguments. The message never
+// repeats an argument: it may be a token.
 func args(c *cli.Context, names ...string) ([]string, error) {
-	if c.NArg() != len(names) {
-		if len(names) == 0 {
-			return nil, usagef("amaretti %s takes no arguments", commandPath(c))
-		}
-		return nil, usagef("usage: amaretti %s %s (see --help)", commandPath(c), strings.ToUpper(strings.Join(names, " ")))
+	where, help := here(c)
+	usage := strings.TrimSuffix(help, " --help") + " " + strings.ToUpper(strings.Join(names, " "))
+	switch n := c.NArg(); {
+	case n == len(names):
+		return c.Args().Slice(), nil
+	case len(names) == 0:
+		return nil, usagef("%stakes no arguments, got %d (see %s)", where, n, help)
+	case n < len(names):
+		return nil, usagef("%smissing %s (usage: %s)", where, strings.ToUpper(strings.Join(names[n:], " ")), usage)
+	default:
+		return nil, usagef("%stakes %s only, got %d arguments (usage: %s)", where, strings.ToUpper(strings.Join(names, " ")), n, usage)
 	}
-	return c.Args().Slice(), nil
 }
 
 // commandPath names the running command as typed: "token mint".
@@ -163,20 +185,34 @@ func (e *env) withStore(f func(c *cli.Context, s *sqlite.Store) error) cli.Actio
 }
 
 // readToken returns a token argument, reading it from stdin when it is "-"
-// so that tokens need not appear in shell history or process listings.
+// so that tokens need not appear in shell history or process listings. A
+// "Bearer " prefix, as copied from an Authorization header, is removed; an
+// argument naming an existing file is a usage error that says to use "-".
 func (e *env) readToken(arg string) (string, error) {
 	if arg != "-" {
-		return arg, nil
+		if fi, err := os.Stat(arg); err == nil && !fi.IsDir() {
+			return "", usagef("%q looks like a file name; pass - and redirect the file to stdin: - < %s", arg, arg)
+		}
+		return stripBearer(arg), nil
 	}
 	line, err := bufio.NewReader(io.LimitReader(e.stdin, 1<<20)).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
 		return "", fmt.Errorf("reading token from stdin: %w", err)
 	}
-	tok := strings.TrimRight(line, "\r\n")
+	tok := stripBearer(strings.TrimRight(line, "\r\n"))
 	if tok == "" {
 		return "", errors.New("no token on stdin")
 	}
 	return tok, nil
+}
+
+// stripBearer removes a leading "Bearer" and the spaces after it (any
+// case, as RFC 6750's scheme name is case-insensitive).
+func stripBearer(tok string) string {
+	if len(tok) > 7 && strings.EqualFold(tok[:6], "bearer") && tok[6] == ' ' {
+		return strings.TrimLeft(tok[6:], " ")
+	}
+	return tok
 }
 
 func (e *env) printJSON(v any) error {

@@ -44,7 +44,7 @@ func interspersed(app *cli.App, argv []string) []string {
 	if leaf == nil || len(leaf.Subcommands) > 0 {
 		return append(out, rest...)
 	}
-	var global, flags, positional []string
+	var global, flags, positional, trailing []string
 	for len(rest) > 0 {
 		switch {
 		case rest[0] == "--":
@@ -55,6 +55,11 @@ func interspersed(app *cli.App, argv []string) []string {
 			n := flagWidth(app.Flags, rest)
 			global = append(global, rest[:n]...)
 			rest = rest[n:]
+		case isFlag(rest[0]) && len(rest) == 1 && takesValue(leaf.Flags, rest[0]):
+			// A last flag without its value must not take a positional
+			// argument as its value.
+			trailing = rest
+			rest = nil
 		case isFlag(rest[0]):
 			n := flagWidth(leaf.Flags, rest)
 			flags = append(flags, rest[:n]...)
@@ -67,7 +72,29 @@ func interspersed(app *cli.App, argv []string) []string {
 	cmd := out[:1:1]
 	cmd = append(cmd, global...)
 	cmd = append(cmd, out[1:]...)
+	if trailing != nil {
+		// The parser then stops at that flag: "flag needs an argument".
+		return append(append(cmd, flags...), trailing...)
+	}
 	return append(append(cmd, flags...), positional...)
+}
+
+// takesValue reports whether arg is a flag of flags that takes a value and
+// is written without one ("--expires", not "--expires=1h").
+func takesValue(flags []cli.Flag, arg string) bool {
+	name := strings.TrimLeft(arg, "-")
+	if strings.Contains(name, "=") {
+		return false
+	}
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n == name {
+				tv, ok := f.(interface{ TakesValue() bool })
+				return ok && tv.TakesValue()
+			}
+		}
+	}
+	return false
 }
 
 // defines reports whether flags has the flag written as arg.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/epoch/sqlite"
 	"github.com/urfave/cli/v2"
@@ -90,6 +91,14 @@ func (e *env) editorCommand() *cli.Command {
 						return err
 					}
 					n := sqlite.NewEditor{ID: c.String("id"), Username: a[0], Role: epoch.Role(c.String("role"))}
+					switch {
+					case !n.Role.Valid():
+						return usagef("editor create: --role %q is not a role: use editor, bot, admin or superuser", n.Role)
+					case !caveat.ValidUsername(n.Username):
+						return usagef("editor create: %q is not a valid username: 1 to 64 of A-Z a-z 0-9 _ . -, starting with a letter or digit", n.Username)
+					case n.ID != "" && !caveat.ValidEditorID(n.ID):
+						return usagef("editor create: --id %q is not a valid editor id: 1 to 64 of a-z 0-9 _ -, starting with a letter or digit", n.ID)
+					}
 					if v := c.String("epoch"); v != "" {
 						if n.Epoch, err = time.Parse(time.RFC3339Nano, v); err != nil {
 							return usagef("--epoch %q is not an RFC 3339 time (e.g. 2019-01-01T00:00:00Z)", v)
@@ -136,18 +145,78 @@ func (e *env) editorCommand() *cli.Command {
 			},
 			{
 				Name:      "show",
-				Usage:     "show one editor",
-				ArgsUsage: "EDITOR_ID",
+				Usage:     "show one editor, by id or username",
+				ArgsUsage: "EDITOR_ID|USERNAME",
 				Action: e.withStore(func(c *cli.Context, s *sqlite.Store) error {
-					a, err := args(c, "editor_id")
+					a, err := args(c, "editor_id|username")
 					if err != nil {
 						return err
 					}
-					ed, err := s.Editor(c.Context, a[0])
+					ed, err := findEditor(c, s, a[0])
 					if err != nil {
-						return fmt.Errorf("%s: %w", a[0], err)
+						return err
 					}
 					return show(c, ed)
+				}),
+			},
+			{
+				Name:      "links",
+				Usage:     "list the login identities linked to an editor (by id or username)",
+				ArgsUsage: "EDITOR_ID|USERNAME",
+				Action: e.withStore(func(c *cli.Context, s *sqlite.Store) error {
+					a, err := args(c, "editor_id|username")
+					if err != nil {
+						return err
+					}
+					ed, err := findEditor(c, s, a[0])
+					if err != nil {
+						return err
+					}
+					links, err := s.Links(c.Context, ed.ID)
+					if err != nil {
+						return err
+					}
+					if c.Bool("json") {
+						if links == nil {
+							links = []sqlite.Link{}
+						}
+						return e.printJSON(links)
+					}
+					rows := make([][]string, 0, len(links))
+					for _, l := range links {
+						rows = append(rows, []string{l.Provider, l.Subject, formatTime(l.Created)})
+					}
+					return e.table("PROVIDER\tSUBJECT\tCREATED", rows)
+				}),
+			},
+			{
+				Name:      "unlink",
+				Usage:     "remove an editor's login identity at a provider: its next login there no longer finds this editor (tokens already minted keep working until a touch)",
+				ArgsUsage: "EDITOR_ID|USERNAME",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "provider", Required: true, Usage: "the OIDC issuer URL, or dev, as editor links shows it"},
+				},
+				Action: e.withStore(func(c *cli.Context, s *sqlite.Store) error {
+					a, err := args(c, "editor_id|username")
+					if err != nil {
+						return err
+					}
+					ed, err := findEditor(c, s, a[0])
+					if err != nil {
+						return err
+					}
+					l, err := s.Unlink(c.Context, ed.ID, c.String("provider"))
+					if errors.Is(err, epoch.ErrNotFound) {
+						return fmt.Errorf("unlink: %s (%s) has no identity at %s (amaretti editor links %s shows its identities)", ed.ID, ed.Username, c.String("provider"), ed.ID)
+					}
+					if err != nil {
+						return fmt.Errorf("unlink %s: %w", ed.ID, err)
+					}
+					if c.Bool("json") {
+						return e.printJSON(l)
+					}
+					fmt.Fprintf(e.stdout, "unlinked %s (%s) from %s at %s; its tokens still work until \"amaretti editor touch %s\"\n", ed.ID, ed.Username, l.Subject, l.Provider, ed.ID)
+					return nil
 				}),
 			},
 			{
@@ -224,8 +293,8 @@ func (e *env) editorCommand() *cli.Command {
 			},
 			{
 				Name:      "link",
-				Usage:     "link an existing editor to a login identity, so its first login through that provider finds it instead of creating a new editor",
-				ArgsUsage: "EDITOR_ID",
+				Usage:     "link an existing editor (by id or username) to a login identity, so its first login through that provider finds it instead of creating a new editor",
+				ArgsUsage: "EDITOR_ID|USERNAME",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "provider", Required: true, Usage: "the OIDC issuer URL (exactly as the provider reports it), or dev"},
 					&cli.StringFlag{Name: "subject", Required: true, Usage: "the provider's stable id of the user (OIDC sub)"},
@@ -235,7 +304,11 @@ func (e *env) editorCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					l, err := s.Link(c.Context, a[0], c.String("provider"), c.String("subject"))
+					ed, err := findEditor(c, s, a[0])
+					if err != nil {
+						return fmt.Errorf("link: %w", err)
+					}
+					l, err := s.Link(c.Context, ed.ID, c.String("provider"), c.String("subject"))
 					if err != nil {
 						return fmt.Errorf("link %s: %w", a[0], err)
 					}
@@ -260,4 +333,37 @@ func (e *env) editorCommand() *cli.Command {
 			},
 		},
 	}
+}
+
+// findEditor finds an editor by id or, failing that, by username. When
+// neither matches it suggests editors whose id or username matches ignoring
+// case or starts with what was typed.
+func findEditor(c *cli.Context, s *sqlite.Store, arg string) (epoch.Editor, error) {
+	ed, err := s.Editor(c.Context, arg)
+	if !errors.Is(err, epoch.ErrNotFound) {
+		return ed, err
+	}
+	ed, err = s.EditorByUsername(c.Context, arg)
+	if !errors.Is(err, epoch.ErrNotFound) {
+		return ed, err
+	}
+	all, err := s.List(c.Context)
+	if err != nil {
+		return epoch.Editor{}, err
+	}
+	var near []string
+	low := strings.ToLower(arg)
+	for _, ed := range all {
+		u, id := strings.ToLower(ed.Username), strings.ToLower(ed.ID)
+		if u == low || id == low || (len(low) >= 2 && (strings.HasPrefix(u, low) || strings.HasPrefix(id, low))) {
+			near = append(near, fmt.Sprintf("%s (id %s)", ed.Username, ed.ID))
+		}
+	}
+	if len(near) > 0 {
+		if len(near) > 5 {
+			near = append(near[:5], "…")
+		}
+		return epoch.Editor{}, fmt.Errorf("%w: %q is neither an editor id nor a username; did you mean %s?", epoch.ErrNotFound, arg, strings.Join(near, ", "))
+	}
+	return epoch.Editor{}, fmt.Errorf("%w: %q is neither an editor id nor a username (amaretti editor list shows them)", epoch.ErrNotFound, arg)
 }

@@ -36,7 +36,7 @@ func TestWorkflow(t *testing.T) {
 		t.Fatalf("editor id %q", alice)
 	}
 	c.fail(`username "alice" is taken`, "", "editor", "create", "alice")
-	c.fail("invalid role", "", "editor", "create", "mallory", "--role", "root")
+	c.fail(`--role "root" is not a role`, "", "editor", "create", "mallory", "--role", "root")
 	c.fail("not an RFC 3339 time", "", "editor", "create", "mallory", "--epoch", "yesterday")
 	bot := c.ok("", "editor", "create", "import-bot", "--role", "bot", "--id", "aaaaaaaaaaaaaaaaaaaaaaaaaq", "--epoch", "2019-01-01T00:00:00Z")
 	if bot != "aaaaaaaaaaaaaaaaaaaaaaaaaq" {

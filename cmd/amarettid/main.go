@@ -32,6 +32,7 @@ import (
 	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/epoch/rediscache"
 	"github.com/amaretti-auth/amaretti/epoch/sqlite"
+	"github.com/amaretti-auth/amaretti/internal/buildinfo"
 	"github.com/amaretti-auth/amaretti/internal/redislog"
 	"github.com/amaretti-auth/amaretti/macaroon"
 	"github.com/amaretti-auth/amaretti/verifier"
@@ -63,6 +64,7 @@ func main() {
 func app(stdout, stderr io.Writer, log *slog.Logger) *cli.App {
 	return &cli.App{
 		Name:            "amarettid",
+		Version:         buildinfo.Version(),
 		Usage:           "verify amaretti tokens over HTTP, as an API and as a forward-auth backend for proxies",
 		Writer:          stdout,
 		ErrWriter:       stderr,

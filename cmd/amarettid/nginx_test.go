@@ -7,9 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/amaretti-auth/amaretti/internal/testproc"
 )
 
 // TestNginxAuthRequest runs a real nginx with examples/proxies/nginx.conf
@@ -29,15 +32,13 @@ func TestNginxAuthRequest(t *testing.T) {
 	}
 	d := newDeployment(t, "")
 	alice := d.cli("editor", "create", "alice")
+	// Each component is awaited by its own readiness signal before nginx
+	// sends it anything: amarettid's /readyz, the API service's listening
+	// line and /v1/hello, then nginx's pid file and an answer from nginx.
 	a := d.start("--cache-ttl", "50ms")
-
 	apiAddr := freePort(t)
-	api := exec.Command(filepath.Join(bin, "api-service"), "--listen", apiAddr, "--trust-proxy-headers")
-	api.Env = d.env()
-	if err := api.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { api.Process.Kill(); api.Wait() })
+	testproc.Start(t, d.dir, filepath.Join(bin, "api-service"), apiAddr, "/v1/hello",
+		[]string{"--listen", apiAddr, "--trust-proxy-headers"}, d.env())
 
 	example, err := os.ReadFile("../../examples/proxies/nginx.conf")
 	if err != nil {
@@ -76,10 +77,25 @@ http {
 	if err := ngx.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ngx.Process.Kill(); ngx.Wait() })
+	exited := make(chan struct{})
+	go func() { ngx.Wait(); close(exited) }()
+	t.Cleanup(func() { ngx.Process.Kill(); <-exited })
 	base := "http://" + nginxAddr
-	waitUntil(t, "nginx and the API up", 10*time.Second, func() bool {
-		resp, err := http.Get(base + "/v1/hello")
+	// nginx writes its pid file after it has bound its listening sockets;
+	// our pid in it means this nginx, not another process, holds the port.
+	pid := strconv.Itoa(ngx.Process.Pid)
+	waitUntil(t, "nginx up", 20*time.Second, func() bool {
+		select {
+		case <-exited:
+			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			t.Fatalf("nginx exited:\n%s", log)
+		default:
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "nginx.pid"))
+		if err != nil || strings.TrimSpace(string(b)) != pid {
+			return false
+		}
+		resp, err := client.Get(base + "/v1/hello")
 		if err != nil {
 			return false
 		}

@@ -53,7 +53,9 @@ func TestRedisKilledUnderLoad(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(500 * time.Millisecond)
+	// Conditions, not sleeps: the load has run before the kill, while Redis
+	// is down, and after the restart, however slow the machine.
+	waitUntil(t, "load running before the kill", 20*time.Second, func() bool { return validOK.Load() >= 50 })
 	phase.Store(1)
 	rs.Kill()
 	waitUntil(t, "feed down", 5*time.Second, func() bool { return a.metric(t, "amaretti_invalidation_feed_up") == "0" })
@@ -67,11 +69,14 @@ func TestRedisKilledUnderLoad(t *testing.T) {
 	noRedis.redisURL = ""
 	noRedis.cli("editor", "touch", carol)
 	waitUntil(t, "touch seen from SQLite with Redis down", 2*time.Second, func() bool { return a.status(t, carolsTok) == 401 })
-	time.Sleep(500 * time.Millisecond)
+	waitUntil(t, "valid tokens verified from SQLite while Redis is down", 20*time.Second, func() bool {
+		return okWhileDown.Load() >= 20 && a.metric(t, "amaretti_redis_fallbacks_total") != "0"
+	})
 	rs.Restart()
 	phase.Store(2)
 	waitUntil(t, "feed back up after restart", 10*time.Second, func() bool { return a.metric(t, "amaretti_invalidation_feed_up") == "1" })
-	time.Sleep(300 * time.Millisecond)
+	afterRestart := validOK.Load()
+	waitUntil(t, "load running after the restart", 20*time.Second, func() bool { return validOK.Load() >= afterRestart+50 })
 	stop.Store(true)
 	wg.Wait()
 
@@ -107,9 +112,9 @@ func TestGracefulShutdown(t *testing.T) {
 	if a.status(t, tok) != 200 {
 		t.Fatal("verify before shutdown")
 	}
-	a.Cmd.Process.Signal(syscall.SIGTERM)
+	a.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
-	go func() { done <- a.Cmd.Wait() }()
+	go func() { done <- a.Wait() }()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -136,13 +141,13 @@ func TestKeyRotationReachesDaemon(t *testing.T) {
 	if a.status(t, fresh) != 401 {
 		t.Fatal("the daemon knew the new key before reloading")
 	}
-	a.Cmd.Process.Signal(syscall.SIGHUP)
+	a.Signal(syscall.SIGHUP)
 	waitUntil(t, "new key after SIGHUP", 5*time.Second, func() bool { return a.status(t, fresh) == 200 })
 	if a.status(t, old) != 200 {
 		t.Fatal("a token under the previous key after rotation")
 	}
 	d.cli("keys", "retire", keys[0].ID)
-	a.Cmd.Process.Signal(syscall.SIGHUP)
+	a.Signal(syscall.SIGHUP)
 	waitUntil(t, "retired key refused after SIGHUP", 5*time.Second, func() bool { return a.status(t, old) == 401 })
 
 	b := d.start("--keys-reload", "200ms")

@@ -80,7 +80,7 @@ type daemon struct {
 func (d *deployment) start(extra ...string) *daemon {
 	d.t.Helper()
 	addr := freePort(d.t)
-	p := testproc.Start(d.t, d.dir, filepath.Join(bin, "amarettid"), addr, "/healthz", append([]string{"--listen", addr}, extra...), d.env())
+	p := testproc.Start(d.t, d.dir, filepath.Join(bin, "amarettid"), addr, "/readyz", append([]string{"--listen", addr}, extra...), d.env())
 	return &daemon{Process: p, url: p.URL}
 }
 

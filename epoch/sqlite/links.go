@@ -190,3 +190,24 @@ func UsernameFrom(preferred string) string {
 	}
 	return "user"
 }
+
+// Unlink removes the editor's login identity at provider and returns it, so
+// the next login through that provider no longer finds the editor (it makes
+// a new one). Tokens already minted are untouched: touch the editor to end
+// its sessions. It fails with epoch.ErrNotFound when the editor has no
+// identity at provider.
+func (s *Store) Unlink(ctx context.Context, editorID, provider string) (Link, error) {
+	var l Link
+	var created int64
+	err := s.db.QueryRowContext(ctx,
+		"DELETE FROM editor_links WHERE editor_id = ? AND provider = ? RETURNING provider, subject, editor_id, created",
+		editorID, provider).Scan(&l.Provider, &l.Subject, &l.EditorID, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Link{}, fmt.Errorf("%w: no identity of %s at %s", epoch.ErrNotFound, editorID, provider)
+	}
+	if err != nil {
+		return Link{}, err
+	}
+	l.Created = fromMicros(created)
+	return l, nil
+}

@@ -112,3 +112,46 @@ func TestUsernameFrom(t *testing.T) {
 		}
 	}
 }
+
+func TestUnlink(t *testing.T) {
+	ctx := context.Background()
+	s, _ := open(t, &clock{t: t0})
+	const issuer = "https://id.example.org"
+	alice, _, err := s.Login(ctx, issuer, "sub-1", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Link(ctx, alice.ID, "dev", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, editor, provider string
+		want                   error
+		left                   int
+	}{
+		{"unknown provider", alice.ID, "https://other.example.org", epoch.ErrNotFound, 2},
+		{"unknown editor", "nobody", issuer, epoch.ErrNotFound, 2},
+		{"the issuer's identity", alice.ID, issuer, nil, 1},
+		{"again", alice.ID, issuer, epoch.ErrNotFound, 1},
+		{"the dev identity", alice.ID, "dev", nil, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := s.Unlink(ctx, tc.editor, tc.provider)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Unlink: %v, want %v", err, tc.want)
+			}
+			if err == nil && (l.EditorID != alice.ID || l.Provider != tc.provider || l.Created.IsZero()) {
+				t.Fatalf("removed link %+v", l)
+			}
+			links, err := s.Links(ctx, alice.ID)
+			if err != nil || len(links) != tc.left {
+				t.Fatalf("links left: %+v %v, want %d", links, err, tc.left)
+			}
+		})
+	}
+	// The next login through the issuer no longer finds alice.
+	e, created, err := s.Login(ctx, issuer, "sub-1", "alice")
+	if err != nil || !created || e.ID == alice.ID {
+		t.Fatalf("login after unlink: %+v created=%v %v", e, created, err)
+	}
+}

@@ -21,6 +21,8 @@ type Server struct {
 	dir     string
 	persist []string
 	cmd     *exec.Cmd
+	// exited is closed when cmd has exited.
+	exited chan struct{}
 }
 
 // Start starts a redis-server on a free port of 127.0.0.1 and stops it
@@ -66,28 +68,74 @@ func (s *Server) start() {
 	s.t.Helper()
 	args := append([]string{"--bind", "127.0.0.1", "--port", strconv.Itoa(s.port)}, s.persist...)
 	s.cmd = exec.Command("redis-server", append(args, "--dir", s.dir, "--daemonize", "no", "--loglevel", "warning")...)
+	var out strings.Builder
+	s.cmd.Stdout = &out
+	s.cmd.Stderr = &out
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("starting redis-server: %v", err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	exited := make(chan struct{})
+	cmd := s.cmd
+	go func() { cmd.Wait(); close(exited) }()
+	s.exited = exited
+	// Ready is this server answering: process_id in INFO is our child's pid,
+	// so a redis-server of another test that took the port does not count.
+	want := strconv.Itoa(s.cmd.Process.Pid)
+	deadline := time.Now().Add(20 * time.Second)
+	var last error
 	for time.Now().Before(deadline) {
-		if s.ping() == nil {
+		select {
+		case <-exited:
+			s.t.Fatalf("redis-server on port %d exited before it was ready:\n%s", s.port, out.String())
+		default:
+		}
+		pid, err := s.pid()
+		if err == nil && pid == want {
 			return
 		}
-		time.Sleep(20 * time.Millisecond)
+		if err == nil {
+			err = fmt.Errorf("port %d is answered by redis-server pid %s, not ours (%s)", s.port, pid, want)
+		}
+		last = err
+		select {
+		case <-exited:
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
-	s.t.Fatalf("redis-server on port %d did not answer PING", s.port)
+	s.t.Fatalf("redis-server on port %d not ready: %v", s.port, last)
 }
 
-func (s *Server) ping() error {
-	line, err := s.command("PING")
+// pid asks the server on the port for its process id (INFO server).
+func (s *Server) pid() (string, error) {
+	c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
 	if err != nil {
-		return err
+		return "", err
 	}
-	if !strings.HasPrefix(line, "+PONG") {
-		return fmt.Errorf("PING answered %q", line)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("INFO server\r\n")); err != nil {
+		return "", err
 	}
-	return nil
+	r := bufio.NewReader(c)
+	head, err := r.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	if !strings.HasPrefix(head, "$") {
+		return "", fmt.Errorf("INFO answered %q", head)
+	}
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return "", err
+		}
+		if v, ok := strings.CutPrefix(line, "process_id:"); ok {
+			return strings.TrimSpace(v), nil
+		}
+		if strings.TrimSpace(line) == "" {
+			return "", fmt.Errorf("INFO server without process_id")
+		}
+	}
 }
 
 // command sends one inline command and returns the first line of the
@@ -114,8 +162,9 @@ func (s *Server) Shutdown() {
 		return
 	}
 	s.command("SHUTDOWN") // the connection closes without an answer when it works
-	if err := s.cmd.Wait(); err != nil {
-		s.t.Errorf("redis-server exited: %v", err)
+	<-s.exited
+	if !s.cmd.ProcessState.Success() {
+		s.t.Errorf("redis-server exited: %v", s.cmd.ProcessState)
 	}
 	s.cmd = nil
 }
@@ -133,7 +182,7 @@ func (s *Server) Start() {
 func (s *Server) Kill() {
 	if s.cmd != nil && s.cmd.Process != nil {
 		s.cmd.Process.Kill()
-		s.cmd.Wait()
+		<-s.exited
 		s.cmd = nil
 	}
 }
