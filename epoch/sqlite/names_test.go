@@ -33,7 +33,10 @@ func TestNameFreeOnceDead(t *testing.T) {
 		{"expired", func(_ *testing.T, _ *Store, c *clock, _ string) { c.add(2 * time.Hour) }, true},
 		{"touched", func(t *testing.T, s *Store, c *clock, alice string) { c.add(time.Second); mustDo(t, s.Touch, alice) }, true},
 		{"locked", func(t *testing.T, s *Store, _ *clock, alice string) { mustDo(t, s.Lock, alice) }, true},
-		{"locked and unlocked", func(t *testing.T, s *Store, _ *clock, alice string) { mustDo(t, s.Lock, alice); mustDo(t, s.Unlock, alice) }, true},
+		{"locked and unlocked", func(t *testing.T, s *Store, _ *clock, alice string) {
+			mustDo(t, s.Lock, alice)
+			mustDo(t, s.Unlock, alice)
+		}, true},
 		{"its parent revoked", func(t *testing.T, s *Store, _ *clock, _ string) { mustRevoke(t, s, tokenID(2)) }, true},
 		{"its editor deactivated (activating revives it)", func(t *testing.T, s *Store, _ *clock, alice string) {
 			if _, err := s.SetActive(ctx, alice, false); err != nil {
@@ -134,7 +137,9 @@ func TestExpiringLiveOnly(t *testing.T) {
 		func(string) {}, // stays live
 		func(id string) { mustDo(t, s.Touch, id) },
 		func(id string) { mustDo(t, s.Lock, id) },
-		func(id string) { mustDo(t, func(ctx context.Context, id string) (any, error) { return s.SetActive(ctx, id, false) }, id) },
+		func(id string) {
+			mustDo(t, func(ctx context.Context, id string) (any, error) { return s.SetActive(ctx, id, false) }, id)
+		},
 		func(string) { mustRevoke(t, s, tokenID(4)) },
 	} {
 		ed, err := s.Create(ctx, NewEditor{Username: fmt.Sprintf("e%d", i)})
