@@ -14,7 +14,6 @@ import (
 	"github.com/amaretti-auth/amaretti/verifier"
 )
 
-
 // TestPolicyLifetimes: every token the issuer creates gets its lifetime
 // from the policy: the kind's default when none is asked, never over the
 // maximum, and no expiry only when the policy allows it and it is asked for.
