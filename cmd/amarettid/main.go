@@ -51,7 +51,7 @@ func app(stdout, stderr io.Writer) *cli.App {
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
 		ExitErrHandler:  func(*cli.Context, error) {},
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", EnvVars: []string{"AMARETTI_LISTEN"}, Usage: "`ADDR` to listen on"},
 			&cli.StringFlag{Name: "db", Value: "./amaretti.db", EnvVars: []string{"AMARETTI_DB"}, Usage: "SQLite database `FILE` made by amaretti init"},
 			&cli.StringFlag{Name: "keys", Value: "./keys", EnvVars: []string{"AMARETTI_KEYS"}, Usage: "root key `DIR`ectory"},
@@ -66,7 +66,7 @@ func app(stdout, stderr io.Writer) *cli.App {
 			&cli.Int64Flag{Name: "max-body", Value: 64 << 10, EnvVars: []string{"AMARETTI_MAX_BODY"}, Usage: "largest request body, in bytes"},
 			&cli.DurationFlag{Name: "last-use-interval", Value: time.Minute, EnvVars: []string{"AMARETTI_LAST_USE_INTERVAL"}, Usage: "record API tokens' last use at most this often per token, in one batch (a crash loses at most this much)"},
 			&cli.DurationFlag{Name: "keys-reload", Value: 30 * time.Second, EnvVars: []string{"AMARETTI_KEYS_RELOAD"}, Usage: "re-read the key directory this often (and on SIGHUP), to pick up rotations and retirements; 0 for SIGHUP only"},
-		},
+		}, policyFlags()...),
 		Action: func(c *cli.Context) error {
 			log := slog.New(slog.NewJSONHandler(stderr, nil))
 			return serve(c, log)
@@ -76,6 +76,10 @@ func app(stdout, stderr io.Writer) *cli.App {
 
 func serve(c *cli.Context, log *slog.Logger) error {
 	ctx := c.Context
+	policy, err := policyFrom(c)
+	if err != nil {
+		return err
+	}
 	keys, err := macaroon.OpenKeyStore(c.String("keys"))
 	if err != nil {
 		return err
@@ -114,7 +118,7 @@ func serve(c *cli.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	v, err := verifier.New(keys, cache, verifier.WithChecker(checker))
+	v, err := verifier.New(keys, cache, append(policy.VerifierOptions(), verifier.WithChecker(checker))...)
 	if err != nil {
 		return err
 	}
@@ -141,7 +145,7 @@ func serve(c *cli.Context, log *slog.Logger) error {
 	trackerDone := make(chan struct{})
 	go func() { tracker.Run(watchCtx); close(trackerDone) }()
 	defer func() { stopWatch(); <-trackerDone }() // the last batch is written before the store closes
-	issuer, err := apitoken.NewIssuer(store, minter, checker)
+	issuer, err := apitoken.NewIssuer(store, minter, checker, apitoken.WithPolicy(policy))
 	if err != nil {
 		return err
 	}
