@@ -151,7 +151,11 @@ func run(o options, log *slog.Logger) error {
 		return errors.New("no login provider: set --oidc-issuer (with --oidc-client-id and WEBFRONT_OIDC_CLIENT_SECRET), or --dev-login for local use")
 	case o.sessionTTL <= 0:
 		return errors.New("--session-ttl must be positive")
-	case o.policy.MaxAPI <= 0:
+	}
+	if o.policy == (apitoken.Policy{}) {
+		o.policy = apitoken.DefaultPolicy()
+	}
+	if o.policy.MaxAPI <= 0 {
 		return errors.New("--max-api-token-lifetime must be positive")
 	}
 	if o.publicURL == "" {

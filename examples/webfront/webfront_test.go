@@ -470,7 +470,7 @@ func TestLogoutEverywhere(t *testing.T) {
 	d := newDeployment(t)
 	older := d.login(t, "alice")
 	bob := d.login(t, "bob")
-	created := d.do(t, "POST", "/tokens", older, url.Values{"name": {"laptop"}, "expires_in": {""}})
+	created := d.do(t, "POST", "/tokens", older, url.Values{"name": {"laptop"}, "expires_in": {"8760h"}})
 	secret := regexp.MustCompile(`id="new-token" readonly value="([A-Za-z0-9_-]+)"`).FindStringSubmatch(created.body)
 	if created.status != 201 || secret == nil {
 		t.Fatalf("create: %d", created.status)
