@@ -54,15 +54,20 @@ const DefaultMaxLifetime = 365 * 24 * time.Hour
 // The one exception is a login session exactly as a frontend minted it
 // (kind = session, and nothing appended by a holder: caveat.Claims
 // Pristine): the API tokens it creates (Create, not Exchange) may live up
-// to the lifetime policy (WithMaxLifetime) and do not die with the
-// session; they still carry every restriction the minter wrote into it.
-// An operator (a Request without Parent) creates within the editor's role.
+// to the lifetime policy (WithPolicy) and do not die with the session;
+// they still carry every restriction the minter wrote into it. An operator
+// (a Request without Parent) creates within the editor's role.
+//
+// Every token the issuer creates gets its lifetime from the policy (see
+// Policy.Lifetime): the kind's default when none is asked for, never more
+// than the maximum for an API token, and no expiry only when the policy
+// allows it and the request asks for it (Request.NoExpiry).
 type Issuer struct {
-	store       *sqlite.Store
-	minter      *macaroon.Minter
-	checker     *caveat.Checker
-	now         func() time.Time
-	maxLifetime time.Duration
+	store   *sqlite.Store
+	minter  *macaroon.Minter
+	checker *caveat.Checker
+	now     func() time.Time
+	policy  Policy
 }
 
 // An Option configures an Issuer.
@@ -81,17 +86,33 @@ func WithClock(now func() time.Time) Option {
 }
 
 // WithMaxLifetime sets the longest lifetime an API token may be created
-// with (default DefaultMaxLifetime). Tokens created through the daemon
-// always expire, at the latest after it.
+// with (the policy's MaxAPI, default DefaultMaxLifetime), lowering the API
+// and bootstrap defaults to it when they are longer.
 func WithMaxLifetime(d time.Duration) Option {
 	return func(i *Issuer) error {
 		if d <= 0 {
 			return fmt.Errorf("apitoken: maximum lifetime %v is not positive", d)
 		}
-		i.maxLifetime = d
+		i.policy.MaxAPI = d
+		i.policy.API, i.policy.Bootstrap = min(i.policy.API, d), min(i.policy.Bootstrap, d)
 		return nil
 	}
 }
+
+// WithPolicy sets the lifetime policy (default DefaultPolicy()). It must
+// pass Policy.Validate.
+func WithPolicy(p Policy) Option {
+	return func(i *Issuer) error {
+		if err := p.Validate(); err != nil {
+			return fmt.Errorf("apitoken: %w", err)
+		}
+		i.policy = p
+		return nil
+	}
+}
+
+// Policy returns the issuer's lifetime policy.
+func (i *Issuer) Policy() Policy { return i.policy }
 
 // NewIssuer returns an Issuer minting with minter and registering in
 // store. checker must be the verifier's: it reads the caveats of creating
@@ -101,7 +122,7 @@ func NewIssuer(store *sqlite.Store, minter *macaroon.Minter, checker *caveat.Che
 	if store == nil || minter == nil || checker == nil {
 		return nil, errors.New("apitoken: store, minter and checker are required")
 	}
-	i := &Issuer{store: store, minter: minter, checker: checker, now: time.Now, maxLifetime: DefaultMaxLifetime}
+	i := &Issuer{store: store, minter: minter, checker: checker, now: time.Now, policy: DefaultPolicy()}
 	for _, o := range opts {
 		if err := o(i); err != nil {
 			return nil, err
@@ -123,10 +144,14 @@ type Request struct {
 	Rights []string
 	// Endpoint, when set, limits the token to requests naming it.
 	Endpoint string
-	// TTL is the token's lifetime, at most the maximum lifetime. 0 means
-	// the maximum lifetime for a token created from a Parent, and no
-	// expiry for an operator's.
+	// TTL is the token's lifetime, at most the policy's maximum. 0 means
+	// the policy's default for the kind (Policy.API, Policy.Bootstrap). A
+	// token created from a Parent never outlives it (see Issuer).
 	TTL time.Duration
+	// NoExpiry asks for a token that never expires (TTL must be 0). The
+	// policy must allow it (Policy.AllowNoExpiry), or the request fails
+	// with ErrPolicy; a token created from a Parent still expires with it.
+	NoExpiry bool
 	// Creator is who asks (an editor id, or "cli"), for the registry.
 	Creator string
 	// Parent is the token that asks, as verified; nil for an operator (the
@@ -161,8 +186,9 @@ func (i *Issuer) Create(ctx context.Context, r Request) (string, sqlite.APIToken
 	if err := sqlite.CheckTokenText(r.Name, r.Description); err != nil {
 		return "", sqlite.APIToken{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	if r.TTL < 0 || r.TTL > i.maxLifetime {
-		return "", sqlite.APIToken{}, fmt.Errorf("%w: the lifetime must be positive and at most %v", ErrInvalid, i.maxLifetime)
+	ttl, err := i.policy.Lifetime(r.Kind, r.TTL, r.NoExpiry)
+	if err != nil {
+		return "", sqlite.APIToken{}, err
 	}
 	ed, err := i.store.Editor(ctx, r.EditorID)
 	if err != nil {
@@ -176,13 +202,10 @@ func (i *Issuer) Create(ctx context.Context, r Request) (string, sqlite.APIToken
 		}
 		can := d.allows
 		d.allows = func(right string) bool { return ed.Role.Permits(right) && can(right) }
-		if r.TTL == 0 {
-			r.TTL = i.maxLifetime
-		}
 	}
 	want := child{rights: r.Rights, endpoint: r.Endpoint, kind: r.Kind, now: now}
-	if r.TTL > 0 {
-		want.expires = now.Add(r.TTL)
+	if ttl > 0 {
+		want.expires = now.Add(ttl)
 	}
 	c, err := d.child(want)
 	if err != nil {
@@ -195,6 +218,7 @@ func (i *Issuer) Create(ctx context.Context, r Request) (string, sqlite.APIToken
 	row := sqlite.APIToken{
 		TokenID: m.TokenID, EditorID: ed.ID, Name: r.Name, Description: r.Description,
 		Rights: c.rights, Endpoint: c.endpoint, Created: m.Created, Creator: r.Creator, Expires: m.Expires,
+		Parents: c.parents,
 	}
 	// Registered after minting: if registering fails, the token was never
 	// shown to anyone.
@@ -220,7 +244,8 @@ const (
 // holder of parent, under the rule Issuer describes (no session exception):
 // the same editor, every restriction of the parent, rights narrowed further
 // when given (they must be among the parent's), expiring after ttl (default
-// DefaultExchangeTTL, at most MaxExchangeTTL) and never after the parent,
+// the policy's Exchange, DefaultExchangeTTL unless configured; at most
+// MaxExchangeTTL) and never after the parent,
 // and a parent_token caveat naming the parent, so that revoking it revokes
 // this. The parent's username claim is kept as a claim.
 func (i *Issuer) Exchange(ctx context.Context, parent Parent, rights []string, ttl time.Duration) (*macaroon.Minted, error) {
@@ -228,7 +253,7 @@ func (i *Issuer) Exchange(ctx context.Context, parent Parent, rights []string, t
 		return nil, fmt.Errorf("%w: negative lifetime", ErrInvalid)
 	}
 	if ttl == 0 {
-		ttl = DefaultExchangeTTL
+		ttl = i.policy.Exchange
 	}
 	d, err := i.derive(&parent, false)
 	if err != nil {

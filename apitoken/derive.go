@@ -145,6 +145,7 @@ type minted struct {
 	rights   []string // nil: unrestricted
 	endpoint string
 	expires  time.Time
+	parents  []string // the parent_token ids it carries
 }
 
 // child applies the rule to one request: the rights asked for must be
@@ -185,6 +186,11 @@ func (d *derivation) child(req child) (*minted, error) {
 		return nil, fmt.Errorf("%w: the creating token has expired", ErrInvalid)
 	}
 	cavs := slices.Clone(d.carried)
+	for _, c := range cavs {
+		if p, ok := c.(caveat.ParentToken); ok {
+			m.parents = append(m.parents, string(p))
+		}
+	}
 	switch {
 	case req.rights != nil:
 		m.rights = normalize(req.rights)

@@ -139,8 +139,8 @@ func TestDerivedTokensNeverWiden(t *testing.T) {
 		},
 		{name: "a pristine session creates a 90-day token", creator: session(12 * time.Hour), ttl: 90 * day,
 			expires: 90 * day, kind: caveat.KindAPI, username: "alice", allowed: []caveat.Request{{Rights: []string{"edit"}}}},
-		{name: "a pristine session creates a token of the maximum lifetime by default", creator: session(12 * time.Hour),
-			expires: apitoken.DefaultMaxLifetime, kind: caveat.KindAPI, username: "alice"},
+		{name: "a pristine session creates a token of the policy's default lifetime", creator: session(12 * time.Hour),
+			expires: apitoken.DefaultAPILifetime, kind: caveat.KindAPI, username: "alice"},
 		{name: "a pristine session asks for more than the maximum", creator: session(12 * time.Hour), ttl: 2 * apitoken.DefaultMaxLifetime, wantErr: apitoken.ErrInvalid},
 		{name: "a pristine session's minter-written rights are carried", creator: session(12*time.Hour, macaroon.WithCaveats(caveat.Rights{"read", "tokens"})),
 			ttl: 90 * day, expires: 90 * day, kind: caveat.KindAPI, username: "alice", rights2: []string{"read", "tokens"},
@@ -323,7 +323,8 @@ func TestDeriveRefusesMismatch(t *testing.T) {
 			}
 		})
 	}
-	// The operator writes kind = api, or bootstrap when asked.
+	// The operator writes kind = api, or bootstrap when asked, expiring
+	// when the policy says.
 	for _, k := range []caveat.Kind{"", caveat.KindBootstrap} {
 		secret, _, err := e.issuer.Create(ctx, apitoken.Request{EditorID: e.alice.ID, Name: "op-" + string(k), Kind: k})
 		if err != nil {
@@ -333,7 +334,7 @@ func TestDeriveRefusesMismatch(t *testing.T) {
 		if want == "" {
 			want = caveat.KindAPI
 		}
-		if got := e.claimsOf(t, secret); got.Kind != want || !got.Expires.IsZero() || !got.Pristine {
+		if got := e.claimsOf(t, secret); got.Kind != want || !got.Expires.Equal(got.Created.Add(apitoken.DefaultPolicy().Default(want))) || !got.Pristine {
 			t.Errorf("operator token %q: %+v", k, got)
 		}
 	}

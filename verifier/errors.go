@@ -99,6 +99,8 @@ func ProblemFor(err error) Problem {
 		return invalid("token expired")
 	case errors.Is(err, ErrNotYetValid):
 		return invalid("token created in the future")
+	case errors.Is(err, ErrOverPolicy):
+		return invalid("token lifetime exceeds the policy")
 	case errors.Is(err, epoch.ErrLocked):
 		return invalid("account locked")
 	case errors.Is(err, ErrRevoked):
@@ -120,7 +122,7 @@ func ProblemFor(err error) Problem {
 // reasons are the sentinels Reason reports, most specific first.
 var reasons = []error{
 	ErrInternal, ErrMalformed, ErrUnknownKey, ErrRetiredKey, ErrBadSignature,
-	ErrExpired, ErrNotYetValid, epoch.ErrLocked, epoch.ErrTokenRevoked, ErrRevoked,
+	ErrExpired, ErrNotYetValid, ErrOverPolicy, epoch.ErrLocked, epoch.ErrTokenRevoked, ErrRevoked,
 	ErrUnknownEditor, ErrInactiveEditor, ErrUnavailable, ErrRoleForbids,
 	ErrCaveatNotSatisfied, ErrSeveralTokens, ErrMalformedAuthorization, ErrNoToken,
 }

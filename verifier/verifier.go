@@ -6,7 +6,8 @@
 //  2. decode: base64 and canonical v2 binary;
 //  3. key lookup by the id in the identifier, in memory;
 //  4. HMAC chain, compared in constant time;
-//  5. caveats: every one parsed by its exact name and satisfied;
+//  5. caveats: every one parsed by its exact name and satisfied, and the
+//     token's lifetime within the maximum for its kind (WithMaxLifetime);
 //  6. epoch: the editor exists, is active, and its epoch is before the
 //     token's creation.
 //
@@ -80,6 +81,8 @@ type Verifier struct {
 	// WithSignatureCache and WithSignatureCacheBytes).
 	sigEntries int
 	sigBytes   int64
+	// lifetimes are the maximum lifetimes by kind (WithMaxLifetime).
+	lifetimes map[caveat.Kind]Lifetime
 	// scratch holds *[scratchSize]byte decode buffers. Nothing derived from
 	// a buffer outlives verifySignature: ids and claims are copied out.
 	scratch sync.Pool
@@ -277,6 +280,9 @@ func (v *Verifier) verifySignature(token string) (*verified, error) {
 // authorize runs the per-request checks: caveats against req, then the
 // editor's epoch.
 func (v *Verifier) authorize(ctx context.Context, vt *verified, req *caveat.Request) (Identity, error) {
+	if err := v.checkLifetime(&vt.claims); err != nil {
+		return Identity{}, &Denial{Err: err, KeyID: vt.keyID, TokenID: vt.tokenID, EditorID: vt.claims.EditorID}
+	}
 	if err := v.checker.Check(&vt.claims, req); err != nil {
 		return Identity{}, &Denial{Err: err, KeyID: vt.keyID, TokenID: vt.tokenID, EditorID: vt.claims.EditorID}
 	}

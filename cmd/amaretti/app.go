@@ -77,13 +77,13 @@ func (e *env) app() *cli.App {
 		ExitErrHandler:       func(*cli.Context, error) {}, // run reports errors
 		OnUsageError:         onUsageError,
 		CommandNotFound:      e.commandNotFound,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "db", Value: "./amaretti.db", EnvVars: []string{"AMARETTI_DB"}, Usage: "SQLite database `FILE`"},
 			&cli.StringFlag{Name: "keys", Value: "./keys", EnvVars: []string{"AMARETTI_KEYS"}, Usage: "root key `DIR`ectory"},
 			&cli.StringFlag{Name: "location", EnvVars: []string{"AMARETTI_LOCATION"}, Usage: "location written into minted tokens, e.g. api.example.org"},
 			&cli.StringFlag{Name: "redis", EnvVars: []string{"AMARETTI_REDIS"}, Usage: "redis:// `URL` shared with running verifiers: touch, lock, unlock and (de)activate announce their change there"},
 			&cli.BoolFlag{Name: "json", Usage: "machine-readable output"},
-		},
+		}, policyFlags()...),
 		Commands: []*cli.Command{
 			e.initCommand(),
 			e.demoCommand(),

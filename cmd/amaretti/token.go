@@ -15,10 +15,11 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// restrictionFlags are the caveats mint and attenuate can add.
-func restrictionFlags() []cli.Flag {
+// restrictionFlags are the caveats mint and attenuate can add, with the
+// expires flag given.
+func restrictionFlags(expires cli.Flag) []cli.Flag {
 	return []cli.Flag{
-		&cli.DurationFlag{Name: "expires", Usage: "expire after `DURATION` (e.g. 15m, 24h)"},
+		expires,
 		&cli.StringSliceFlag{Name: "right", Usage: "allow only this `RIGHT` (repeatable; all listed rights are allowed)"},
 		&cli.StringFlag{Name: "endpoint", Usage: "allow only requests naming endpoint `NAME`"},
 		&cli.StringSliceFlag{Name: "method", Usage: "allow only this HTTP `METHOD` (repeatable)"},
@@ -67,7 +68,7 @@ func (e *env) printIdentity(id verifier.Identity) {
 	}
 	w("key_id", id.KeyID)
 	w("created", formatTime(id.Created))
-	w("expires", formatTime(id.Expires))
+	w("expires", expiresText(id.Expires))
 	if id.Rights != nil {
 		w("rights", strings.Join(id.Rights, ","))
 	}
@@ -78,11 +79,16 @@ func (e *env) newVerifier(c *cli.Context) (*verifier.Verifier, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	p, err := e.policy(c)
+	if err != nil {
+		return nil, nil, err
+	}
 	store, err := e.openStore(c)
 	if err != nil {
 		return nil, nil, err
 	}
-	v, err := verifier.New(keys, store, verifier.WithClock(e.now), verifier.WithSignatureCache(0))
+	// Verified as amarettid does, under the lifetime policy.
+	v, err := verifier.New(keys, store, append(p.VerifierOptions(), verifier.WithClock(e.now), verifier.WithSignatureCache(0))...)
 	if err != nil {
 		store.Close()
 		return nil, nil, err
@@ -99,7 +105,7 @@ func (e *env) tokenCommand() *cli.Command {
 				Name:      "mint",
 				Usage:     "mint a token for an editor and print it",
 				ArgsUsage: "EDITOR_ID",
-				Flags: append(restrictionFlags(),
+				Flags: append(restrictionFlags(expiresFlag(caveat.KindCLI)), noExpiryFlag,
 					&cli.BoolFlag{Name: "env-format", Usage: "print a line a shell can source: NAME=token"},
 					&cli.StringFlag{Name: "env-name", Value: "AMARETTI_TOKEN", Usage: "variable `NAME` for --env-format"},
 				),
@@ -115,8 +121,9 @@ func (e *env) tokenCommand() *cli.Command {
 				Name:      "attenuate",
 				Usage:     "print a weaker token with more caveats (needs no key or database)",
 				ArgsUsage: "TOKEN",
-				Flags:     restrictionFlags(),
-				Action:    e.attenuate,
+				Flags: restrictionFlags(&cli.DurationFlag{Name: "expires", DefaultText: "no expiry added",
+					Usage: "expire after `DURATION` (e.g. 15m, 24h)"}),
+				Action: e.attenuate,
 			},
 			{
 				Name:      "verify",
@@ -140,6 +147,14 @@ func (e *env) mint(c *cli.Context) error {
 		return err
 	}
 	cavs, err := restrictions(c)
+	if err != nil {
+		return err
+	}
+	p, err := e.policy(c)
+	if err != nil {
+		return err
+	}
+	ttl, never, err := e.lifetime(c, p, caveat.KindCLI)
 	if err != nil {
 		return err
 	}
@@ -168,9 +183,12 @@ func (e *env) mint(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	opts := []macaroon.MintOption{macaroon.WithCaveats(cavs...)}
-	if d := c.Duration("expires"); d != 0 {
-		opts = append(opts, macaroon.ExpiresIn(d))
+	opts := []macaroon.MintOption{macaroon.WithKind(caveat.KindCLI), macaroon.WithCaveats(cavs...)}
+	if !never {
+		if ttl == 0 {
+			ttl = p.CLI
+		}
+		opts = append(opts, macaroon.ExpiresIn(ttl))
 	}
 	m, err := minter.Mint(c.Context, ed.ID, opts...)
 	if err != nil {
@@ -225,6 +243,7 @@ func (e *env) inspect(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	cl := claimsOf(tok)
 	// Whether it verifies now, for no particular request: caveats that
 	// restrict requests are reported, not counted as failures.
 	status, reason := "unknown", ""
@@ -252,6 +271,12 @@ func (e *env) inspect(c *cli.Context) error {
 			"location": tok.Location(), "location_signed": false, "identifier": tok.Identifier(), "key_id": tok.KeyID(),
 			"token_id": tok.TokenID(), "caveats": tok.Caveats(), "verifies": status,
 		}
+		if cl != nil {
+			j["never_expires"] = cl.Expires.IsZero()
+			if !cl.Expires.IsZero() {
+				j["expires"] = cl.Expires
+			}
+		}
 		if reason != "" {
 			j["reason"] = reason
 		}
@@ -269,6 +294,9 @@ func (e *env) inspect(c *cli.Context) error {
 		w("token_id", "- (fatcat format: the identifier names only the key)")
 	} else {
 		w("token_id", tok.TokenID())
+	}
+	if cl != nil {
+		w("expires", expiresText(cl.Expires))
 	}
 	for i, cv := range tok.Caveats() {
 		k := ""

@@ -29,17 +29,21 @@ func (e *env) issuer(c *cli.Context, store *sqlite.Store) (*apitoken.Issuer, err
 	if err != nil {
 		return nil, err
 	}
-	return apitoken.NewIssuer(store, minter, checker, apitoken.WithClock(e.now))
+	p, err := e.policy(c)
+	if err != nil {
+		return nil, err
+	}
+	return apitoken.NewIssuer(store, minter, checker, apitoken.WithClock(e.now), apitoken.WithPolicy(p))
 }
 
-func (e *env) printTokens(c *cli.Context, rows []sqlite.APIToken) error {
+// printTokens prints registry rows with their status (apitoken.StatusOf).
+func (e *env) printTokens(c *cli.Context, rows []apitoken.Row) error {
 	if c.Bool("json") {
 		if rows == nil {
-			rows = []sqlite.APIToken{}
+			rows = []apitoken.Row{}
 		}
 		return e.printJSON(rows)
 	}
-	now := e.now()
 	table := make([][]string, 0, len(rows))
 	for _, t := range rows {
 		rights := "(all)"
@@ -49,20 +53,15 @@ func (e *env) printTokens(c *cli.Context, rows []sqlite.APIToken) error {
 		if t.Endpoint != "" {
 			rights += " @" + t.Endpoint
 		}
-		status := "live"
-		switch {
-		case !t.Revoked.IsZero():
-			status = "revoked " + formatTime(t.Revoked)
-		case !t.Expires.IsZero() && !now.Before(t.Expires):
-			status = "expired"
-		case !t.Expires.IsZero() && t.Expires.Sub(now) < 7*24*time.Hour:
-			status = "expires soon"
-		}
 		last := "never"
 		if !t.LastUsed.IsZero() {
 			last = formatTime(t.LastUsed) + " from " + t.LastUsedFrom
 		}
-		table = append(table, []string{t.TokenID, t.EditorID, t.Name, rights, formatTime(t.Created), formatTime(t.Expires), last, status})
+		expires := formatTime(t.Expires)
+		if t.Expires.IsZero() {
+			expires = "never"
+		}
+		table = append(table, []string{t.TokenID, t.EditorID, t.Name, rights, formatTime(t.Created), expires, last, string(t.Status)})
 	}
 	return e.table("TOKEN_ID\tEDITOR_ID\tNAME\tRIGHTS\tCREATED\tEXPIRES\tLAST_USED\tSTATUS", table)
 }
@@ -81,7 +80,8 @@ func (e *env) tokensCommand() *cli.Command {
 					&cli.StringFlag{Name: "description", Usage: "what the token is for"},
 					&cli.StringSliceFlag{Name: "right", Usage: "allow only this `RIGHT` (repeatable; default: unrestricted)"},
 					&cli.StringFlag{Name: "endpoint", Usage: "allow only requests naming endpoint `NAME`"},
-					&cli.DurationFlag{Name: "expires", Usage: "expire after `DURATION` (default: never)"},
+					expiresFlag(caveat.KindAPI),
+					noExpiryFlag,
 				},
 				Action: e.withStore(func(c *cli.Context, s *sqlite.Store) error {
 					a, err := args(c, "editor_id")
@@ -92,13 +92,17 @@ func (e *env) tokensCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
+					ttl, never, err := e.lifetime(c, iss.Policy(), caveat.KindAPI)
+					if err != nil {
+						return err
+					}
 					var rights []string
 					if c.IsSet("right") {
 						rights = c.StringSlice("right")
 					}
 					secret, row, err := iss.Create(c.Context, apitoken.Request{
 						EditorID: a[0], Name: c.String("name"), Description: c.String("description"),
-						Rights: rights, Endpoint: c.String("endpoint"), TTL: c.Duration("expires"), Creator: "cli",
+						Rights: rights, Endpoint: c.String("endpoint"), TTL: ttl, NoExpiry: never, Creator: "cli",
 					})
 					if errors.Is(err, epoch.ErrNotFound) {
 						return fmt.Errorf("unknown editor %q", a[0])
@@ -124,7 +128,11 @@ func (e *env) tokensCommand() *cli.Command {
 					if c.NArg() > 1 {
 						return usagef("usage: amaretti tokens list [EDITOR_ID]")
 					}
-					rows, err := s.Tokens(c.Context, c.Args().First())
+					p, err := e.policy(c)
+					if err != nil {
+						return err
+					}
+					rows, err := apitoken.List(c.Context, s, c.Args().First(), p, e.now())
 					if err != nil {
 						return err
 					}
@@ -156,7 +164,7 @@ func (e *env) tokensCommand() *cli.Command {
 			},
 			{
 				Name:  "expiring",
-				Usage: "list live tokens that expire within a window, to warn their owners",
+				Usage: "list live tokens (status live) that expire within a window, to warn their owners",
 				Flags: []cli.Flag{
 					&cli.DurationFlag{Name: "within", Value: 7 * 24 * time.Hour, Usage: "the `WINDOW`"},
 				},
@@ -164,7 +172,14 @@ func (e *env) tokensCommand() *cli.Command {
 					if _, err := args(c); err != nil {
 						return err
 					}
-					rows, err := s.ExpiringTokens(c.Context, c.Duration("within"))
+					if c.Duration("within") <= 0 {
+						return usagef("--within must be positive")
+					}
+					p, err := e.policy(c)
+					if err != nil {
+						return err
+					}
+					rows, err := apitoken.Expiring(c.Context, s, c.Duration("within"), p, e.now())
 					if err != nil {
 						return err
 					}
@@ -193,6 +208,8 @@ func (e *env) bootstrapCommand() *cli.Command {
 		Usage: "create the root, import-bot and demo-user editors if missing, and write a token for each to DIR/<name>.env (0600)",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "env-dir", Required: true, Usage: "`DIR` for the .env files"},
+			expiresFlag(caveat.KindBootstrap),
+			noExpiryFlag,
 		},
 		Action: func(c *cli.Context) error {
 			if _, err := args(c); err != nil {
@@ -204,6 +221,10 @@ func (e *env) bootstrapCommand() *cli.Command {
 			}
 			defer s.Close()
 			iss, err := e.issuer(c, s)
+			if err != nil {
+				return err
+			}
+			ttl, never, err := e.lifetime(c, iss.Policy(), caveat.KindBootstrap)
 			if err != nil {
 				return err
 			}
@@ -244,7 +265,8 @@ func (e *env) bootstrapCommand() *cli.Command {
 						}
 					}
 				}
-				secret, _, err := iss.Create(c.Context, apitoken.Request{EditorID: ed.ID, Name: "bootstrap", Description: "written by amaretti bootstrap to " + path, Creator: "cli", Kind: caveat.KindBootstrap})
+				secret, _, err := iss.Create(c.Context, apitoken.Request{EditorID: ed.ID, Name: "bootstrap", Description: "written by amaretti bootstrap to " + path,
+					Creator: "cli", Kind: caveat.KindBootstrap, TTL: ttl, NoExpiry: never})
 				if err != nil {
 					return err
 				}

@@ -2,11 +2,12 @@ package main
 
 import (
 	"encoding/json"
-	"github.com/amaretti-auth/amaretti/epoch/sqlite"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/amaretti-auth/amaretti/apitoken"
 )
 
 func TestTokensCommands(t *testing.T) {
@@ -38,15 +39,15 @@ func TestTokensCommands(t *testing.T) {
 			t.Fatal("tokens list printed a secret")
 		}
 	}
-	if !strings.Contains(listing, "laptop") || !strings.Contains(listing, "expires soon") || !strings.Contains(listing, "(all)") {
+	if !strings.Contains(listing, "laptop") || strings.Count(listing, " live\n")+strings.Count(listing, " live") < 4 || !strings.Contains(listing, "(all)") {
 		t.Fatalf("tokens list:\n%s", listing)
 	}
-	var rows []sqlite.APIToken
+	var rows []apitoken.Row
 	json.Unmarshal([]byte(c.ok("", "--json", "tokens", "list")), &rows)
-	if len(rows) != 4 {
-		t.Fatalf("%d rows", len(rows))
+	if len(rows) != 4 || rows[0].Status != apitoken.StatusLive || !rows[0].Live {
+		t.Fatalf("rows %+v", rows)
 	}
-	var expiring []sqlite.APIToken
+	var expiring []apitoken.Row
 	json.Unmarshal([]byte(c.ok("", "tokens", "expiring", "--within", "100h", "--json")), &expiring)
 	if len(expiring) != 3 {
 		t.Fatalf("expiring within 100h: %d", len(expiring))

@@ -88,7 +88,7 @@ func app(stdout, stderr io.Writer, log *slog.Logger) *cli.App {
 			&cli.IntFlag{Name: "max-live-tokens", Value: sqlite.DefaultMaxLiveTokens, EnvVars: []string{"AMARETTI_MAX_LIVE_TOKENS"}, Usage: "most live API tokens one editor may hold; creating another is refused (409)"},
 			&cli.IntFlag{Name: "max-revoked-tokens", Value: sqlite.DefaultMaxRevokedTokens, EnvVars: []string{"AMARETTI_MAX_REVOKED_TOKENS"}, Usage: "most revoked, unexpired API tokens an editor's state lists; at the limit, creating tokens is refused until a touch clears the list (revoking is never refused)"},
 			&cli.DurationFlag{Name: "keys-reload", Value: 30 * time.Second, EnvVars: []string{"AMARETTI_KEYS_RELOAD"}, Usage: "re-read the key directory this often (and on SIGHUP), to pick up rotations and retirements; 0 for SIGHUP only"},
-		}, listenFlags()...),
+		}, append(listenFlags(), policyFlags()...)...),
 		Action: func(c *cli.Context) error {
 			return serve(c, log)
 		},
@@ -97,6 +97,10 @@ func app(stdout, stderr io.Writer, log *slog.Logger) *cli.App {
 
 func serve(c *cli.Context, log *slog.Logger) error {
 	ctx := c.Context
+	policy, err := policyFrom(c)
+	if err != nil {
+		return err
+	}
 	cert, err := tlsOptions(c)
 	if err != nil {
 		return err
@@ -139,7 +143,7 @@ func serve(c *cli.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	v, err := verifier.New(keys, cache, verifier.WithChecker(checker))
+	v, err := verifier.New(keys, cache, append(policy.VerifierOptions(), verifier.WithChecker(checker))...)
 	if err != nil {
 		return err
 	}
@@ -167,7 +171,7 @@ func serve(c *cli.Context, log *slog.Logger) error {
 	trackerDone := make(chan struct{})
 	go func() { tracker.Run(watchCtx); close(trackerDone) }()
 	defer func() { stopWatch(); <-trackerDone }() // the last batch is written before the store closes
-	issuer, err := apitoken.NewIssuer(store, minter, checker)
+	issuer, err := apitoken.NewIssuer(store, minter, checker, apitoken.WithPolicy(policy))
 	if err != nil {
 		return err
 	}

@@ -33,15 +33,6 @@ var (
 	errNotJSON = errors.New("cookie-authenticated body is not application/json")
 )
 
-// tokenJSON is a registry row as the API shows it (never the secret), and
-// whether it is live now.
-type tokenJSON struct {
-	sqlite.APIToken
-	Live bool `json:"live"`
-}
-
-func rowJSON(t sqlite.APIToken, now time.Time) tokenJSON { return tokenJSON{t, t.Live(now)} }
-
 // positiveDuration parses an optional duration field: "" gives 0.
 func positiveDuration(v string) (time.Duration, bool) {
 	if v == "" {
@@ -134,9 +125,13 @@ func (s *server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "invalid_request", bodyProblem(err)+" (the body is JSON: name, description, rights, endpoint, expires_in)")
 		return
 	}
-	ttl, ok := positiveDuration(body.ExpiresIn)
+	// "never" asks for no expiry, which the lifetime policy must allow.
+	never, ttl, ok := body.ExpiresIn == "never", time.Duration(0), true
+	if !never {
+		ttl, ok = positiveDuration(body.ExpiresIn)
+	}
 	if !ok {
-		apiError(w, http.StatusBadRequest, "invalid_request", "expires_in must be a positive duration such as 720h")
+		apiError(w, http.StatusBadRequest, "invalid_request", `expires_in must be a positive duration such as 720h, or "never"`)
 		return
 	}
 	if !validRights(body.Rights) {
@@ -149,8 +144,8 @@ func (s *server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	secret, row, err := s.issuer.Create(r.Context(), apitoken.Request{
-		EditorID: caller.EditorID, Name: body.Name, Description: body.Description, Rights: body.Rights, Endpoint: body.Endpoint, TTL: ttl, Creator: caller.EditorID,
-		Parent: &apitoken.Parent{Token: token, Identity: caller},
+		EditorID: caller.EditorID, Name: body.Name, Description: body.Description, Rights: body.Rights, Endpoint: body.Endpoint, TTL: ttl, NoExpiry: never,
+		Creator: caller.EditorID, Parent: &apitoken.Parent{Token: token, Identity: caller},
 	})
 	switch {
 	case errors.Is(err, sqlite.ErrNameTaken):
@@ -176,8 +171,8 @@ func (s *server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("api token created", "editor_id", caller.EditorID, "token_id", row.TokenID)
 	writeJSON(w, http.StatusCreated, struct {
 		Token string `json:"token"`
-		tokenJSON
-	}{secret, rowJSON(row, time.Now())})
+		apitoken.Row
+	}{secret, s.createdRow(caller, row)})
 }
 
 // handleListTokens: GET /v1/tokens — the caller's; an admin (with
@@ -200,14 +195,13 @@ func (s *server) handleListTokens(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	rows, err := s.store.Tokens(r.Context(), editor)
+	var out []apitoken.Row
+	if err == nil {
+		out, err = s.tokenRows(r.Context(), rows)
+	}
 	if err != nil {
 		apiError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the store could not answer")
 		return
-	}
-	now := time.Now()
-	out := make([]tokenJSON, 0, len(rows))
-	for _, t := range rows {
-		out = append(out, rowJSON(t, now))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"tokens": out})
 }
@@ -228,16 +222,15 @@ func (s *server) handleExpiring(w http.ResponseWriter, r *http.Request) {
 	if within == 0 {
 		within = 7 * 24 * time.Hour
 	}
-	rows, err := s.store.ExpiringTokens(r.Context(), within)
+	rows, err := apitoken.Expiring(r.Context(), s.store, within, s.issuer.Policy(), time.Now())
 	if err != nil {
 		apiError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the store could not answer")
 		return
 	}
-	now := time.Now()
-	out := []tokenJSON{}
+	out := []apitoken.Row{}
 	for _, t := range rows {
 		if t.EditorID == caller.EditorID || crossEditor(caller) {
-			out = append(out, rowJSON(t, now))
+			out = append(out, t)
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"tokens": out})
@@ -272,7 +265,7 @@ func (s *server) handleRevokeToken(w http.ResponseWriter, r *http.Request) {
 	}
 	s.announce(r.Context(), ed.ID, []epoch.Editor{ed})
 	s.log.Info("api token revoked", "by", caller.EditorID, "token_id", id, "editor_id", ed.ID)
-	writeJSON(w, http.StatusOK, rowJSON(row, time.Now()))
+	writeJSON(w, http.StatusOK, apitoken.NewRow(row, ed, s.issuer.Policy(), time.Now()))
 }
 
 // handleExchange: POST /v1/tokens/exchange {rights, ttl} — a short-lived

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amaretti-auth/amaretti/apitoken"
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/epoch/sqlite"
@@ -81,7 +82,7 @@ func TestTokenAPI(t *testing.T) {
 		}
 	}
 	var list struct {
-		Tokens []tokenJSON `json:"tokens"`
+		Tokens []apitoken.Row `json:"tokens"`
 	}
 	json.Unmarshal([]byte(body), &list)
 	if resp.StatusCode != 200 || len(list.Tokens) != 3 || list.Tokens[0].LastUsedFrom != "127.0.0.1" /* X-Real-IP from an untrusted peer is ignored */ || list.Tokens[0].LastUsed.IsZero() || list.Tokens[0].Expires.IsZero() || !list.Tokens[0].Live {

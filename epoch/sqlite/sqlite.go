@@ -90,6 +90,16 @@ var migrations = []string{
 	// 5: the revoked-token subquery of a state read searches one editor's
 	// revoked rows by creation time instead of scanning the table.
 	`CREATE INDEX api_tokens_editor_revoked ON api_tokens(editor_id, created) WHERE revoked IS NOT NULL;`,
+	// 6: a name is free again once its token is dead for good (revoked,
+	// expired, revoked by a touch or with its parent), not only once it is
+	// revoked: RegisterToken checks names among live tokens in its
+	// transaction, through a plain index. parents lists the token ids a
+	// token was derived from (its parent_token caveats), so that the
+	// registry knows when revoking a parent revoked it.
+	`DROP INDEX api_tokens_live_name;
+	CREATE INDEX api_tokens_editor_name ON api_tokens(editor_id, name);
+	CREATE INDEX api_tokens_editor_live ON api_tokens(editor_id, created) WHERE revoked IS NULL;
+	ALTER TABLE api_tokens ADD COLUMN parents TEXT; -- comma-separated token ids; NULL: none`,
 }
 
 // Store is a SQLite epoch store. It is safe for concurrent use.

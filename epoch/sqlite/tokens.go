@@ -18,7 +18,8 @@ import (
 var (
 	// ErrTokenNotFound means no API token has that id.
 	ErrTokenNotFound = errors.New("unknown API token")
-	// ErrNameTaken means the editor already has a live token of that name.
+	// ErrNameTaken means the editor already has a live token of that name
+	// (see RegisterToken).
 	ErrNameTaken = errors.New("the editor already has a live token of that name")
 	// ErrAlreadyRevoked means the token was revoked before.
 	ErrAlreadyRevoked = errors.New("token already revoked")
@@ -53,21 +54,44 @@ type APIToken struct {
 	LastUsed time.Time `json:"last_used,omitzero"`
 	// LastUsedFrom is the client address of the last use.
 	LastUsedFrom string `json:"last_used_from,omitempty"`
+	// Parents are the ids of the tokens this one was derived from (its
+	// parent_token caveats): revoking any of them revokes it.
+	Parents []string `json:"parents,omitempty"`
 }
 
 // Live reports whether the token is neither revoked nor expired at now.
+// It knows only the row: whether the token still verifies also depends on
+// its editor (a touch, a lock, deactivation), its parents and the lifetime
+// policy, which apitoken.StatusOf weighs.
 func (t APIToken) Live(now time.Time) bool {
 	return t.Revoked.IsZero() && (t.Expires.IsZero() || now.Before(t.Expires))
 }
 
-const tokenColumns = "token_id, editor_id, name, description, rights, endpoint, created, creator, expires, revoked, last_used, last_used_from"
+// RevokedBy reports whether the token, a token of editor e, is revoked by
+// e's epoch or with one of its parents: it was created at or before the
+// epoch (a touch, a lock), or a parent is in e's list of tokens revoked one
+// by one. Its own revocation is t.Revoked.
+func (t APIToken) RevokedBy(e epoch.Editor) (touched, parent bool) {
+	st := e.State()
+	if !t.Created.Truncate(time.Microsecond).After(st.Epoch) {
+		return true, false
+	}
+	for _, p := range t.Parents {
+		if st.TokenRevoked(p) {
+			return false, true
+		}
+	}
+	return false, false
+}
+
+const tokenColumns = "token_id, editor_id, name, description, rights, endpoint, created, creator, expires, revoked, last_used, last_used_from, parents"
 
 func scanToken(r scanner) (APIToken, error) {
 	var t APIToken
-	var rights, endpoint, from sql.NullString
+	var rights, endpoint, from, parents sql.NullString
 	var created int64
 	var expires, revoked, lastUsed sql.NullInt64
-	if err := r.Scan(&t.TokenID, &t.EditorID, &t.Name, &t.Description, &rights, &endpoint, &created, &t.Creator, &expires, &revoked, &lastUsed, &from); err != nil {
+	if err := r.Scan(&t.TokenID, &t.EditorID, &t.Name, &t.Description, &rights, &endpoint, &created, &t.Creator, &expires, &revoked, &lastUsed, &from, &parents); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return t, ErrTokenNotFound
 		}
@@ -80,6 +104,9 @@ func scanToken(r scanner) (APIToken, error) {
 		}
 	}
 	t.Endpoint = endpoint.String
+	if parents.String != "" {
+		t.Parents = strings.Split(parents.String, ",")
+	}
 	t.Created = fromMicros(created)
 	opt := func(v sql.NullInt64) time.Time {
 		if !v.Valid {
@@ -103,12 +130,29 @@ func nullMicros(t time.Time) any {
 // epoch.ErrNotFound for an unknown editor, ErrInvalidToken for an id that is
 // not an upper-case UUID, and ErrTooManyTokens when the editor is at either
 // limit of WithTokenLimits.
+//
+// A name is taken by a token that may still verify: not revoked, not
+// expired, created after the editor's epoch (so not revoked by a touch or
+// a lock), and no parent revoked. A token that is dead for good frees its
+// name. A token of a deactivated editor, or over the lifetime policy, keeps
+// its name: activating the editor or loosening the policy revives it. The
+// check and the insert are one immediate transaction, so two concurrent
+// registrations cannot both take a name.
 func (s *Store) RegisterToken(ctx context.Context, t APIToken) error {
 	if err := CheckTokenText(t.Name, t.Description); err != nil {
 		return err
 	}
 	if !caveat.ValidTokenID(t.TokenID) {
 		return fmt.Errorf("%w: the token id must be an upper-case UUID", ErrInvalidToken)
+	}
+	var parents any
+	for _, p := range t.Parents {
+		if !caveat.ValidTokenID(p) {
+			return fmt.Errorf("%w: a parent token id must be an upper-case UUID", ErrInvalidToken)
+		}
+	}
+	if len(t.Parents) > 0 {
+		parents = strings.Join(t.Parents, ",")
 	}
 	var rights any
 	if t.Rights != nil {
@@ -128,11 +172,16 @@ func (s *Store) RegisterToken(ctx context.Context, t APIToken) error {
 		return err
 	}
 	now := micros(s.now())
+	if err := s.nameFree(ctx, tx, e, t.Name, now); err != nil {
+		return err
+	}
 	var live, revoked int
-	// Both counts stop at the limit, so each reads at most that many index
-	// entries (api_tokens_live_name, api_tokens_editor_revoked).
+	// Both counts stop at the limit; each reads the editor's index entries
+	// created after its epoch (api_tokens_editor_live,
+	// api_tokens_editor_revoked).
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM api_tokens
-		WHERE editor_id = ? AND revoked IS NULL AND (expires IS NULL OR expires > ?) LIMIT ?)`, t.EditorID, now, s.maxLive).Scan(&live); err != nil {
+		WHERE editor_id = ? AND revoked IS NULL AND created > ? AND (expires IS NULL OR expires > ?) LIMIT ?)`,
+		t.EditorID, micros(e.AuthEpoch), now, s.maxLive).Scan(&live); err != nil {
 		return err
 	}
 	if live >= s.maxLive {
@@ -146,19 +195,39 @@ func (s *Store) RegisterToken(ctx context.Context, t APIToken) error {
 	if revoked >= s.maxRevoked {
 		return fmt.Errorf("%w: the editor has %d revoked tokens that every verifier must list; touching the editor (\"log out everywhere\") clears the list", ErrTooManyTokens, revoked)
 	}
-	_, err = tx.ExecContext(ctx, "INSERT INTO api_tokens ("+tokenColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)",
-		t.TokenID, t.EditorID, t.Name, t.Description, rights, endpoint, micros(t.Created), t.Creator, nullMicros(t.Expires))
+	_, err = tx.ExecContext(ctx, "INSERT INTO api_tokens ("+tokenColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?)",
+		t.TokenID, t.EditorID, t.Name, t.Description, rights, endpoint, micros(t.Created), t.Creator, nullMicros(t.Expires), parents)
 	var se sqlite3.Error
 	if errors.As(err, &se) && se.Code == sqlite3.ErrConstraint {
-		if strings.Contains(se.Error(), "token_id") {
-			return fmt.Errorf("token id %s already registered", t.TokenID)
-		}
-		return fmt.Errorf("%w: %q", ErrNameTaken, t.Name)
+		return fmt.Errorf("token id %s already registered", t.TokenID)
 	}
 	if err != nil {
 		return err
 	}
 	return tx.Commit()
+}
+
+// nameFree fails with ErrNameTaken when editor e has a token named name
+// that may still verify (see RegisterToken). It runs inside RegisterToken's
+// immediate transaction, which holds the write lock until the insert.
+func (s *Store) nameFree(ctx context.Context, tx *sql.Tx, e epoch.Editor, name string, now int64) error {
+	rows, err := tx.QueryContext(ctx, "SELECT "+tokenColumns+` FROM api_tokens
+		WHERE editor_id = ? AND name = ? AND revoked IS NULL AND created > ? AND (expires IS NULL OR expires > ?)`,
+		e.ID, name, micros(e.AuthEpoch), now)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		t, err := scanToken(rows)
+		if err != nil {
+			return err
+		}
+		if touched, parent := t.RevokedBy(e); !touched && !parent {
+			return fmt.Errorf("%w: %q", ErrNameTaken, name)
+		}
+	}
+	return rows.Err()
 }
 
 // Token returns one registry row, or ErrTokenNotFound.
@@ -178,12 +247,28 @@ func (s *Store) Tokens(ctx context.Context, editorID string) ([]APIToken, error)
 	return s.queryTokens(ctx, q+" ORDER BY created, rowid", args...)
 }
 
-// ExpiringTokens lists the live tokens that expire within d from now, soonest
-// first, for warning their owners.
+// ExpiringTokens lists the tokens that expire within d from now, soonest
+// first, for warning their owners: only those that verify until then as
+// far as the store knows (not revoked, created after the editor's epoch, so
+// not touched or locked, the editor active). Tokens revoked with a parent
+// and tokens over the lifetime policy are left to the caller
+// (apitoken.Expiring, which leaves them out).
 func (s *Store) ExpiringTokens(ctx context.Context, d time.Duration) ([]APIToken, error) {
 	now := s.now()
-	return s.queryTokens(ctx, "SELECT "+tokenColumns+" FROM api_tokens WHERE revoked IS NULL AND expires IS NOT NULL AND expires > ? AND expires <= ? ORDER BY expires",
+	return s.queryTokens(ctx, "SELECT "+prefixed("t.", tokenColumns)+` FROM api_tokens t JOIN editors e ON e.id = t.editor_id
+		WHERE t.revoked IS NULL AND t.expires IS NOT NULL AND t.expires > ? AND t.expires <= ?
+		  AND t.created > e.auth_epoch AND e.active = 1
+		ORDER BY t.expires, t.rowid`,
 		micros(now), micros(now.Add(d)))
+}
+
+// prefixed qualifies each of a comma-separated list of columns.
+func prefixed(prefix, columns string) string {
+	cols := strings.Split(columns, ", ")
+	for i, c := range cols {
+		cols[i] = prefix + c
+	}
+	return strings.Join(cols, ", ")
 }
 
 func (s *Store) queryTokens(ctx context.Context, q string, args ...any) ([]APIToken, error) {

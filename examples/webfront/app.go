@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/amaretti-auth/amaretti/apitoken"
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/epoch/sqlite"
@@ -46,6 +47,7 @@ type app struct {
 	oidc     *oidcLogin // nil: not configured
 	dev      bool       // the development login is on
 	ttl      time.Duration
+	policy   apitoken.Policy // what the tokens page offers
 	log      *slog.Logger
 	pages    map[string]*template.Template
 	now      func() time.Time
@@ -61,6 +63,11 @@ type config struct {
 	OIDC       *oidcLogin
 	DevLogin   bool
 	SessionTTL time.Duration
+	// Policy is amarettid's lifetime policy, as far as the tokens page
+	// needs it: the lifetimes it offers are at most MaxAPI, and "never"
+	// only when AllowNoExpiry (amarettid refuses it otherwise). The zero
+	// value is apitoken.DefaultPolicy().
+	Policy apitoken.Policy
 	// TrustedOrigins are origins besides the request's own host that may
 	// post forms (the public origin, when a proxy rewrites Host).
 	TrustedOrigins []string
@@ -78,7 +85,10 @@ var errNoAllowedHosts = errors.New("webfront: no allowed Host values")
 
 func newApp(c config) (*app, http.Handler, error) {
 	a := &app{logins: c.Store, minter: c.Minter, verifier: c.Verifier, cache: c.Cache, daemon: newDaemonClient(c.DaemonURL),
-		oidc: c.OIDC, dev: c.DevLogin, ttl: c.SessionTTL, log: c.Log, now: time.Now}
+		oidc: c.OIDC, dev: c.DevLogin, ttl: c.SessionTTL, policy: c.Policy, log: c.Log, now: time.Now}
+	if a.policy == (apitoken.Policy{}) {
+		a.policy = apitoken.DefaultPolicy()
+	}
 	if err := a.parseTemplates(); err != nil {
 		return nil, nil, err
 	}
@@ -231,11 +241,10 @@ type tokensPage struct {
 	Expiry   string // the form's expiry choice
 }
 
-// tokenView is one row of the tokens table.
+// tokenView is one row of the tokens table; its Status is amarettid's.
 type tokenView struct {
 	tokenRow
 	ExpiresSoon bool
-	Status      string
 }
 
 // authedHandler is a handler for a logged-in user; token is the session
@@ -403,7 +412,7 @@ func (a *app) endSession(w http.ResponseWriter, r *http.Request, notice string) 
 }
 
 func (a *app) handleTokens(w http.ResponseWriter, r *http.Request, u user, token string) {
-	p := page{Title: "API tokens", User: &u, Notice: notices[r.URL.Query().Get("m")], Tokens: &tokensPage{Expiry: "720h"}}
+	p := page{Title: "API tokens", User: &u, Notice: notices[r.URL.Query().Get("m")], Tokens: &tokensPage{Expiry: a.defaultExpiry()}}
 	a.renderTokens(w, r, http.StatusOK, token, p)
 }
 
@@ -424,17 +433,12 @@ func (a *app) renderTokens(w http.ResponseWriter, r *http.Request, status int, t
 	}
 	now := a.now()
 	for _, t := range rows {
-		v := tokenView{tokenRow: t, Status: "live"}
-		switch {
-		case !t.Revoked.IsZero():
-			v.Status = "revoked"
-		case !t.Live:
-			v.Status = "expired"
-		case !t.Expires.IsZero() && t.Expires.Sub(now) < expiringSoon:
+		v := tokenView{tokenRow: t}
+		if t.Live && !t.Expires.IsZero() && t.Expires.Sub(now) < expiringSoon {
 			v.ExpiresSoon = true
 			p.Tokens.Expiring = append(p.Tokens.Expiring, v)
 		}
-		if v.Status == "live" {
+		if t.Live {
 			p.Tokens.Live = append(p.Tokens.Live, v)
 		} else {
 			p.Tokens.Inactive = append(p.Tokens.Inactive, v)
@@ -443,8 +447,35 @@ func (a *app) renderTokens(w http.ResponseWriter, r *http.Request, status int, t
 	a.render(w, r, status, "tokens", p)
 }
 
-// expiryChoices are the lifetimes the form offers ("" never expires).
-var expiryChoices = []string{"168h", "720h", "2160h", "8760h", ""}
+// expiryChoices are the lifetimes the form offers: those within the
+// policy's maximum, the maximum itself, and "never" only when the policy
+// allows tokens that never expire.
+// defaultExpiry is the choice the form starts with: 30 days, or the
+// policy's maximum when that is shorter.
+func (a *app) defaultExpiry() string {
+	if 720*time.Hour <= a.policy.MaxAPI {
+		return "720h"
+	}
+	return a.policy.MaxAPI.String()
+}
+
+func (a *app) expiryChoices() []string {
+	var out []string
+	maxOffered := false
+	for _, c := range []string{"168h", "720h", "2160h", "8760h"} {
+		if d, _ := time.ParseDuration(c); d <= a.policy.MaxAPI {
+			out = append(out, c)
+			maxOffered = d == a.policy.MaxAPI
+		}
+	}
+	if !maxOffered {
+		out = append(out, a.policy.MaxAPI.String())
+	}
+	if a.policy.AllowNoExpiry {
+		out = append(out, "never")
+	}
+	return out
+}
 
 func (a *app) handleCreateToken(w http.ResponseWriter, r *http.Request, u user, token string) {
 	form := newToken{
@@ -455,7 +486,7 @@ func (a *app) handleCreateToken(w http.ResponseWriter, r *http.Request, u user, 
 	rightsText := r.PostFormValue("rights")
 	form.Rights = strings.FieldsFunc(rightsText, func(c rune) bool { return c == ',' || c == ' ' })
 	p := page{Title: "API tokens", User: &u, Tokens: &tokensPage{Form: form, Rights: rightsText, Expiry: form.ExpiresIn}}
-	if !slices.Contains(expiryChoices, form.ExpiresIn) {
+	if !slices.Contains(a.expiryChoices(), form.ExpiresIn) {
 		p.Error = "Choose one of the offered lifetimes."
 		a.renderTokens(w, r, http.StatusBadRequest, token, p)
 		return
@@ -482,7 +513,7 @@ func (a *app) handleCreateToken(w http.ResponseWriter, r *http.Request, u user, 
 	a.log.Info("api token created", "editor_id", u.ID, "token_id", created.TokenID)
 	// The secret is in this answer only: not in a URL, a cookie or a log.
 	p.Created = &created
-	p.Tokens = &tokensPage{Expiry: "720h"}
+	p.Tokens = &tokensPage{Expiry: a.defaultExpiry()}
 	a.renderTokens(w, r, http.StatusCreated, token, p)
 }
 
@@ -493,7 +524,7 @@ func (a *app) handleRevokeToken(w http.ResponseWriter, r *http.Request, u user, 
 		return
 	}
 	err := a.daemon.revokeToken(r.Context(), token, id)
-	p := page{Title: "API tokens", User: &u, Tokens: &tokensPage{Expiry: "720h"}}
+	p := page{Title: "API tokens", User: &u, Tokens: &tokensPage{Expiry: a.defaultExpiry()}}
 	switch status := statusOf(err); {
 	case err == nil:
 		a.log.Info("api token revoked", "editor_id", u.ID, "token_id", id)
@@ -532,9 +563,30 @@ func (a *app) parseTemplates() error {
 		},
 		"until": func(t time.Time) string { return humanDuration(t.Sub(a.now())) },
 		"expiryLabel": func(v string) string {
-			return map[string]string{"168h": "7 days", "720h": "30 days", "2160h": "90 days", "8760h": "1 year", "": "never"}[v]
+			if v == "never" {
+				return "never"
+			}
+			d, _ := time.ParseDuration(v)
+			switch {
+			case d == 365*24*time.Hour:
+				return "1 year"
+			case d%(24*time.Hour) == 0:
+				return plural(int(d/(24*time.Hour)), "day")
+			}
+			return d.String()
 		},
-		"expiryChoices": func() []string { return expiryChoices },
+		"expiryChoices": a.expiryChoices,
+		"statusLabel": func(s apitoken.Status) string {
+			return map[apitoken.Status]string{
+				apitoken.StatusRevoked:           "revoked",
+				apitoken.StatusRevokedByParent:   "revoked with the token that created it",
+				apitoken.StatusExpired:           "expired",
+				apitoken.StatusEditorLocked:      "account locked",
+				apitoken.StatusRevokedByTouch:    "revoked by log out everywhere",
+				apitoken.StatusEditorDeactivated: "account deactivated",
+				apitoken.StatusOverPolicy:        "lives longer than the lifetime policy allows",
+			}[s]
+		},
 	}
 	a.pages = map[string]*template.Template{}
 	for _, name := range []string{"login", "home", "tokens", "error"} {

@@ -10,7 +10,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/amaretti-auth/amaretti/epoch/sqlite"
+	"github.com/amaretti-auth/amaretti/apitoken"
 )
 
 // errDaemonUnavailable means amarettid could not be reached or did not
@@ -50,11 +50,8 @@ func newDaemonClient(base string) *daemonClient {
 }
 
 // tokenRow is an API token as amarettid lists it: the registry row (never
-// the secret) and whether it is live.
-type tokenRow struct {
-	sqlite.APIToken
-	Live bool `json:"live"`
-}
+// the secret) with its status under amarettid's lifetime policy.
+type tokenRow = apitoken.Row
 
 // createdToken is amarettid's answer to creating a token: the secret, once.
 type createdToken struct {

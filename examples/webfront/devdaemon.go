@@ -97,7 +97,8 @@ func startDaemon(ctx context.Context, o options, addr string, log *slog.Logger) 
 		return nil, err
 	}
 	d := &childDaemon{tmp: tmp, done: make(chan struct{})}
-	d.cmd = exec.Command(bin, "--listen", addr, "--db", o.db, "--keys", o.keys, "--location", o.location)
+	d.cmd = exec.Command(bin, "--listen", addr, "--db", o.db, "--keys", o.keys, "--location", o.location,
+		"--max-api-token-lifetime", o.policy.MaxAPI.String(), fmt.Sprintf("--allow-no-expiry=%t", o.policy.AllowNoExpiry))
 	d.cmd.Stdout, d.cmd.Stderr = os.Stderr, os.Stderr
 	d.cmd.SysProcAttr = childAttr()
 	started := make(chan error, 1)

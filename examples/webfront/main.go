@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/amaretti-auth/amaretti/apitoken"
 	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/epoch/sqlite"
 	"github.com/amaretti-auth/amaretti/macaroon"
@@ -34,7 +35,12 @@ func main() {
 	flag.StringVar(&o.location, "location", envOr("AMARETTI_LOCATION", ""), "location written into session tokens")
 	flag.StringVar(&o.daemon, "daemon", envOr("WEBFRONT_DAEMON", "http://127.0.0.1:8080"), "base URL of amarettid")
 	flag.StringVar(&o.publicURL, "public-url", envOr("WEBFRONT_PUBLIC_URL", ""), "URL users reach the frontend at (default http://LISTEN); the only Host answered besides loopback names, and the OIDC redirect is PUBLIC-URL/login/oidc/callback")
-	flag.DurationVar(&o.sessionTTL, "session-ttl", 12*time.Hour, "lifetime of a session")
+	o.policy = apitoken.DefaultPolicy()
+	flag.DurationVar(&o.sessionTTL, "session-ttl", o.policy.Session, "lifetime of a session (the lifetime policy's session default)")
+	flag.DurationVar(&o.policy.MaxAPI, "max-api-token-lifetime", envDuration("AMARETTI_MAX_API_TOKEN_LIFETIME", o.policy.MaxAPI),
+		"longest API token lifetime the tokens page offers; amarettid's --max-api-token-lifetime decides (env AMARETTI_MAX_API_TOKEN_LIFETIME)")
+	flag.BoolVar(&o.policy.AllowNoExpiry, "allow-no-expiry", os.Getenv("AMARETTI_ALLOW_NO_EXPIRY") == "true" || os.Getenv("AMARETTI_ALLOW_NO_EXPIRY") == "1",
+		"offer API tokens that never expire on the tokens page; amarettid's --allow-no-expiry decides (env AMARETTI_ALLOW_NO_EXPIRY)")
 	flag.DurationVar(&o.cacheTTL, "cache-ttl", epoch.DefaultCacheTTL, "how long an editor's epoch is cached: how late another frontend instance sees a log out everywhere")
 	flag.BoolVar(&o.dev, "dev-login", os.Getenv("WEBFRONT_DEV_LOGIN") == "1", "enable the development login: anyone logs in as any username, no password (loopback addresses only)")
 	flag.BoolVar(&o.withDaemon, "with-daemon", os.Getenv("WEBFRONT_WITH_DAEMON") == "1", "for local use: run amarettid as a child process on the --daemon address (loopback only), with the same --db, --keys and --location; it stops with the frontend")
@@ -55,9 +61,19 @@ func main() {
 type options struct {
 	listen, db, keys, location, daemon, publicURL string
 	sessionTTL, cacheTTL                          time.Duration
+	policy                                        apitoken.Policy // MaxAPI and AllowNoExpiry, as amarettid's
 	dev, withDaemon                               bool
 	daemonBin                                     string
 	issuer, clientID, clientSecret, label         string
+}
+
+// envDuration is a duration from the environment, or def when it is unset
+// or not a duration (the flag's check then refuses nothing: run says).
+func envDuration(name string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(name)); err == nil {
+		return d
+	}
+	return def
 }
 
 func envOr(name, def string) string {
@@ -136,6 +152,12 @@ func run(o options, log *slog.Logger) error {
 	case o.sessionTTL <= 0:
 		return errors.New("--session-ttl must be positive")
 	}
+	if o.policy == (apitoken.Policy{}) {
+		o.policy = apitoken.DefaultPolicy()
+	}
+	if o.policy.MaxAPI <= 0 {
+		return errors.New("--max-api-token-lifetime must be positive")
+	}
 	if o.publicURL == "" {
 		// Only a named address says which Host browsers will send.
 		if host, _, err := net.SplitHostPort(o.listen); err != nil || host == "" || net.ParseIP(host).IsUnspecified() {
@@ -163,7 +185,7 @@ func run(o options, log *slog.Logger) error {
 	}
 	defer store.Close()
 	cache := epoch.NewCache(store, 0, o.cacheTTL)
-	v, err := verifier.New(keys, cache)
+	v, err := verifier.New(keys, cache, o.policy.VerifierOptions()...)
 	if err != nil {
 		return err
 	}
@@ -190,7 +212,7 @@ func run(o options, log *slog.Logger) error {
 	defer ln.Close()
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	_, handler, err := newApp(config{Store: store, Minter: minter, Verifier: v, Cache: cache, DaemonURL: o.daemon,
-		OIDC: login, DevLogin: o.dev, SessionTTL: o.sessionTTL, TrustedOrigins: []string{public.Scheme + "://" + public.Host},
+		OIDC: login, DevLogin: o.dev, SessionTTL: o.sessionTTL, Policy: o.policy, TrustedOrigins: []string{public.Scheme + "://" + public.Host},
 		AllowedHosts: allowedHosts(public, port, o.dev || loopback(o.listen)), Log: log})
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amaretti-auth/amaretti/apitoken"
 	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/epoch/sqlite"
 	"github.com/amaretti-auth/amaretti/internal/testproc"
@@ -65,8 +67,14 @@ type deployment struct {
 	secrets []string
 }
 
-func newDeployment(t *testing.T) *deployment {
+// newDeployment starts amarettid and the frontend, both under the given
+// lifetime policy (default apitoken.DefaultPolicy()).
+func newDeployment(t *testing.T, policy ...apitoken.Policy) *deployment {
 	t.Helper()
+	pol := apitoken.DefaultPolicy()
+	if len(policy) > 0 {
+		pol = policy[0]
+	}
 	ctx := context.Background()
 	d := &deployment{dir: t.TempDir(), logs: &syncBuffer{}}
 	db, keyDir := filepath.Join(d.dir, "amaretti.db"), filepath.Join(d.dir, "keys")
@@ -80,7 +88,8 @@ func newDeployment(t *testing.T) *deployment {
 	}
 	t.Cleanup(func() { d.store.Close() })
 	addr := testproc.FreeAddr(t)
-	d.daemon = testproc.Start(t, d.dir, filepath.Join(bin, "amarettid"), addr, "/healthz", []string{"--listen", addr}, d.env)
+	d.daemon = testproc.Start(t, d.dir, filepath.Join(bin, "amarettid"), addr, "/healthz", []string{"--listen", addr,
+		"--max-api-token-lifetime", pol.MaxAPI.String(), fmt.Sprintf("--allow-no-expiry=%t", pol.AllowNoExpiry)}, d.env)
 	// A long cache TTL: anything this frontend sees at once, it sees
 	// because it invalidated its cache, not because an entry ran out.
 	d.cache = epoch.NewCache(d.store, 0, time.Hour)
@@ -92,7 +101,7 @@ func newDeployment(t *testing.T) *deployment {
 	front := d.srv.Listener.Addr().String()
 	_, port, _ := net.SplitHostPort(front)
 	a, h, err := newApp(config{Store: d.store, Minter: minter, Verifier: v, Cache: d.cache, DaemonURL: d.daemon.URL,
-		DevLogin: true, SessionTTL: time.Hour, AllowedHosts: allowedHosts(&url.URL{Scheme: "http", Host: front}, port, true),
+		DevLogin: true, SessionTTL: time.Hour, Policy: pol, AllowedHosts: allowedHosts(&url.URL{Scheme: "http", Host: front}, port, true),
 		Log: slog.New(slog.NewJSONHandler(d.logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -461,7 +470,7 @@ func TestLogoutEverywhere(t *testing.T) {
 	d := newDeployment(t)
 	older := d.login(t, "alice")
 	bob := d.login(t, "bob")
-	created := d.do(t, "POST", "/tokens", older, url.Values{"name": {"laptop"}, "expires_in": {""}})
+	created := d.do(t, "POST", "/tokens", older, url.Values{"name": {"laptop"}, "expires_in": {"8760h"}})
 	secret := regexp.MustCompile(`id="new-token" readonly value="([A-Za-z0-9_-]+)"`).FindStringSubmatch(created.body)
 	if created.status != 201 || secret == nil {
 		t.Fatalf("create: %d", created.status)

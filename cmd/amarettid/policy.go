@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/amaretti-auth/amaretti/apitoken"
+	"github.com/amaretti-auth/amaretti/epoch"
+	"github.com/amaretti-auth/amaretti/epoch/sqlite"
+	"github.com/amaretti-auth/amaretti/verifier"
+	"github.com/urfave/cli/v2"
+)
+
+// policyFlags are the token lifetime policy's flags: the same names and
+// variables as amaretti's and the web frontend's.
+func policyFlags() []cli.Flag {
+	d := apitoken.DefaultPolicy()
+	return []cli.Flag{
+		&cli.DurationFlag{Name: "max-api-token-lifetime", Value: d.MaxAPI, DefaultText: d.MaxAPI.String() + ", a year", EnvVars: []string{"AMARETTI_MAX_API_TOKEN_LIFETIME"},
+			Usage: "longest lifetime of an API or bootstrap token, at creation and at verification: tightening it refuses longer-lived tokens without revoking them"},
+		&cli.BoolFlag{Name: "allow-no-expiry", EnvVars: []string{"AMARETTI_ALLOW_NO_EXPIRY"},
+			Usage: `allow API tokens that never expire, when asked for with "expires_in": "never" (otherwise such tokens are refused at verification too)`},
+		&cli.StringSliceFlag{Name: "default-lifetime", EnvVars: []string{"AMARETTI_DEFAULT_LIFETIME"},
+			DefaultText: fmt.Sprintf("api=%v, exchange=%v", d.API, d.Exchange),
+			Usage:       "default lifetime of a `KIND=DURATION` of token the daemon creates: api, exchange (repeatable, or comma-separated in the variable)"},
+	}
+}
+
+// policyFrom is the lifetime policy the flags configure.
+func policyFrom(c *cli.Context) (apitoken.Policy, error) {
+	p := apitoken.DefaultPolicy()
+	p.AllowNoExpiry = c.Bool("allow-no-expiry")
+	if c.IsSet("max-api-token-lifetime") {
+		p.MaxAPI = c.Duration("max-api-token-lifetime")
+		p.API, p.Bootstrap = min(p.API, p.MaxAPI), min(p.Bootstrap, p.MaxAPI)
+	}
+	for _, s := range c.StringSlice("default-lifetime") {
+		if err := p.ParseDefault(s); err != nil {
+			return p, fmt.Errorf("--default-lifetime: %w", err)
+		}
+	}
+	if err := p.Validate(); err != nil {
+		return p, fmt.Errorf("the lifetime policy: %w", err)
+	}
+	return p, nil
+}
+
+// tokenRows gives registry rows their status under the daemon's policy.
+func (s *server) tokenRows(ctx context.Context, rows []sqlite.APIToken) ([]apitoken.Row, error) {
+	return apitoken.Rows(ctx, s.store, rows, s.issuer.Policy(), time.Now())
+}
+
+// createdRow is the status of a token the caller just created: it verified
+// this moment (its editor active, not locked, the new token created after
+// the epoch), so only the row decides.
+func (s *server) createdRow(caller verifier.Identity, row sqlite.APIToken) apitoken.Row {
+	return apitoken.NewRow(row, epoch.Editor{ID: caller.EditorID, Role: caller.Role, Active: true}, s.issuer.Policy(), time.Now())
+}
