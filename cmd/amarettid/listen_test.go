@@ -383,9 +383,9 @@ func TestAdminListener(t *testing.T) {
 		waitUntil(t, "alice's earlier token refused on the public listener", 5*time.Second, func() bool { return a.status(t, aliceTok) == 401 })
 	})
 	t.Run("both listeners drain and the process exits 0 on SIGTERM", func(t *testing.T) {
-		a.Cmd.Process.Signal(syscall.SIGTERM)
+		a.Signal(syscall.SIGTERM)
 		done := make(chan error, 1)
-		go func() { done <- a.Cmd.Wait() }()
+		go func() { done <- a.Wait() }()
 		select {
 		case err := <-done:
 			if err != nil {

@@ -158,6 +158,9 @@ func (s *server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, apitoken.ErrRightNotAllowed):
 		apiError(w, http.StatusForbidden, "insufficient_scope", "a right asked for is not allowed to this editor or token")
 		return
+	case errors.Is(err, apitoken.ErrPolicy):
+		apiError(w, http.StatusBadRequest, "invalid_request", policyProblem(err))
+		return
 	case errors.Is(err, apitoken.ErrInvalid):
 		// Its message may repeat a value the client sent: not answered,
 		// not logged.
@@ -297,6 +300,9 @@ func (s *server) handleExchange(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, apitoken.ErrRightNotAllowed):
 		apiError(w, http.StatusForbidden, "insufficient_scope", "a right asked for is not allowed to the token")
 		return
+	case errors.Is(err, apitoken.ErrPolicy):
+		apiError(w, http.StatusBadRequest, "invalid_request", policyProblem(err))
+		return
 	case errors.Is(err, apitoken.ErrInvalid):
 		apiError(w, http.StatusBadRequest, "invalid_request", "the rights or lifetime asked for are not valid")
 		return
@@ -396,3 +402,14 @@ func parseTrustedProxies(v string) ([]netip.Prefix, error) {
 // errBadProxy: --trusted-proxies holds something that is not an address or
 // a prefix.
 var errBadProxy = errors.New("--trusted-proxies")
+
+// policyProblem is what a client is told when the lifetime policy refuses a
+// request: the policy's own sentence, which names the rule and its limits,
+// never a value the client sent.
+func policyProblem(err error) string {
+	_, rule, ok := strings.Cut(err.Error(), apitoken.ErrPolicy.Error()+": ")
+	if !ok {
+		return apitoken.ErrPolicy.Error()
+	}
+	return rule
+}
