@@ -236,16 +236,16 @@ func TestForwardAuthMethodOverride(t *testing.T) {
 // always — "*" for a token that does not restrict rights (issue 10, M4).
 func TestIdentityHeaders(t *testing.T) {
 	f := newFixture(t)
-	named, err := f.minter.Mint(context.Background(), f.alice.ID, macaroon.WithUsername("alice"))
+	named, err := f.minter.Mint(context.Background(), f.alice.ID, macaroon.WithUsername("alice"), macaroon.WithKind(caveat.KindSession))
 	if err != nil {
 		t.Fatal(err)
 	}
 	readOnly := f.mint(t, f.alice.ID, caveat.Rights{"read", "edit"})
 	for _, tc := range []struct {
-		name, tok, rights, username string
+		name, tok, rights, username, kind string
 	}{
-		{"unrestricted", named.Token, "*", "alice"},
-		{"restricted", readOnly, "read,edit", ""},
+		{"unrestricted", named.Token, "*", "alice", "session"},
+		{"restricted", readOnly, "read,edit", "", ""},
 	} {
 		for _, path := range []string{"/v1/auth", "/v1/verify"} {
 			t.Run(tc.name+path, func(t *testing.T) {
@@ -256,6 +256,7 @@ func TestIdentityHeaders(t *testing.T) {
 				}
 				for k, want := range map[string]string{
 					"X-Amaretti-Editor-Id": f.alice.ID, "X-Amaretti-Role": "editor", "X-Amaretti-Rights": tc.rights, "X-Amaretti-Username": tc.username,
+					"X-Amaretti-Kind": tc.kind,
 				} {
 					if vs, ok := h[k]; !ok || len(vs) != 1 || vs[0] != want {
 						t.Errorf("%s = %q (present %v), want %q", k, vs, ok, want)

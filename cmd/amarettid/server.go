@@ -74,19 +74,19 @@ func (s *server) publicRoutes(mux *http.ServeMux) {
 // adminRoutes registers the operators' endpoints: /v1/admin/... and
 // /metrics, served only on the admin listener when there is one.
 func (s *server) adminRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("POST /v1/admin/editors/{id}/touch", s.admin("admin:touch", func(ctx context.Context, id string) ([]epoch.Editor, error) {
+	mux.HandleFunc("POST /v1/admin/editors/{id}/touch", s.admin("touch", "admin:touch", func(ctx context.Context, id string) ([]epoch.Editor, error) {
 		e, err := s.store.Touch(ctx, id)
 		return []epoch.Editor{e}, err
 	}))
-	mux.HandleFunc("POST /v1/admin/editors/{id}/lock", s.admin("admin:lock", func(ctx context.Context, id string) ([]epoch.Editor, error) {
+	mux.HandleFunc("POST /v1/admin/editors/{id}/lock", s.admin("lock", "admin:lock", func(ctx context.Context, id string) ([]epoch.Editor, error) {
 		e, err := s.store.Lock(ctx, id)
 		return []epoch.Editor{e}, err
 	}))
-	mux.HandleFunc("POST /v1/admin/editors/{id}/unlock", s.admin("admin:lock", func(ctx context.Context, id string) ([]epoch.Editor, error) {
+	mux.HandleFunc("POST /v1/admin/editors/{id}/unlock", s.admin("unlock", "admin:lock", func(ctx context.Context, id string) ([]epoch.Editor, error) {
 		e, err := s.store.Unlock(ctx, id)
 		return []epoch.Editor{e}, err
 	}))
-	mux.HandleFunc("POST /v1/admin/touch-all", s.admin("admin:touch", func(ctx context.Context, _ string) ([]epoch.Editor, error) {
+	mux.HandleFunc("POST /v1/admin/touch-all", s.admin("touch all", "admin:touch", func(ctx context.Context, _ string) ([]epoch.Editor, error) {
 		if _, err := s.store.TouchAll(ctx); err != nil {
 			return nil, err
 		}
@@ -270,6 +270,7 @@ func identityHeaders(w http.ResponseWriter, id verifier.Identity) {
 		rights = strings.Join(id.Rights, ",")
 	}
 	h["X-Amaretti-Rights"] = []string{rights}
+	h["X-Amaretti-Kind"] = []string{string(id.Kind)}
 	h["Cache-Control"] = []string{"no-store"}
 }
 
@@ -339,7 +340,7 @@ func (s *server) deny(w http.ResponseWriter, r *http.Request, handler string, er
 // admin wraps an epoch change that needs right, an "admin:" right: only
 // admin and superuser editors hold those (epoch.Role.Permits), and a token
 // that restricts rights must list it.
-func (s *server) admin(right string, change func(ctx context.Context, id string) ([]epoch.Editor, error)) http.HandlerFunc {
+func (s *server) admin(action, right string, change func(ctx context.Context, id string) ([]epoch.Editor, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		caller, _, ok := s.caller(w, r, "admin", right)
 		if !ok {
@@ -358,7 +359,11 @@ func (s *server) admin(right string, change func(ctx context.Context, id string)
 		}
 		s.m.verifications.WithLabelValues("admin", "allowed").Inc()
 		s.announce(r.Context(), target, editors)
-		s.log.Info("epoch changed", "action", right, "by", caller.EditorID, "token_id", caller.TokenID, "editors", len(editors))
+		attrs := []any{"action", action, "by", caller.EditorID, "token_id", caller.TokenID, "editors", len(editors)}
+		if target != "" {
+			attrs = append(attrs, "editor_id", editors[0].ID) // the store's, not the path's
+		}
+		s.log.Info("epoch changed", attrs...)
 		if target != "" {
 			writeJSON(w, http.StatusOK, editorJSON(editors[0]))
 			return
