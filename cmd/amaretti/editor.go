@@ -58,9 +58,13 @@ func (e *env) editorCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			ed, err := f(s)(c, a[0])
+			target, err := findEditor(c, s, a[0])
 			if err != nil {
-				return fmt.Errorf("%s %s: %w", verb, a[0], err)
+				return err
+			}
+			ed, err := f(s)(c, target.ID)
+			if err != nil {
+				return fmt.Errorf("%s: %w", target.ID, err)
 			}
 			if err := e.announce(c, s, ed); err != nil {
 				return err
@@ -222,7 +226,7 @@ func (e *env) editorCommand() *cli.Command {
 			{
 				Name:      "touch",
 				Usage:     "revoke every token of an editor (or, with --all, of every editor) by moving its auth_epoch to now",
-				ArgsUsage: "EDITOR_ID | --all",
+				ArgsUsage: "EDITOR_ID|USERNAME | --all",
 				Flags: []cli.Flag{
 					&cli.BoolFlag{Name: "all", Usage: "touch every editor"},
 					&cli.BoolFlag{Name: "yes", Usage: "do not ask for confirmation with --all"},
@@ -233,9 +237,13 @@ func (e *env) editorCommand() *cli.Command {
 						if err != nil {
 							return err
 						}
-						ed, err := s.Touch(c.Context, a[0])
+						target, err := findEditor(c, s, a[0])
 						if err != nil {
-							return fmt.Errorf("touch %s: %w", a[0], err)
+							return err
+						}
+						ed, err := s.Touch(c.Context, target.ID)
+						if err != nil {
+							return fmt.Errorf("touch %s: %w", target.ID, err)
 						}
 						if err := e.announce(c, s, ed); err != nil {
 							return err
@@ -280,13 +288,13 @@ func (e *env) editorCommand() *cli.Command {
 				}),
 			},
 			{
-				Name: "lock", Usage: "lock an editor: no token works, old or new, until unlocked", ArgsUsage: "EDITOR_ID",
+				Name: "lock", Usage: "lock an editor: no token works, old or new, until unlocked", ArgsUsage: "EDITOR_ID|USERNAME",
 				Action: oneEditor("locked", func(s *sqlite.Store) func(*cli.Context, string) (epoch.Editor, error) {
 					return func(c *cli.Context, id string) (epoch.Editor, error) { return s.Lock(c.Context, id) }
 				}),
 			},
 			{
-				Name: "unlock", Usage: "unlock an editor: tokens minted from now on work", ArgsUsage: "EDITOR_ID",
+				Name: "unlock", Usage: "unlock an editor: tokens minted from now on work", ArgsUsage: "EDITOR_ID|USERNAME",
 				Action: oneEditor("unlocked", func(s *sqlite.Store) func(*cli.Context, string) (epoch.Editor, error) {
 					return func(c *cli.Context, id string) (epoch.Editor, error) { return s.Unlock(c.Context, id) }
 				}),
@@ -320,13 +328,13 @@ func (e *env) editorCommand() *cli.Command {
 				}),
 			},
 			{
-				Name: "deactivate", Usage: "deactivate an editor: its tokens fail until it is activated", ArgsUsage: "EDITOR_ID",
+				Name: "deactivate", Usage: "deactivate an editor: its tokens fail until it is activated", ArgsUsage: "EDITOR_ID|USERNAME",
 				Action: oneEditor("deactivated", func(s *sqlite.Store) func(*cli.Context, string) (epoch.Editor, error) {
 					return func(c *cli.Context, id string) (epoch.Editor, error) { return s.SetActive(c.Context, id, false) }
 				}),
 			},
 			{
-				Name: "activate", Usage: "activate a deactivated editor", ArgsUsage: "EDITOR_ID",
+				Name: "activate", Usage: "activate a deactivated editor", ArgsUsage: "EDITOR_ID|USERNAME",
 				Action: oneEditor("activated", func(s *sqlite.Store) func(*cli.Context, string) (epoch.Editor, error) {
 					return func(c *cli.Context, id string) (epoch.Editor, error) { return s.SetActive(c.Context, id, true) }
 				}),
@@ -355,7 +363,7 @@ func findEditor(c *cli.Context, s *sqlite.Store, arg string) (epoch.Editor, erro
 	low := strings.ToLower(arg)
 	for _, ed := range all {
 		u, id := strings.ToLower(ed.Username), strings.ToLower(ed.ID)
-		if u == low || id == low || (len(low) >= 2 && (strings.HasPrefix(u, low) || strings.HasPrefix(id, low))) {
+		if u == low || id == low || (len(low) >= 2 && (strings.HasPrefix(u, low) || strings.HasPrefix(id, low))) || (len(low) >= 4 && editDistance(u, low) <= 2) {
 			near = append(near, fmt.Sprintf("%s (id %s)", ed.Username, ed.ID))
 		}
 	}
@@ -366,4 +374,26 @@ func findEditor(c *cli.Context, s *sqlite.Store, arg string) (epoch.Editor, erro
 		return epoch.Editor{}, fmt.Errorf("%w: %q is neither an editor id nor a username; did you mean %s?", epoch.ErrNotFound, arg, strings.Join(near, ", "))
 	}
 	return epoch.Editor{}, fmt.Errorf("%w: %q is neither an editor id nor a username (amaretti editor list shows them)", epoch.ErrNotFound, arg)
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes (ids
+// and usernames are ASCII), for "did you mean" suggestions.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }

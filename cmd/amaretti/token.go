@@ -9,7 +9,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/amaretti-auth/amaretti/caveat"
-	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/macaroon"
 	"github.com/amaretti-auth/amaretti/verifier"
 	"github.com/urfave/cli/v2"
@@ -168,10 +167,8 @@ func (e *env) mint(c *cli.Context) error {
 	}
 	defer store.Close()
 	// Minting for an editor that cannot use the token helps nobody.
-	ed, err := store.Editor(c.Context, a[0])
+	ed, err := findEditor(c, store, a[0])
 	switch {
-	case errors.Is(err, epoch.ErrNotFound):
-		return fmt.Errorf("unknown editor %q (see \"amaretti editor list\")", a[0])
 	case err != nil:
 		return err
 	case ed.Locked():

@@ -100,8 +100,12 @@ func (e *env) tokensCommand() *cli.Command {
 					if c.IsSet("right") {
 						rights = c.StringSlice("right")
 					}
+					target, err := findEditor(c, s, a[0])
+					if err != nil {
+						return err
+					}
 					secret, row, err := iss.Create(c.Context, apitoken.Request{
-						EditorID: a[0], Name: c.String("name"), Description: c.String("description"),
+						EditorID: target.ID, Name: c.String("name"), Description: c.String("description"),
 						Rights: rights, Endpoint: c.String("endpoint"), TTL: ttl, NoExpiry: never, Creator: "cli",
 					})
 					if errors.Is(err, epoch.ErrNotFound) {
@@ -244,6 +248,9 @@ func (e *env) bootstrapCommand() *cli.Command {
 					return err
 				default:
 					fmt.Fprintf(e.stdout, "editor %s exists: %s\n", b.username, ed.ID)
+					if ed.Role != b.role {
+						fmt.Fprintf(e.stderr, "warning: editor %s has role %s, not %s as bootstrap makes it; its token can do only what a %s may (change the role, or use another editor)\n", b.username, ed.Role, b.role, ed.Role)
+					}
 				}
 				path := filepath.Join(dir, b.username+".env")
 				if _, err := os.Stat(path); err == nil {
@@ -262,6 +269,7 @@ func (e *env) bootstrapCommand() *cli.Command {
 							if err := e.announce(c, s, revoked); err != nil {
 								return err
 							}
+							fmt.Fprintf(e.stdout, "  %s was gone: revoked its token %s\n", path, t.TokenID)
 						}
 					}
 				}

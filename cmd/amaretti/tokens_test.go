@@ -114,10 +114,25 @@ func TestBootstrap(t *testing.T) {
 	}
 	// A lost file: a new token, and the lost one revoked.
 	os.Remove(filepath.Join(dir, "demo-user.env"))
-	c.ok("", "bootstrap", "--env-dir", dir)
+	if out := c.ok("", "bootstrap", "--env-dir", dir); !strings.Contains(out, "demo-user.env was gone: revoked its token") {
+		t.Fatalf("bootstrap after a lost file does not say it revoked the lost token:\n%s", out)
+	}
 	if read("demo-user") == tokens["demo-user"] {
 		t.Fatal("no new token for the lost file")
 	}
 	c.ok("", "token", "verify", read("demo-user"))
 	c.fail("token revoked", "", "token", "verify", tokens["demo-user"])
+}
+
+// TestBootstrapRoleWarning: an editor of bootstrap's name made earlier with
+// another role is kept, and bootstrap says its token is bounded by that
+// role.
+func TestBootstrapRoleWarning(t *testing.T) {
+	c := newCLI(t)
+	c.ok("", "init")
+	c.ok("", "editor", "create", "import-bot", "--role", "bot")
+	r := c.run("", "bootstrap", "--env-dir", filepath.Join(c.dir, "env"))
+	if r.code != 0 || !strings.Contains(r.stderr, "editor import-bot has role bot, not admin") {
+		t.Fatalf("exit %d, stderr:\n%s", r.code, r.stderr)
+	}
 }

@@ -97,6 +97,7 @@ func TestEditorByUsername(t *testing.T) {
 		{"username in another case", "ALICE", "id          " + alice, false},
 		{"prefix", "ali", `did you mean alice (id ` + alice + `), alicia (id `, true},
 		{"id prefix", alice[:6], `did you mean alice (id ` + alice + `)?`, true},
+		{"a typo", "alicee", `did you mean alice (id ` + alice + `)`, true},
 		{"nothing near", "zed", `"zed" is neither an editor id nor a username (amaretti editor list shows them)`, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -238,5 +239,35 @@ func TestDBBackup(t *testing.T) {
 	restored.env = append([]string{"AMARETTI_DB=" + filepath.Join(c.dir, "backup.db")}, c.env[1:]...)
 	if out := restored.ok("", "editor", "show", "alice"); !strings.Contains(out, alice) {
 		t.Fatalf("the backup lacks alice:\n%s", out)
+	}
+}
+
+// TestEditorByUsernameEverywhere: every command that names one editor
+// takes its username as well as its id, and a typo gets a suggestion.
+func TestEditorByUsernameEverywhere(t *testing.T) {
+	c := newCLI(t)
+	c.ok("", "init")
+	alice := c.ok("", "editor", "create", "alice")
+	for _, args := range [][]string{
+		{"editor", "touch", "alice"},
+		{"editor", "lock", "alice"},
+		{"editor", "unlock", "alice"},
+		{"editor", "deactivate", "alice"},
+		{"editor", "activate", "alice"},
+		{"token", "mint", "alice"},
+		{"tokens", "create", "alice", "--name", "laptop"},
+	} {
+		t.Run(strings.Join(args[:2], " "), func(t *testing.T) {
+			c := c.in(t)
+			out := c.ok("", append(args, "--json")...)
+			if !strings.Contains(out, alice) && args[0] != "token" {
+				t.Fatalf("%v did not act on alice (%s):\n%s", args, alice, out)
+			}
+			typo := append([]string{}, args...)
+			typo[2] = "alicee"
+			if r := c.fail("did you mean alice (id "+alice+")", "", typo...); r.code != 1 {
+				t.Fatalf("%v: exit %d, want 1", typo, r.code)
+			}
+		})
 	}
 }
