@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/amaretti-auth/amaretti/internal/buildinfo"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -48,7 +49,12 @@ func main() {
 	flag.StringVar(&o.issuer, "oidc-issuer", envOr("WEBFRONT_OIDC_ISSUER", ""), "OpenID Connect issuer URL (enables OIDC login)")
 	flag.StringVar(&o.clientID, "oidc-client-id", envOr("WEBFRONT_OIDC_CLIENT_ID", ""), "OIDC client id")
 	flag.StringVar(&o.label, "oidc-name", envOr("WEBFRONT_OIDC_NAME", "single sign-on"), "name of the OIDC provider on the login page")
+	version := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
+	if *version {
+		fmt.Println("webfront version", buildinfo.Version())
+		return
+	}
 	o.clientSecret = os.Getenv("WEBFRONT_OIDC_CLIENT_SECRET") // only from the environment: never in ps output
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	if err := run(o, log); err != nil {

@@ -1,10 +1,13 @@
 package main
 
 import (
+	debugbuildinfo "debug/buildinfo"
+
 	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/amaretti-auth/amaretti/internal/buildinfo"
 	"log/slog"
 	"net"
 	"net/http"
@@ -324,5 +327,22 @@ func TestNoKeyStore(t *testing.T) {
 				t.Error("a database was created")
 			}
 		})
+	}
+}
+
+// TestVersion: --version prints the module version and VCS revision
+// recorded in the binary, and exits 0.
+func TestVersion(t *testing.T) {
+	path := filepath.Join(bin, "webfront")
+	bi, err := debugbuildinfo.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(path, "--version").Output()
+	if err != nil {
+		t.Fatalf("--version: %v", err)
+	}
+	if want := "webfront version " + buildinfo.FromBuildInfo(bi) + "\n"; string(out) != want {
+		t.Fatalf("--version: %q, want %q", out, want)
 	}
 }
