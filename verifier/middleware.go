@@ -84,7 +84,8 @@ var methodOverrideHeaders = []string{"X-Http-Method-Override", "X-Http-Method", 
 
 // MethodOverridden reports whether a request asks its back end to treat it
 // as another method: any of the X-HTTP-Method-Override, X-HTTP-Method or
-// X-Method-Override headers, or a "_method" parameter (any case, split on
+// X-Method-Override headers (also spelled with "_" for "-", in any case),
+// or a "_method" parameter (any case, split on
 // "&" or ";") in rawQuery. The method such a request really exercises is unknown, so the
 // middleware and amarettid check it as naming no method: a token that
 // restricts methods refuses it, and other tokens are unaffected.
@@ -92,6 +93,20 @@ func MethodOverridden(h http.Header, rawQuery string) bool {
 	for _, k := range methodOverrideHeaders {
 		if _, ok := h[k]; ok {
 			return true
+		}
+	}
+	// The same names spelled with "_" for "-", in any case: proxies such as
+	// Envoy and Traefik pass them, and CGI, PHP and WSGI servers read both
+	// as HTTP_X_HTTP_METHOD_OVERRIDE.
+	for k := range h {
+		if strings.IndexByte(k, '_') < 0 {
+			continue
+		}
+		n := strings.ReplaceAll(k, "_", "-")
+		for _, o := range methodOverrideHeaders {
+			if strings.EqualFold(n, o) {
+				return true
+			}
 		}
 	}
 	// Split on ";" as well as "&": some back ends still do.

@@ -166,7 +166,14 @@ func (e *env) announce(c *cli.Context, store *sqlite.Store, editors ...epoch.Edi
 	defer rdb.Close()
 	ctx, cancel := context.WithTimeout(c.Context, 5*time.Second)
 	defer cancel()
-	if err := rediscache.New(rdb, store).Announce(ctx, editors...); err != nil {
+	// The new states are written to Redis authenticated by the root keys
+	// (as the daemons write them); without the key store the announcement
+	// only wakes the daemons, which read the store.
+	var opts []rediscache.Option
+	if keys, err := e.openKeys(c); err == nil {
+		opts = append(opts, rediscache.WithKeys(keys))
+	}
+	if err := rediscache.New(rdb, store, opts...).Announce(ctx, editors...); err != nil {
 		fmt.Fprintf(e.stderr, "amaretti: saved in the database, but not announced through Redis (%s): %v\n", pollBound, err)
 	}
 	return nil

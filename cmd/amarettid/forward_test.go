@@ -219,6 +219,8 @@ func TestForwardAuthMethodOverride(t *testing.T) {
 		{"generic, override without context", "/v1/auth", []string{"X-HTTP-Method-Override", "DELETE"}, 403},
 		{"envoy, _method in the query", "/v1/auth/envoy/x?_method=DELETE", nil, 403},
 		{"envoy, override header", "/v1/auth/envoy/x", []string{"X-HTTP-Method-Override", "DELETE"}, 403},
+		{"envoy, override header with underscores", "/v1/auth/envoy/x", []string{"X_HTTP_Method_Override", "DELETE"}, 403},
+		{"traefik, X_HTTP_METHOD", "/v1/auth/traefik", []string{"X-Forwarded-Method", "GET", "X-Forwarded-Uri", "/x", "X_HTTP_METHOD", "DELETE"}, 403},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, body := f.rawCall(t, "GET", tc.target, headers(append([]string{"Authorization", "Bearer " + getOnly}, tc.h...)...))

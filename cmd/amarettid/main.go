@@ -134,7 +134,7 @@ func serve(c *cli.Context, log *slog.Logger) error {
 			return fmt.Errorf("--redis: %w", err)
 		}
 		defer rdb.Close()
-		layer = rediscache.New(rdb, store, rediscache.WithTTL(c.Duration("redis-ttl")), rediscache.WithLogger(log), rediscache.WithFollower(follower))
+		layer = rediscache.New(rdb, store, rediscache.WithTTL(c.Duration("redis-ttl")), rediscache.WithLogger(log), rediscache.WithFollower(follower), rediscache.WithKeys(keys))
 		src = layer
 	}
 	cache := epoch.NewCache(src, c.Int("cache-size"), c.Duration("cache-ttl"))

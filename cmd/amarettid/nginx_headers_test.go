@@ -133,6 +133,13 @@ func TestNginxStripsClientHeaders(t *testing.T) {
 		"X-Forwarded-Uri":        "/evil-uri",
 		"X-Forwarded-Host":       "evil.example",
 		"X-Forwarded-Proto":      "gopher",
+		// Path overrides some frameworks honour (IIS URL Rewrite, older
+		// Symfony and Zend), and the other forwarding headers.
+		"X-Original-Url":     "/evil-url",
+		"X-Rewrite-Url":      "/evil-url",
+		"X-Forwarded-Prefix": "/evil-prefix",
+		"X-Forwarded-Port":   "6666",
+		"Forwarded":          "for=192.0.2.66;host=evil.example;proto=gopher",
 	}
 	for _, tc := range []struct {
 		name, tok, rights string

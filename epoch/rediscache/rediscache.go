@@ -23,6 +23,14 @@
 // failover; a value read before a change older than W was written before it
 // too (fills that took over a second are not written), and has expired.
 //
+// Values are authenticated: each carries an HMAC, keyed from one of the
+// verifiers' root keys (WithKeys) and bound to the editor's id, so that
+// whoever can write to Redis (a server without a password, a compromised
+// replica) cannot forge a state — a role, an epoch, a revoked list — nor
+// move one editor's value under another's key. A value that does not
+// authenticate is a miss. A Layer without keys neither serves nor writes
+// values.
+//
 // Fills are written only if they carry a greater version than what Redis
 // holds (a Lua script, atomic), so a reader that fetched an old state just
 // before a touch cannot overwrite the touch's state; versions are compared,
@@ -43,6 +51,9 @@ package rediscache
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -107,6 +118,8 @@ type Layer struct {
 	ttl time.Duration
 	log *slog.Logger
 	fol Follower
+	// keys authenticate values (WithKeys); nil: none are served or written.
+	keys Keys
 
 	// downUntil (UnixNano) is set after a Redis failure: until then reads
 	// go straight to the store instead of waiting on Redis again.
@@ -128,6 +141,21 @@ func WithTTL(d time.Duration) Option { return func(l *Layer) { l.ttl = d } }
 // one, the Layer never serves a Redis value (every read goes to the store),
 // which is what the CLI wants: it only announces.
 func WithFollower(f Follower) Option { return func(l *Layer) { l.fol = f } }
+
+// Keys are the root keys that authenticate Redis values: a
+// *macaroon.KeyStore. Values are written under the current key (RootKey)
+// and checked with the key they name (Get), so a key rotation costs no
+// hits until the old key is retired.
+type Keys interface {
+	RootKey(ctx context.Context) (rootKey, id []byte, err error)
+	Get(ctx context.Context, id []byte) ([]byte, error)
+}
+
+// WithKeys sets the keys that authenticate Redis values (see the package
+// doc). Every Layer sharing a Redis must have the same key directory.
+// Without keys, the Layer never serves a Redis value and writes none; it
+// still announces changes (publishes).
+func WithKeys(k Keys) Option { return func(l *Layer) { l.keys = k } }
 
 // WithLogger logs Redis failures and subscription changes (default: none).
 func WithLogger(log *slog.Logger) Option { return func(l *Layer) { l.log = log } }
@@ -194,9 +222,13 @@ func newClient(url string) (redis.UniversalClient, error) {
 
 func key(editorID string) string { return keyPrefix + editorID }
 
-// encode writes "v3 <version> <seq> <epoch µs> <role> <active 0|1>
-// <revoked>", revoked being the comma-separated token ids or "-".
-func encode(s epoch.State) string {
+// valueVersion is the first field of every value this package writes.
+const valueVersion = "v4"
+
+// body writes "v4 <version> <seq> <epoch µs> <role> <active 0|1>
+// <revoked>", revoked being the comma-separated token ids or "-": the
+// authenticated part of a value.
+func body(s epoch.State) string {
 	active := "0"
 	if s.Active {
 		active = "1"
@@ -205,16 +237,47 @@ func encode(s epoch.State) string {
 	if revoked == "" {
 		revoked = "-"
 	}
-	return fmt.Sprintf("v3 %d %d %d %s %s %s", s.Version, s.Seq, s.Epoch.UnixMicro(), s.Role, active, revoked)
+	return fmt.Sprintf("%s %d %d %d %s %s %s", valueVersion, s.Version, s.Seq, s.Epoch.UnixMicro(), s.Role, active, revoked)
 }
 
-// errBadValue means a Redis value is not one encode writes.
+// valueMAC authenticates one editor's value body under a root key: an
+// HMAC-SHA256 keyed by a key derived from the root key for this use only,
+// over the editor's id and the body.
+func valueMAC(root []byte, editorID, body string) string {
+	k := hmac.New(sha256.New, root)
+	k.Write([]byte("amaretti rediscache value v4"))
+	m := hmac.New(sha256.New, k.Sum(nil))
+	m.Write([]byte(editorID))
+	m.Write([]byte{0})
+	m.Write([]byte(body))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// encode writes the value of an editor's state: its body, the id of the
+// root key that authenticates it, and the MAC.
+func encode(editorID string, s epoch.State, keyID string, root []byte) string {
+	b := body(s)
+	return b + " " + keyID + " " + valueMAC(root, editorID, b)
+}
+
+// errBadValue means a Redis value is not one encode writes, or does not
+// authenticate.
 var errBadValue = errors.New("unexpected cached value")
 
-func decode(v string) (epoch.State, error) {
+// decode reads an editor's value, checking its MAC with the key it names.
+// Its errors never repeat the value.
+func (l *Layer) decode(ctx context.Context, editorID, v string) (epoch.State, error) {
 	f := strings.Split(v, " ")
-	if len(f) != 7 || f[0] != "v3" {
+	if len(f) != 9 || f[0] != valueVersion {
 		return epoch.State{}, errBadValue
+	}
+	root, err := l.keys.Get(ctx, []byte(f[7]))
+	if err != nil {
+		return epoch.State{}, fmt.Errorf("%w: not authenticated by a known key", errBadValue)
+	}
+	b := strings.Join(f[:7], " ")
+	if !hmac.Equal([]byte(valueMAC(root, editorID, b)), []byte(f[8])) {
+		return epoch.State{}, fmt.Errorf("%w: it does not authenticate", errBadValue)
 	}
 	version, err1 := strconv.ParseInt(f[1], 10, 64)
 	seq, err2 := strconv.ParseInt(f[2], 10, 64)
@@ -241,10 +304,14 @@ func (l *Layer) State(ctx context.Context, editorID string) (epoch.State, error)
 		l.fallbacks.Add(1)
 		return l.src.State(ctx, editorID)
 	}
+	if l.keys == nil {
+		// Nothing to authenticate a value with: Redis cannot be used.
+		return l.src.State(ctx, editorID)
+	}
 	v, err := l.rdb.Get(ctx, key(editorID)).Result()
 	switch {
 	case err == nil:
-		st, derr := decode(v)
+		st, derr := l.decode(ctx, editorID, v)
 		switch {
 		case derr != nil:
 			l.log.Warn("ignoring a cached editor state", "editor_id", editorID, "err", derr)
@@ -287,10 +354,15 @@ func (l *Layer) fill(ctx context.Context, editorID string) (epoch.State, error) 
 // counted, never returned: Redis is a cache.
 func (l *Layer) put(ctx context.Context, editorID string, st epoch.State, readAt time.Time) {
 	ttl := l.ttl - time.Since(readAt) // the value lives TTL from the read, not from the write
-	if time.Since(readAt) >= maxFillAge || ttl <= 0 {
+	if time.Since(readAt) >= maxFillAge || ttl <= 0 || l.keys == nil {
 		return
 	}
-	err := setIfGreater.Run(ctx, l.rdb, []string{key(editorID)}, st.Version, st.Seq, encode(st), ttl.Milliseconds()).Err()
+	root, id, err := l.keys.RootKey(ctx)
+	if err != nil || len(id) == 0 || strings.ContainsAny(string(id), " \r\n") {
+		l.log.Warn("no root key to authenticate a cached state with; not written", "editor_id", editorID)
+		return
+	}
+	err = setIfGreater.Run(ctx, l.rdb, []string{key(editorID)}, st.Version, st.Seq, encode(editorID, st, string(id), root), ttl.Milliseconds()).Err()
 	if err != nil {
 		l.redisErrors.Add(1)
 		l.log.Warn("redis write failed", "editor_id", editorID, "err", err)

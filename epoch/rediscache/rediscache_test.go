@@ -14,6 +14,7 @@ import (
 	"github.com/amaretti-auth/amaretti/epoch/rediscache"
 	"github.com/amaretti-auth/amaretti/epoch/sqlite"
 	"github.com/amaretti-auth/amaretti/internal/testredis"
+	"github.com/amaretti-auth/amaretti/macaroon"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -26,6 +27,7 @@ type env struct {
 	follower *epoch.Follower
 	layer    *rediscache.Layer
 	cache    *epoch.Cache
+	keys     *macaroon.KeyStore
 }
 
 const (
@@ -47,9 +49,13 @@ func setupWith(t *testing.T, srv *testredis.Server, poll time.Duration) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	e := &env{srv: srv, rdb: rdb, store: store}
+	keys, _, err := macaroon.InitKeyStore(filepath.Join(t.TempDir(), "keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{srv: srv, rdb: rdb, store: store, keys: keys}
 	e.follower = epoch.NewFollower(store, epoch.WithPollInterval(poll), epoch.WithWindow(testTTL+5*time.Second))
-	e.layer = rediscache.New(rdb, store, rediscache.WithTTL(testTTL), rediscache.WithFollower(e.follower))
+	e.layer = rediscache.New(rdb, store, rediscache.WithTTL(testTTL), rediscache.WithFollower(e.follower), rediscache.WithKeys(e.keys))
 	e.cache = epoch.NewCache(e.layer, 0, time.Hour)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -77,7 +83,7 @@ func TestReadThrough(t *testing.T) {
 	if err != nil || st != alice.State() {
 		t.Fatalf("State = %+v, %v; want %+v", st, err, alice.State())
 	}
-	if v := e.cached(t, alice.ID); !strings.HasPrefix(v, fmt.Sprintf("v3 1 %d ", alice.Seq)) || !strings.HasSuffix(v, " admin 1 -") {
+	if v := e.cached(t, alice.ID); !strings.HasPrefix(v, fmt.Sprintf("v4 1 %d ", alice.Seq)) || !strings.Contains(v, " admin 1 - ") {
 		t.Fatalf("cached %q", v)
 	}
 	again, _ := e.layer.State(ctx, alice.ID)
@@ -139,9 +145,9 @@ func TestFillNeverGoesBack(t *testing.T) {
 		old := alice // read before the touch
 		touched, _ := e.store.Touch(ctx, alice.ID)
 		e.layer.Announce(ctx, touched)
-		slow := rediscache.New(e.rdb, staleSource{old.State()}, rediscache.WithTTL(testTTL))
+		slow := rediscache.New(e.rdb, staleSource{old.State()}, rediscache.WithTTL(testTTL), rediscache.WithKeys(e.keys))
 		slow.State(ctx, alice.ID) // the slow reader's fill lands last
-		if v := e.cached(t, alice.ID); !strings.HasPrefix(v, fmt.Sprintf("v3 %d ", touched.Version)) {
+		if v := e.cached(t, alice.ID); !strings.HasPrefix(v, fmt.Sprintf("v4 %d ", touched.Version)) {
 			t.Fatalf("Redis went back: %q (touch made version %d)", v, touched.Version)
 		}
 		if st, _ := e.layer.State(ctx, alice.ID); st.Version != touched.Version {
@@ -181,7 +187,7 @@ func TestRacingFillsAndTouches(t *testing.T) {
 	for i := 0; i < 4; i++ {
 		rdb, _ := rediscache.NewClient(e.srv.URL())
 		defer rdb.Close()
-		r := rediscache.New(rdb, e.store, rediscache.WithTTL(testTTL), rediscache.WithFollower(e.follower))
+		r := rediscache.New(rdb, e.store, rediscache.WithTTL(testTTL), rediscache.WithFollower(e.follower), rediscache.WithKeys(e.keys))
 		reads = append(reads, nil)
 		wg.Add(1)
 		go func(i int, r *rediscache.Layer) {
@@ -289,7 +295,7 @@ func TestWatch(t *testing.T) {
 	// once: the follower polls every 200 ms, but the message is faster.
 	rdb2, _ := rediscache.NewClient(e.srv.URL())
 	defer rdb2.Close()
-	writer := rediscache.New(rdb2, e.store)
+	writer := rediscache.New(rdb2, e.store, rediscache.WithKeys(e.keys))
 	if st, _ := cache.State(ctx, alice.ID); st.Version != 1 {
 		t.Fatal(st)
 	}

@@ -109,9 +109,9 @@ func TestFlushAllThenStaleFill(t *testing.T) {
 	if err := e.rdb.FlushAll(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	slow := rediscache.New(e.rdb, staleSource{old}, rediscache.WithTTL(testTTL))
+	slow := rediscache.New(e.rdb, staleSource{old}, rediscache.WithTTL(testTTL), rediscache.WithKeys(e.keys))
 	slow.State(ctx, alice.ID)
-	if v := e.cached(t, alice.ID); !strings.HasPrefix(v, fmt.Sprintf("v3 %d %d ", old.Version, old.Seq)) {
+	if v := e.cached(t, alice.ID); !strings.HasPrefix(v, fmt.Sprintf("v4 %d %d ", old.Version, old.Seq)) {
 		t.Fatalf("the stale fill did not land: %q", v)
 	}
 	neverAgain(t, e, alice.ID, created)
@@ -171,7 +171,7 @@ func TestAnnouncedChange(t *testing.T) {
 	}
 	rdb, _ := rediscache.NewClient(e.srv.URL())
 	defer rdb.Close()
-	writer := rediscache.New(rdb, e.store)
+	writer := rediscache.New(rdb, e.store, rediscache.WithKeys(e.keys))
 	var took []time.Duration
 	for i := 0; i < 20; i++ {
 		created := time.Now()

@@ -108,8 +108,10 @@ func newApp(c config) (*app, http.Handler, error) {
 		}
 	}
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a.log.Warn("cross-origin request refused", "method", r.Method, "path", r.URL.Path,
-			"origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"))
+		// Client values are clipped and escaped (clip), and the path is
+		// left out: a token pasted there would reach the log.
+		a.log.Warn("cross-origin request refused", "method", clip(r.Method, 16),
+			"origin", clip(r.Header.Get("Origin"), 64), "sec_fetch_site", clip(r.Header.Get("Sec-Fetch-Site"), 32))
 		a.render(w, r, http.StatusForbidden, "error", page{Title: "Refused", Error: "This form was sent from another site, so it was refused."})
 	}))
 	// The Host check comes first: CrossOriginProtection compares Origin
@@ -119,11 +121,11 @@ func newApp(c config) (*app, http.Handler, error) {
 
 // checkHost refuses, with 421 Misdirected Request, every request whose Host
 // is not one of hosts (lower case). The refused value is logged clipped and
-// escaped: it is the client's.
+// escaped: it is the client's; the path is not logged.
 func (a *app) checkHost(hosts map[string]bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !hosts[strings.ToLower(r.Host)] {
-			a.log.Warn("request refused: unknown Host", "method", r.Method, "path", r.URL.Path, "host", clip(r.Host, 64))
+			a.log.Warn("request refused: unknown Host", "method", clip(r.Method, 16), "host", clip(r.Host, 64))
 			http.Error(w, "421 misdirected request: this server does not answer for that host name", http.StatusMisdirectedRequest)
 			return
 		}
@@ -206,7 +208,13 @@ func (a *app) logRequests(next http.Handler) http.Handler {
 		if sw.status == 0 {
 			sw.status = http.StatusOK
 		}
-		a.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "ms", time.Since(start).Milliseconds())
+		// The route the request matched, never the path the client sent
+		// (a token pasted into a URL would reach the log).
+		route := r.Pattern
+		if route == "" {
+			route = "none"
+		}
+		a.log.Info("request", "method", clip(r.Method, 16), "route", route, "status", sw.status, "ms", time.Since(start).Milliseconds())
 	})
 }
 
