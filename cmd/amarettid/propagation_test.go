@@ -71,13 +71,15 @@ func TestLostInvalidation(t *testing.T) {
 		if a.status(t, tok) != 200 {
 			t.Fatal("fresh token")
 		}
-		// The touch reaches SQLite and Redis, but no message is published.
-		ed, err := store.Touch(ctx, alice)
-		if err != nil {
+		// The touch reaches SQLite only: no message is published, and Redis
+		// keeps the state from before the touch, validly signed. The
+		// daemon's change-log poll must retire both caches.
+		if n, err := rdb.Exists(ctx, "amaretti:editor:"+alice).Result(); err != nil || n != 1 {
+			t.Fatalf("Redis holds no state of alice before the touch: %v", err)
+		}
+		if _, err := store.Touch(ctx, alice); err != nil {
 			t.Fatal(err)
 		}
-		val := fmt.Sprintf("v3 %d %d %d %s 1 -", ed.Version, ed.Seq, ed.AuthEpoch.UnixMicro(), ed.Role)
-		rdb.Set(ctx, "amaretti:editor:"+alice, val, time.Minute)
 		took := waitUntil(t, "rejection without a message", ttl+2*time.Second, func() bool { return a.status(t, tok) == 401 })
 		t.Logf("rejected %v after the unannounced touch (cache TTL %v)", took, ttl)
 	})
