@@ -32,6 +32,11 @@ func main() {
 	trustProxy := flag.Bool("trust-proxy-headers", os.Getenv("API_TRUST_PROXY_HEADERS") == "1",
 		"serve GET /v1/proxied/whoami from the X-Amaretti-* headers a forward-auth proxy sets; only when the API is reachable through that proxy alone")
 	lastUse := flag.Duration("last-use-interval", time.Minute, "record API tokens' last use (shown on the web frontend's tokens page) at most this often per token")
+	policy := apitoken.DefaultPolicy()
+	flag.DurationVar(&policy.MaxAPI, "max-api-token-lifetime", envDuration("AMARETTI_MAX_API_TOKEN_LIFETIME", policy.MaxAPI),
+		"refuse API tokens that live longer than this (the lifetime policy amarettid enforces)")
+	flag.BoolVar(&policy.AllowNoExpiry, "allow-no-expiry", os.Getenv("AMARETTI_ALLOW_NO_EXPIRY") == "true" || os.Getenv("AMARETTI_ALLOW_NO_EXPIRY") == "1",
+		"accept API tokens that never expire")
 	version := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
 	if *version {
@@ -39,7 +44,7 @@ func main() {
 		return
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	if err := serve(*listen, *db, *keyDir, *trustProxy, *lastUse, log); err != nil {
+	if err := serve(*listen, *db, *keyDir, *trustProxy, *lastUse, policy, log); err != nil {
 		log.Error("api-service stopped", "err", err)
 		os.Exit(1)
 	}
@@ -52,7 +57,21 @@ func envOr(name, def string) string {
 	return def
 }
 
-func serve(listen, db, keyDir string, trustProxy bool, lastUse time.Duration, log *slog.Logger) error {
+// envDuration reads a duration from the environment, or def.
+func envDuration(name string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(name)); err == nil {
+		return d
+	}
+	return def
+}
+
+// newVerifier verifies with keys against store's epochs under the lifetime
+// policy. The epoch cache bounds how stale a revocation can be: 2 s here.
+func newVerifier(keys *macaroon.KeyStore, store epoch.Source, policy apitoken.Policy) (*verifier.Verifier, error) {
+	return verifier.New(keys, epoch.NewCache(store, 0, 2*time.Second), policy.VerifierOptions()...)
+}
+
+func serve(listen, db, keyDir string, trustProxy bool, lastUse time.Duration, policy apitoken.Policy, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	keys, err := macaroon.OpenKeyStore(keyDir)
@@ -64,8 +83,7 @@ func serve(listen, db, keyDir string, trustProxy bool, lastUse time.Duration, lo
 		return err
 	}
 	defer store.Close()
-	// The epoch cache bounds how stale a revocation can be: 2 s here.
-	v, err := verifier.New(keys, epoch.NewCache(store, 0, 2*time.Second))
+	v, err := newVerifier(keys, store, policy)
 	if err != nil {
 		return err
 	}

@@ -98,3 +98,57 @@ func TestAPIService(t *testing.T) {
 		t.Errorf("after touch: %d %s", status, body)
 	}
 }
+
+// TestLifetimePolicy: the service refuses API tokens that outlive the
+// policy amarettid enforces, with their own reason; other kinds are not
+// affected.
+func TestLifetimePolicy(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	keys, _, err := macaroon.InitKeyStore(filepath.Join(dir, "keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := sqlite.Open(ctx, filepath.Join(dir, "amaretti.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	alice, _ := store.Create(ctx, sqlite.NewEditor{Username: "alice", Epoch: time.Now().Add(-time.Second)})
+	policy := apitoken.DefaultPolicy()
+	policy.MaxAPI, policy.API, policy.Bootstrap = 24*time.Hour, 24*time.Hour, 24*time.Hour
+	v, err := newVerifier(keys, store, policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(newServer(v, apitoken.NewTracker(store, time.Hour, nil), false, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	defer srv.Close()
+	minter, _ := macaroon.NewMinter(keys, "api.example.org")
+	for _, tc := range []struct {
+		name string
+		opts []macaroon.MintOption
+		want int
+	}{
+		{"api token within the policy", []macaroon.MintOption{macaroon.WithKind(caveat.KindAPI), macaroon.ExpiresIn(time.Hour)}, 200},
+		{"api token over the policy", []macaroon.MintOption{macaroon.WithKind(caveat.KindAPI), macaroon.ExpiresIn(48 * time.Hour)}, 401},
+		{"api token that never expires", []macaroon.MintOption{macaroon.WithKind(caveat.KindAPI)}, 401},
+		{"cli token is not an api token", []macaroon.MintOption{macaroon.WithKind(caveat.KindCLI), macaroon.ExpiresIn(48 * time.Hour)}, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := minter.Mint(ctx, alice.ID, tc.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req, _ := http.NewRequest("GET", srv.URL+"/v1/whoami", nil)
+			req.Header.Set("Authorization", "Bearer "+m.Token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want || tc.want == 401 && !strings.Contains(resp.Header.Get("WWW-Authenticate"), "lifetime exceeds the policy") {
+				t.Fatalf("%d %q, want %d", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), tc.want)
+			}
+		})
+	}
+}
