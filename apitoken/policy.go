@@ -156,6 +156,26 @@ func (p Policy) Validate() error {
 	return nil
 }
 
+// Configure returns p changed by what an operator sets — the maximum API
+// token lifetime (nil keeps p's), whether tokens may never expire, and
+// KIND=DURATION defaults — and validated. A tighter maximum also lowers the
+// API and bootstrap defaults it would otherwise refuse. The CLI, amarettid
+// and the examples configure their policy through it, so one environment
+// means one policy everywhere. Errors wrap ErrPolicy.
+func (p Policy) Configure(maxAPI *time.Duration, allowNoExpiry bool, defaults []string) (Policy, error) {
+	p.AllowNoExpiry = allowNoExpiry
+	if maxAPI != nil {
+		p.MaxAPI = *maxAPI
+		p.API, p.Bootstrap = min(p.API, p.MaxAPI), min(p.Bootstrap, p.MaxAPI)
+	}
+	for _, d := range defaults {
+		if err := p.ParseDefault(d); err != nil {
+			return p, err
+		}
+	}
+	return p, p.Validate()
+}
+
 // Lifetime decides the lifetime of a new token of kind k: asked when it is
 // positive, the kind's default when it is 0, and 0 (no expiry) when
 // noExpiry is set, which the policy must allow. A registered kind (api,

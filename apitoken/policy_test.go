@@ -342,3 +342,37 @@ func TestVerifierPolicyIgnoresOtherKinds(t *testing.T) {
 		t.Fatalf("problem %+v", p)
 	}
 }
+
+// TestPolicyConfigure: what operators set, applied the one way the CLI,
+// amarettid and the examples share.
+func TestPolicyConfigure(t *testing.T) {
+	day, zero, twoYears := 24*time.Hour, time.Duration(0), 2*365*24*time.Hour
+	for _, tc := range []struct {
+		name     string
+		maxAPI   *time.Duration
+		never    bool
+		defaults []string
+		check    func(apitoken.Policy) bool
+		ok       bool
+	}{
+		{"defaults", nil, false, nil, func(p apitoken.Policy) bool { return p == apitoken.DefaultPolicy() }, true},
+		{"a tighter maximum lowers the defaults", &day, false, nil, func(p apitoken.Policy) bool { return p.MaxAPI == day && p.API == day && p.Bootstrap == day }, true},
+		{"a looser maximum keeps the defaults", &twoYears, true, nil, func(p apitoken.Policy) bool {
+			return p.MaxAPI == twoYears && p.API == apitoken.DefaultPolicy().API && p.AllowNoExpiry
+		}, true},
+		{"a default", nil, false, []string{"cli=1h"}, func(p apitoken.Policy) bool { return p.CLI == time.Hour }, true},
+		{"a zero maximum", &zero, false, nil, nil, false},
+		{"a default over the maximum", &day, false, []string{"api=48h"}, nil, false},
+		{"a malformed default", nil, false, []string{"api"}, nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := apitoken.DefaultPolicy().Configure(tc.maxAPI, tc.never, tc.defaults)
+			if tc.ok != (err == nil) || err != nil && !errors.Is(err, apitoken.ErrPolicy) {
+				t.Fatalf("error %v, want ok=%v wrapping ErrPolicy", err, tc.ok)
+			}
+			if tc.ok && !tc.check(p) {
+				t.Fatalf("policy %+v", p)
+			}
+		})
+	}
+}

@@ -30,20 +30,14 @@ func policyFlags() []cli.Flag {
 // policy is the lifetime policy the global flags configure. A policy that
 // does not hold together is a usage error.
 func (e *env) policy(c *cli.Context) (apitoken.Policy, error) {
-	p := apitoken.DefaultPolicy()
-	p.AllowNoExpiry = c.Bool("allow-no-expiry")
+	var maxAPI *time.Duration
 	if c.IsSet("max-api-token-lifetime") {
-		p.MaxAPI = c.Duration("max-api-token-lifetime")
-		// A tighter maximum lowers the defaults it would otherwise refuse.
-		p.API, p.Bootstrap = min(p.API, p.MaxAPI), min(p.Bootstrap, p.MaxAPI)
+		d := c.Duration("max-api-token-lifetime")
+		maxAPI = &d
 	}
-	for _, s := range c.StringSlice("default-lifetime") {
-		if err := p.ParseDefault(s); err != nil {
-			return p, usagef("--default-lifetime: %v", err)
-		}
-	}
-	if err := p.Validate(); err != nil {
-		return p, usagef("%v", err)
+	p, err := apitoken.DefaultPolicy().Configure(maxAPI, c.Bool("allow-no-expiry"), c.StringSlice("default-lifetime"))
+	if err != nil {
+		return p, usagef("the lifetime policy (--max-api-token-lifetime, --default-lifetime): %v", err)
 	}
 	return p, nil
 }

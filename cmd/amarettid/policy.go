@@ -29,19 +29,14 @@ func policyFlags() []cli.Flag {
 
 // policyFrom is the lifetime policy the flags configure.
 func policyFrom(c *cli.Context) (apitoken.Policy, error) {
-	p := apitoken.DefaultPolicy()
-	p.AllowNoExpiry = c.Bool("allow-no-expiry")
+	var maxAPI *time.Duration
 	if c.IsSet("max-api-token-lifetime") {
-		p.MaxAPI = c.Duration("max-api-token-lifetime")
-		p.API, p.Bootstrap = min(p.API, p.MaxAPI), min(p.Bootstrap, p.MaxAPI)
+		d := c.Duration("max-api-token-lifetime")
+		maxAPI = &d
 	}
-	for _, s := range c.StringSlice("default-lifetime") {
-		if err := p.ParseDefault(s); err != nil {
-			return p, fmt.Errorf("--default-lifetime: %w", err)
-		}
-	}
-	if err := p.Validate(); err != nil {
-		return p, fmt.Errorf("the lifetime policy: %w", err)
+	p, err := apitoken.DefaultPolicy().Configure(maxAPI, c.Bool("allow-no-expiry"), c.StringSlice("default-lifetime"))
+	if err != nil {
+		return p, fmt.Errorf("the lifetime policy (--max-api-token-lifetime, --default-lifetime): %w", err)
 	}
 	return p, nil
 }
