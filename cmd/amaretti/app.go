@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/amaretti-auth/amaretti/internal/setup"
 	"io"
-	"io/fs"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -130,19 +130,11 @@ func commandPath(c *cli.Context) string {
 }
 
 func (e *env) openKeys(c *cli.Context) (*macaroon.KeyStore, error) {
-	dir := c.String("keys")
-	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("no key store at %s (run \"amaretti init\", or set --keys / AMARETTI_KEYS)", dir)
-	}
-	return macaroon.OpenKeyStore(dir)
+	return setup.Keys(c.String("keys"))
 }
 
 func (e *env) openStore(c *cli.Context) (*sqlite.Store, error) {
-	path := c.String("db")
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("no database at %s (run \"amaretti init\", or set --db / AMARETTI_DB)", path)
-	}
-	return sqlite.Open(c.Context, path, sqlite.WithClock(e.now))
+	return setup.Store(c.Context, c.String("db"), sqlite.WithClock(e.now))
 }
 
 // pollBound is what the CLI says about when running verifiers see a change

@@ -19,8 +19,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/amaretti-auth/amaretti/internal/setup"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -208,23 +208,12 @@ func serve(c *cli.Context, log *slog.Logger) error {
 
 // Errors of starting up that name what to do, in the CLI's words.
 var (
-	errNoKeyStore = errors.New("no key store")
-	errNoDatabase = errors.New("no database")
+	errNoKeyStore = setup.ErrNoKeyStore
+	errNoDatabase = setup.ErrNoDatabase
 )
 
-// openKeys opens the key store, or says how to make one, as amaretti does.
-func openKeys(dir string) (*macaroon.KeyStore, error) {
-	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w at %s (run \"amaretti init\", or set --keys / AMARETTI_KEYS)", errNoKeyStore, dir)
-	}
-	return macaroon.OpenKeyStore(dir)
-}
-
-// openStore opens the database, or says how to make one: it is never
-// created here, empty, next to a key store it does not belong to.
-func openStore(ctx context.Context, path string, opts ...sqlite.Option) (*sqlite.Store, error) {
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w at %s (run \"amaretti init\", or set --db / AMARETTI_DB)", errNoDatabase, path)
-	}
-	return sqlite.Open(ctx, path, opts...)
-}
+// openKeys and openStore open what "amaretti init" made, or say how to.
+var (
+	openKeys  = setup.Keys
+	openStore = setup.Store
+)

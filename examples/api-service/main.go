@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/amaretti-auth/amaretti/internal/setup"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,7 +20,6 @@ import (
 
 	"github.com/amaretti-auth/amaretti/apitoken"
 	"github.com/amaretti-auth/amaretti/epoch"
-	"github.com/amaretti-auth/amaretti/epoch/sqlite"
 	"github.com/amaretti-auth/amaretti/internal/buildinfo"
 	"github.com/amaretti-auth/amaretti/macaroon"
 	"github.com/amaretti-auth/amaretti/verifier"
@@ -74,11 +74,11 @@ func newVerifier(keys *macaroon.KeyStore, store epoch.Source, policy apitoken.Po
 func serve(listen, db, keyDir string, trustProxy bool, lastUse time.Duration, policy apitoken.Policy, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	keys, err := macaroon.OpenKeyStore(keyDir)
+	keys, err := setup.Keys(keyDir)
 	if err != nil {
 		return err
 	}
-	store, err := sqlite.Open(ctx, db)
+	store, err := setup.Store(ctx, db)
 	if err != nil {
 		return err
 	}

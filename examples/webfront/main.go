@@ -10,7 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"github.com/amaretti-auth/amaretti/internal/buildinfo"
-	"io/fs"
+	"github.com/amaretti-auth/amaretti/internal/setup"
 	"log/slog"
 	"net"
 	"net/http"
@@ -23,7 +23,6 @@ import (
 
 	"github.com/amaretti-auth/amaretti/apitoken"
 	"github.com/amaretti-auth/amaretti/epoch"
-	"github.com/amaretti-auth/amaretti/epoch/sqlite"
 	"github.com/amaretti-auth/amaretti/macaroon"
 	"github.com/amaretti-auth/amaretti/verifier"
 )
@@ -102,28 +101,17 @@ func loopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// Errors of starting up that name what to do.
+// Errors of starting up that name what to do, in the CLI's words.
 var (
-	errNoKeyStore = errors.New("no key store")
-	errNoDatabase = errors.New("no database")
+	errNoKeyStore = setup.ErrNoKeyStore
+	errNoDatabase = setup.ErrNoDatabase
 )
 
-// openKeys opens the key store, or says how to make one, as amaretti does.
-func openKeys(dir string) (*macaroon.KeyStore, error) {
-	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w at %s (run \"amaretti init\", or set --keys / AMARETTI_KEYS)", errNoKeyStore, dir)
-	}
-	return macaroon.OpenKeyStore(dir)
-}
-
-// openStore opens the database, or says how to make one: it is never
-// created here, empty, next to a key store it does not belong to.
-func openStore(ctx context.Context, path string) (*sqlite.Store, error) {
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w at %s (run \"amaretti init\", or set --db / AMARETTI_DB)", errNoDatabase, path)
-	}
-	return sqlite.Open(ctx, path)
-}
+// openKeys and openStore open what "amaretti init" made, or say how to.
+var (
+	openKeys  = setup.Keys
+	openStore = setup.Store
+)
 
 // allowedHosts returns the Host values the frontend answers: the public
 // URL's host, and, when local is set, the loopback names (localhost,
