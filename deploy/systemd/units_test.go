@@ -122,7 +122,7 @@ func TestEnvironmentFiles(t *testing.T) {
 	line := regexp.MustCompile(`^#?(AMARETTI|WEBFRONT)_[A-Z_]+=("[^"]*"|\S*)$`)
 	for _, tc := range units {
 		t.Run(tc.env, func(t *testing.T) {
-			b, err := os.ReadFile(tc.env)
+			b, err := os.ReadFile(tc.env + ".example") // installed as /etc/amaretti/<env>
 			if err != nil {
 				t.Fatal(err)
 			}
