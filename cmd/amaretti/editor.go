@@ -54,11 +54,7 @@ func (e *env) editorCommand() *cli.Command {
 	// oneEditor runs an epoch change on the editor named by the only argument.
 	oneEditor := func(verb string, f func(s *sqlite.Store) func(c *cli.Context, id string) (epoch.Editor, error)) cli.ActionFunc {
 		return e.withStore(func(c *cli.Context, s *sqlite.Store) error {
-			a, err := args(c, "editor_id")
-			if err != nil {
-				return err
-			}
-			target, err := findEditor(c, s, a[0])
+			target, err := editorArg(c, s)
 			if err != nil {
 				return err
 			}
@@ -152,11 +148,7 @@ func (e *env) editorCommand() *cli.Command {
 				Usage:     "show one editor, by id or username",
 				ArgsUsage: "EDITOR_ID|USERNAME",
 				Action: e.withStore(func(c *cli.Context, s *sqlite.Store) error {
-					a, err := args(c, "editor_id|username")
-					if err != nil {
-						return err
-					}
-					ed, err := findEditor(c, s, a[0])
+					ed, err := editorArg(c, s)
 					if err != nil {
 						return err
 					}
@@ -168,11 +160,7 @@ func (e *env) editorCommand() *cli.Command {
 				Usage:     "list the login identities linked to an editor (by id or username)",
 				ArgsUsage: "EDITOR_ID|USERNAME",
 				Action: e.withStore(func(c *cli.Context, s *sqlite.Store) error {
-					a, err := args(c, "editor_id|username")
-					if err != nil {
-						return err
-					}
-					ed, err := findEditor(c, s, a[0])
+					ed, err := editorArg(c, s)
 					if err != nil {
 						return err
 					}
@@ -201,11 +189,7 @@ func (e *env) editorCommand() *cli.Command {
 					&cli.StringFlag{Name: "provider", Required: true, Usage: "the OIDC issuer URL, or dev, as editor links shows it"},
 				},
 				Action: e.withStore(func(c *cli.Context, s *sqlite.Store) error {
-					a, err := args(c, "editor_id|username")
-					if err != nil {
-						return err
-					}
-					ed, err := findEditor(c, s, a[0])
+					ed, err := editorArg(c, s)
 					if err != nil {
 						return err
 					}
@@ -233,11 +217,7 @@ func (e *env) editorCommand() *cli.Command {
 				},
 				Action: e.withStore(func(c *cli.Context, s *sqlite.Store) error {
 					if !c.Bool("all") {
-						a, err := args(c, "editor_id")
-						if err != nil {
-							return err
-						}
-						target, err := findEditor(c, s, a[0])
+						target, err := editorArg(c, s)
 						if err != nil {
 							return err
 						}
@@ -308,17 +288,13 @@ func (e *env) editorCommand() *cli.Command {
 					&cli.StringFlag{Name: "subject", Required: true, Usage: "the provider's stable id of the user (OIDC sub)"},
 				},
 				Action: e.withStore(func(c *cli.Context, s *sqlite.Store) error {
-					a, err := args(c, "editor_id")
-					if err != nil {
-						return err
-					}
-					ed, err := findEditor(c, s, a[0])
+					ed, err := editorArg(c, s)
 					if err != nil {
 						return fmt.Errorf("link: %w", err)
 					}
 					l, err := s.Link(c.Context, ed.ID, c.String("provider"), c.String("subject"))
 					if err != nil {
-						return fmt.Errorf("link %s: %w", a[0], err)
+						return fmt.Errorf("link %s: %w", ed.ID, err)
 					}
 					if c.Bool("json") {
 						return e.printJSON(l)
@@ -341,6 +317,16 @@ func (e *env) editorCommand() *cli.Command {
 			},
 		},
 	}
+}
+
+// editorArg finds the editor a command's only argument names, by id or
+// username (findEditor).
+func editorArg(c *cli.Context, s *sqlite.Store) (epoch.Editor, error) {
+	a, err := args(c, "editor_id|username")
+	if err != nil {
+		return epoch.Editor{}, err
+	}
+	return findEditor(c, s, a[0])
 }
 
 // findEditor finds an editor by id or, failing that, by username. When
