@@ -180,3 +180,22 @@ func BenchmarkMacaroonV2Verify(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkVerifyWarmPolicy is BenchmarkVerifyWarm for an API token (a kind
+// claim) under a lifetime policy, as amarettid verifies: the policy is
+// decided when the signature is checked, not on every request.
+func BenchmarkVerifyWarmPolicy(b *testing.B) {
+	env := newBenchEnv(b, verifier.WithMaxLifetime(caveat.KindAPI, verifier.Lifetime{Max: 24 * time.Hour}))
+	token := env.f.mint(b, alice, macaroon.ExpiresIn(time.Hour), macaroon.WithKind(caveat.KindAPI))
+	ctx := context.Background()
+	if _, err := env.f.v.Verify(ctx, token, caveat.Request{}); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := env.f.v.Verify(ctx, token, caveat.Request{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

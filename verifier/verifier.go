@@ -204,6 +204,9 @@ type verified struct {
 	revocable []string
 	// cost is what the entry counts for in the signature cache.
 	cost int64
+	// overPolicy is the token's lifetime refusal (WithMaxLifetime), decided
+	// once: it depends on the claims and the verifier's fixed policy only.
+	overPolicy error
 }
 
 // Verify verifies token for req and returns the identity it speaks for, or
@@ -268,6 +271,7 @@ func (v *Verifier) verifySignature(token string) (*verified, error) {
 		return nil, &Denial{Err: fmt.Errorf("%w: %w", ErrMalformed, err), KeyID: keyID, TokenID: tokenID}
 	}
 	vt.cost = entryCost(token, keyID, tokenID, caveats)
+	vt.overPolicy = v.checkLifetime(&vt.claims)
 	if tokenID != "" || len(vt.claims.Parents) > 0 {
 		vt.revocable = append(make([]string, 0, 1+len(vt.claims.Parents)), vt.claims.Parents...)
 		if tokenID != "" {
@@ -280,8 +284,8 @@ func (v *Verifier) verifySignature(token string) (*verified, error) {
 // authorize runs the per-request checks: caveats against req, then the
 // editor's epoch.
 func (v *Verifier) authorize(ctx context.Context, vt *verified, req *caveat.Request) (Identity, error) {
-	if err := v.checkLifetime(&vt.claims); err != nil {
-		return Identity{}, &Denial{Err: err, KeyID: vt.keyID, TokenID: vt.tokenID, EditorID: vt.claims.EditorID}
+	if vt.overPolicy != nil {
+		return Identity{}, &Denial{Err: vt.overPolicy, KeyID: vt.keyID, TokenID: vt.tokenID, EditorID: vt.claims.EditorID}
 	}
 	if err := v.checker.Check(&vt.claims, req); err != nil {
 		return Identity{}, &Denial{Err: err, KeyID: vt.keyID, TokenID: vt.tokenID, EditorID: vt.claims.EditorID}
