@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +21,9 @@ import (
 
 // startExampleNginx runs a real nginx with examples/proxies/nginx.conf, its
 // amarettid and API addresses replaced, and returns its address once nginx
-// itself accepts connections.
+// itself is ready: its pid file names this process (nginx writes it after
+// binding its sockets, so no other process holds the port) and the port
+// accepts connections. nginx logging an error fails the test.
 func startExampleNginx(t *testing.T, amarettidURL, apiAddr string) string {
 	t.Helper()
 	nginx, err := exec.LookPath("nginx")
@@ -69,15 +72,26 @@ http {
 	if err := ngx.Start(); err != nil {
 		t.Fatal(err)
 	}
+	exited := make(chan struct{})
+	go func() { ngx.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		ngx.Process.Kill()
-		ngx.Wait()
+		<-exited
 		if log, _ := os.ReadFile(filepath.Join(dir, "error.log")); strings.Contains(string(log), "[error]") || strings.Contains(string(log), "[emerg]") {
 			t.Errorf("nginx logged errors:\n%s", log)
 		}
 	})
-	// nginx's own readiness: its port accepts connections.
-	waitUntil(t, "nginx listening", 10*time.Second, func() bool {
+	pid := strconv.Itoa(ngx.Process.Pid)
+	waitUntil(t, "nginx listening", 20*time.Second, func() bool {
+		select {
+		case <-exited:
+			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			t.Fatalf("nginx exited:\n%s", log)
+		default:
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, "nginx.pid")); err != nil || strings.TrimSpace(string(b)) != pid {
+			return false
+		}
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {
 			return false
