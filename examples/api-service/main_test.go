@@ -19,18 +19,25 @@ import (
 	"github.com/amaretti-auth/amaretti/verifier"
 )
 
-func TestAPIService(t *testing.T) {
-	ctx := context.Background()
+// newKeysAndStore makes what "amaretti init" makes, in a test directory.
+func newKeysAndStore(t *testing.T) (*macaroon.KeyStore, *sqlite.Store) {
+	t.Helper()
 	dir := t.TempDir()
 	keys, _, err := macaroon.InitKeyStore(filepath.Join(dir, "keys"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := sqlite.Open(ctx, filepath.Join(dir, "amaretti.db"))
+	store, err := sqlite.Open(context.Background(), filepath.Join(dir, "amaretti.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
+	t.Cleanup(func() { store.Close() })
+	return keys, store
+}
+
+func TestAPIService(t *testing.T) {
+	ctx := context.Background()
+	keys, store := newKeysAndStore(t)
 	alice, _ := store.Create(ctx, sqlite.NewEditor{Username: "alice"})
 	cache := epoch.NewCache(store, 0, time.Minute)
 	v, _ := verifier.New(keys, cache)
@@ -104,16 +111,7 @@ func TestAPIService(t *testing.T) {
 // affected.
 func TestLifetimePolicy(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	keys, _, err := macaroon.InitKeyStore(filepath.Join(dir, "keys"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := sqlite.Open(ctx, filepath.Join(dir, "amaretti.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	keys, store := newKeysAndStore(t)
 	alice, _ := store.Create(ctx, sqlite.NewEditor{Username: "alice", Epoch: time.Now().Add(-time.Second)})
 	policy := apitoken.DefaultPolicy()
 	policy.MaxAPI, policy.API, policy.Bootstrap = 24*time.Hour, 24*time.Hour, 24*time.Hour
