@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/amaretti-auth/amaretti/caveat"
-	"github.com/amaretti-auth/amaretti/epoch/sqlite"
+	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/macaroon"
 )
 
@@ -63,7 +63,7 @@ const DefaultMaxLifetime = 365 * 24 * time.Hour
 // than the maximum for an API token, and no expiry only when the policy
 // allows it and the request asks for it (Request.NoExpiry).
 type Issuer struct {
-	store   *sqlite.Store
+	store   Registry
 	minter  *macaroon.Minter
 	checker *caveat.Checker
 	now     func() time.Time
@@ -114,11 +114,19 @@ func WithPolicy(p Policy) Option {
 // Policy returns the issuer's lifetime policy.
 func (i *Issuer) Policy() Policy { return i.policy }
 
+// Registry is what an Issuer needs of a store: the editor a token is for,
+// and a row in the token registry for each token it mints. Both
+// authoritative stores (epoch/sqlite, epoch/postgres) implement it.
+type Registry interface {
+	Editor(ctx context.Context, id string) (epoch.Editor, error)
+	RegisterToken(ctx context.Context, t epoch.APIToken) error
+}
+
 // NewIssuer returns an Issuer minting with minter and registering in
 // store. checker must be the verifier's: it reads the caveats of creating
 // tokens, including any an application registered (the minter must know
 // them too, to write them into the children).
-func NewIssuer(store *sqlite.Store, minter *macaroon.Minter, checker *caveat.Checker, opts ...Option) (*Issuer, error) {
+func NewIssuer(store Registry, minter *macaroon.Minter, checker *caveat.Checker, opts ...Option) (*Issuer, error) {
 	if store == nil || minter == nil || checker == nil {
 		return nil, errors.New("apitoken: store, minter and checker are required")
 	}
@@ -167,13 +175,13 @@ type Request struct {
 // editor's role, or the parent token, does not permit are refused
 // (ErrRightNotAllowed): a bot's token never names an admin right. Malformed
 // requests are refused with ErrInvalid.
-func (i *Issuer) Create(ctx context.Context, r Request) (string, sqlite.APIToken, error) {
+func (i *Issuer) Create(ctx context.Context, r Request) (string, epoch.APIToken, error) {
 	if r.Parent != nil {
 		switch {
 		case r.EditorID == "":
 			r.EditorID = r.Parent.Identity.EditorID
 		case r.EditorID != r.Parent.Identity.EditorID:
-			return "", sqlite.APIToken{}, fmt.Errorf("%w: a token creates tokens for its own editor only", ErrInvalid)
+			return "", epoch.APIToken{}, fmt.Errorf("%w: a token creates tokens for its own editor only", ErrInvalid)
 		}
 	}
 	switch {
@@ -181,24 +189,24 @@ func (i *Issuer) Create(ctx context.Context, r Request) (string, sqlite.APIToken
 		r.Kind = caveat.KindAPI
 	case r.Kind == caveat.KindAPI, r.Kind == caveat.KindBootstrap && r.Parent == nil:
 	default:
-		return "", sqlite.APIToken{}, fmt.Errorf("%w: an API token's kind is api (or bootstrap, for an operator)", ErrInvalid)
+		return "", epoch.APIToken{}, fmt.Errorf("%w: an API token's kind is api (or bootstrap, for an operator)", ErrInvalid)
 	}
-	if err := sqlite.CheckTokenText(r.Name, r.Description); err != nil {
-		return "", sqlite.APIToken{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	if err := epoch.CheckTokenText(r.Name, r.Description); err != nil {
+		return "", epoch.APIToken{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	ttl, err := i.policy.Lifetime(r.Kind, r.TTL, r.NoExpiry)
 	if err != nil {
-		return "", sqlite.APIToken{}, err
+		return "", epoch.APIToken{}, err
 	}
 	ed, err := i.store.Editor(ctx, r.EditorID)
 	if err != nil {
-		return "", sqlite.APIToken{}, err
+		return "", epoch.APIToken{}, err
 	}
 	now := i.now()
 	d := operator(ed.ID, ed.Role)
 	if r.Parent != nil {
 		if d, err = i.derive(r.Parent, true); err != nil {
-			return "", sqlite.APIToken{}, err
+			return "", epoch.APIToken{}, err
 		}
 		can := d.allows
 		d.allows = func(right string) bool { return ed.Role.Permits(right) && can(right) }
@@ -209,13 +217,13 @@ func (i *Issuer) Create(ctx context.Context, r Request) (string, sqlite.APIToken
 	}
 	c, err := d.child(want)
 	if err != nil {
-		return "", sqlite.APIToken{}, err
+		return "", epoch.APIToken{}, err
 	}
 	m, err := i.minter.Mint(ctx, ed.ID, c.opts...)
 	if err != nil {
-		return "", sqlite.APIToken{}, mintErr(err)
+		return "", epoch.APIToken{}, mintErr(err)
 	}
-	row := sqlite.APIToken{
+	row := epoch.APIToken{
 		TokenID: m.TokenID, EditorID: ed.ID, Name: r.Name, Description: r.Description,
 		Rights: c.rights, Endpoint: c.endpoint, Created: m.Created, Creator: r.Creator, Expires: m.Expires,
 		Parents: c.parents,
@@ -223,7 +231,7 @@ func (i *Issuer) Create(ctx context.Context, r Request) (string, sqlite.APIToken
 	// Registered after minting: if registering fails, the token was never
 	// shown to anyone.
 	if err := i.store.RegisterToken(ctx, row); err != nil {
-		return "", sqlite.APIToken{}, err
+		return "", epoch.APIToken{}, err
 	}
 	return m.Token, row, nil
 }

@@ -54,9 +54,9 @@ func setup(t testing.TB) *env {
 	}
 	t.Cleanup(func() { store.Close() })
 	e := &env{keys: keys, clk: clk, store: store}
-	e.alice, _ = store.Create(ctx, sqlite.NewEditor{Username: "alice"})
-	e.bot, _ = store.Create(ctx, sqlite.NewEditor{Username: "bot", Role: epoch.RoleBot, Bot: true})
-	e.admin, _ = store.Create(ctx, sqlite.NewEditor{Username: "root", Role: epoch.RoleAdmin})
+	e.alice, _ = store.Create(ctx, epoch.NewEditor{Username: "alice"})
+	e.bot, _ = store.Create(ctx, epoch.NewEditor{Username: "bot", Role: epoch.RoleBot, Bot: true})
+	e.admin, _ = store.Create(ctx, epoch.NewEditor{Username: "root", Role: epoch.RoleAdmin})
 	clk.add(time.Second)
 	// One checker for the minter, the issuer and the verifier, knowing an
 	// application's own caveat, as in a daemon that registers one.
@@ -108,7 +108,7 @@ func TestCreate(t *testing.T) {
 	if stored.Name != "laptop" || !stored.Expires.Equal(row.Expires) || stored.Expires.IsZero() {
 		t.Fatalf("row %+v", stored)
 	}
-	if _, _, err := e.issuer.Create(ctx, apitoken.Request{EditorID: e.alice.ID, Name: "laptop"}); !errors.Is(err, sqlite.ErrNameTaken) {
+	if _, _, err := e.issuer.Create(ctx, apitoken.Request{EditorID: e.alice.ID, Name: "laptop"}); !errors.Is(err, epoch.ErrNameTaken) {
 		t.Fatalf("duplicate name: %v", err)
 	}
 	if _, _, err := e.issuer.Create(ctx, apitoken.Request{EditorID: e.bot.ID, Name: "sneaky", Rights: []string{"admin:touch"}}); !errors.Is(err, apitoken.ErrRightNotAllowed) {
@@ -181,10 +181,10 @@ func TestExchange(t *testing.T) {
 
 type recorder struct {
 	mu      sync.Mutex
-	batches [][]sqlite.Use
+	batches [][]epoch.Use
 }
 
-func (r *recorder) RecordUses(_ context.Context, uses []sqlite.Use) error {
+func (r *recorder) RecordUses(_ context.Context, uses []epoch.Use) error {
 	r.mu.Lock()
 	r.batches = append(r.batches, uses)
 	r.mu.Unlock()

@@ -9,7 +9,6 @@ import (
 	"github.com/amaretti-auth/amaretti/apitoken"
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch"
-	"github.com/amaretti-auth/amaretti/epoch/sqlite"
 	"github.com/amaretti-auth/amaretti/macaroon"
 	"github.com/amaretti-auth/amaretti/verifier"
 )
@@ -182,7 +181,7 @@ func TestStatus(t *testing.T) {
 		name string
 		// setup creates the token (a 90-day API token unless it says
 		// otherwise) and does something to it or its editor.
-		setup  func(t *testing.T, e *env, iss *apitoken.Issuer) (string, sqlite.APIToken)
+		setup  func(t *testing.T, e *env, iss *apitoken.Issuer) (string, epoch.APIToken)
 		policy apitoken.Policy
 		want   apitoken.Status
 		// reason is what verifying it says (nil: it verifies).
@@ -190,34 +189,34 @@ func TestStatus(t *testing.T) {
 	}{
 		{name: "live", want: apitoken.StatusLive},
 		{name: "revoked", want: apitoken.StatusRevoked, reason: epoch.ErrTokenRevoked,
-			setup: after(func(t *testing.T, e *env, row sqlite.APIToken) { e.store.RevokeToken(ctx, row.TokenID) })},
+			setup: after(func(t *testing.T, e *env, row epoch.APIToken) { e.store.RevokeToken(ctx, row.TokenID) })},
 		{name: "expired", want: apitoken.StatusExpired, reason: verifier.ErrExpired,
-			setup: after(func(t *testing.T, e *env, _ sqlite.APIToken) { e.clk.add(91 * day) })},
+			setup: after(func(t *testing.T, e *env, _ epoch.APIToken) { e.clk.add(91 * day) })},
 		{name: "touched", want: apitoken.StatusRevokedByTouch, reason: epoch.ErrRevoked,
-			setup: after(func(t *testing.T, e *env, _ sqlite.APIToken) { e.clk.add(time.Second); e.store.Touch(ctx, e.alice.ID) })},
+			setup: after(func(t *testing.T, e *env, _ epoch.APIToken) { e.clk.add(time.Second); e.store.Touch(ctx, e.alice.ID) })},
 		{name: "locked", want: apitoken.StatusEditorLocked, reason: epoch.ErrLocked,
-			setup: after(func(t *testing.T, e *env, _ sqlite.APIToken) { e.store.Lock(ctx, e.alice.ID) })},
+			setup: after(func(t *testing.T, e *env, _ epoch.APIToken) { e.store.Lock(ctx, e.alice.ID) })},
 		{name: "locked, then unlocked", want: apitoken.StatusRevokedByTouch, reason: epoch.ErrRevoked,
-			setup: after(func(t *testing.T, e *env, _ sqlite.APIToken) {
+			setup: after(func(t *testing.T, e *env, _ epoch.APIToken) {
 				e.store.Lock(ctx, e.alice.ID)
 				e.store.Unlock(ctx, e.alice.ID)
 			})},
 		{name: "deactivated", want: apitoken.StatusEditorDeactivated, reason: epoch.ErrInactive,
-			setup: after(func(t *testing.T, e *env, _ sqlite.APIToken) { e.store.SetActive(ctx, e.alice.ID, false) })},
+			setup: after(func(t *testing.T, e *env, _ epoch.APIToken) { e.store.SetActive(ctx, e.alice.ID, false) })},
 		{name: "over a tightened policy", policy: tight, want: apitoken.StatusOverPolicy, reason: verifier.ErrOverPolicy},
 		{name: "never expires, over the policy", policy: apitoken.DefaultPolicy(), want: apitoken.StatusOverPolicy, reason: verifier.ErrOverPolicy,
-			setup: func(t *testing.T, e *env, _ *apitoken.Issuer) (string, sqlite.APIToken) {
+			setup: func(t *testing.T, e *env, _ *apitoken.Issuer) (string, epoch.APIToken) {
 				allow := apitoken.DefaultPolicy()
 				allow.AllowNoExpiry = true
 				iss, _ := apitoken.NewIssuer(e.store, e.minter, e.checker, apitoken.WithClock(e.clk.now), apitoken.WithPolicy(allow))
 				return create(t, iss, apitoken.Request{EditorID: e.alice.ID, Name: "t", NoExpiry: true})
 			}},
 		{name: "a bootstrap token over a tightened policy", policy: tight, want: apitoken.StatusOverPolicy, reason: verifier.ErrOverPolicy,
-			setup: func(t *testing.T, e *env, iss *apitoken.Issuer) (string, sqlite.APIToken) {
+			setup: func(t *testing.T, e *env, iss *apitoken.Issuer) (string, epoch.APIToken) {
 				return create(t, iss, apitoken.Request{EditorID: e.alice.ID, Name: "t", Kind: caveat.KindBootstrap})
 			}},
 		{name: "its parent revoked", want: apitoken.StatusRevokedByParent, reason: epoch.ErrTokenRevoked,
-			setup: func(t *testing.T, e *env, iss *apitoken.Issuer) (string, sqlite.APIToken) {
+			setup: func(t *testing.T, e *env, iss *apitoken.Issuer) (string, epoch.APIToken) {
 				parent, prow := create(t, iss, apitoken.Request{EditorID: e.alice.ID, Name: "parent"})
 				id, err := e.v.Verify(ctx, parent, caveat.Request{})
 				if err != nil {
@@ -233,7 +232,7 @@ func TestStatus(t *testing.T) {
 			e := setup(t)
 			iss := e.issuer
 			if tc.setup == nil {
-				tc.setup = after(func(*testing.T, *env, sqlite.APIToken) {})
+				tc.setup = after(func(*testing.T, *env, epoch.APIToken) {})
 			}
 			secret, row := tc.setup(t, e, iss)
 			if tc.policy == (apitoken.Policy{}) {
@@ -281,15 +280,15 @@ func TestStatus(t *testing.T) {
 }
 
 // after creates a default API token for alice, then runs f.
-func after(f func(t *testing.T, e *env, row sqlite.APIToken)) func(*testing.T, *env, *apitoken.Issuer) (string, sqlite.APIToken) {
-	return func(t *testing.T, e *env, iss *apitoken.Issuer) (string, sqlite.APIToken) {
+func after(f func(t *testing.T, e *env, row epoch.APIToken)) func(*testing.T, *env, *apitoken.Issuer) (string, epoch.APIToken) {
+	return func(t *testing.T, e *env, iss *apitoken.Issuer) (string, epoch.APIToken) {
 		secret, row := create(t, iss, apitoken.Request{EditorID: e.alice.ID, Name: "t"})
 		f(t, e, row)
 		return secret, row
 	}
 }
 
-func create(t *testing.T, iss *apitoken.Issuer, r apitoken.Request) (string, sqlite.APIToken) {
+func create(t *testing.T, iss *apitoken.Issuer, r apitoken.Request) (string, epoch.APIToken) {
 	t.Helper()
 	secret, row, err := iss.Create(context.Background(), r)
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/amaretti-auth/amaretti/epoch"
-	"github.com/amaretti-auth/amaretti/epoch/sqlite"
 )
 
 // Status is what a registry row's token is now, derived from everything
@@ -49,7 +48,7 @@ var Statuses = []Status{StatusRevoked, StatusRevokedByParent, StatusExpired, Sta
 // token is "revoked", an expired token of a deactivated editor "expired".
 // It is the one place the registry's status is decided; the CLI, the
 // daemon's JSON and the web page all show it.
-func StatusOf(t sqlite.APIToken, ed epoch.Editor, p Policy, now time.Time) Status {
+func StatusOf(t epoch.APIToken, ed epoch.Editor, p Policy, now time.Time) Status {
 	touched, parent := t.RevokedBy(ed)
 	switch {
 	case !t.Revoked.IsZero():
@@ -73,20 +72,34 @@ func StatusOf(t sqlite.APIToken, ed epoch.Editor, p Policy, now time.Time) Statu
 // Row is a registry row with its status: the JSON form the CLI and the
 // daemon show. Live is Status == StatusLive.
 type Row struct {
-	sqlite.APIToken
+	epoch.APIToken
 	Status Status `json:"status"`
 	Live   bool   `json:"live"`
 }
 
 // NewRow gives a registry row its status.
-func NewRow(t sqlite.APIToken, ed epoch.Editor, p Policy, now time.Time) Row {
+func NewRow(t epoch.APIToken, ed epoch.Editor, p Policy, now time.Time) Row {
 	st := StatusOf(t, ed, p, now)
 	return Row{APIToken: t, Status: st, Live: st == StatusLive}
 }
 
+// EditorSource finds editors by id (Rows weighs each token against its
+// editor).
+type EditorSource interface {
+	Editor(ctx context.Context, id string) (epoch.Editor, error)
+}
+
+// Lister lists registry rows: an editor's (every editor's for ""), and
+// those expiring soon. Both authoritative stores implement it.
+type Lister interface {
+	EditorSource
+	Tokens(ctx context.Context, editorID string) ([]epoch.APIToken, error)
+	ExpiringTokens(ctx context.Context, d time.Duration) ([]epoch.APIToken, error)
+}
+
 // Rows gives registry rows their statuses, reading each editor once from
 // store.
-func Rows(ctx context.Context, store *sqlite.Store, rows []sqlite.APIToken, p Policy, now time.Time) ([]Row, error) {
+func Rows(ctx context.Context, store EditorSource, rows []epoch.APIToken, p Policy, now time.Time) ([]Row, error) {
 	out := make([]Row, 0, len(rows))
 	editors := map[string]epoch.Editor{}
 	for _, t := range rows {
@@ -107,7 +120,7 @@ func Rows(ctx context.Context, store *sqlite.Store, rows []sqlite.APIToken, p Po
 
 // List returns the registry rows of one editor (every editor's when
 // editorID is ""), oldest first, with their statuses under p at now.
-func List(ctx context.Context, store *sqlite.Store, editorID string, p Policy, now time.Time) ([]Row, error) {
+func List(ctx context.Context, store Lister, editorID string, p Policy, now time.Time) ([]Row, error) {
 	rows, err := store.Tokens(ctx, editorID)
 	if err != nil {
 		return nil, err
@@ -118,7 +131,7 @@ func List(ctx context.Context, store *sqlite.Store, editorID string, p Policy, n
 // Expiring returns the live tokens (StatusLive under p at now) that expire
 // within d, soonest first, for warning their owners: never a token that no
 // longer verifies.
-func Expiring(ctx context.Context, store *sqlite.Store, d time.Duration, p Policy, now time.Time) ([]Row, error) {
+func Expiring(ctx context.Context, store Lister, d time.Duration, p Policy, now time.Time) ([]Row, error) {
 	if d <= 0 {
 		return nil, errors.New("apitoken: the window must be positive")
 	}

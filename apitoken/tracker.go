@@ -7,12 +7,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/amaretti-auth/amaretti/epoch/sqlite"
+	"github.com/amaretti-auth/amaretti/epoch"
 )
 
-// UseStore records last uses in batches; *sqlite.Store implements it.
+// UseStore records last uses in batches; both authoritative stores
+// implement it.
 type UseStore interface {
-	RecordUses(ctx context.Context, uses []sqlite.Use) error
+	RecordUses(ctx context.Context, uses []epoch.Use) error
 }
 
 // Tracker records when and from where tokens were last used without
@@ -34,7 +35,7 @@ type Tracker struct {
 	noted sync.Map
 
 	mu      sync.Mutex
-	pending []sqlite.Use
+	pending []epoch.Use
 }
 
 // NewTracker returns a Tracker writing to store every interval (default a
@@ -68,7 +69,7 @@ func (t *Tracker) Seen(tokenID, from string) {
 		return
 	}
 	t.noted.Store(tokenID, now)
-	t.pending = append(t.pending, sqlite.Use{TokenID: tokenID, At: time.Unix(0, now).UTC(), From: from})
+	t.pending = append(t.pending, epoch.Use{TokenID: tokenID, At: time.Unix(0, now).UTC(), From: from})
 }
 
 // Flush writes the uses noted so far.

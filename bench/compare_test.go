@@ -15,12 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/epoch/sqlite"
 	"github.com/amaretti-auth/amaretti/macaroon"
 	"github.com/amaretti-auth/amaretti/verifier"
-	"github.com/golang-jwt/jwt/v5"
 )
 
 const (
@@ -63,7 +64,7 @@ func contenders(tb testing.TB) []contender {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { store.Close() })
-	if _, err := store.Create(ctx, sqlite.NewEditor{ID: editor, Username: "alice"}); err != nil {
+	if _, err := store.Create(ctx, epoch.NewEditor{ID: editor, Username: "alice"}); err != nil {
 		tb.Fatal(err)
 	}
 	minter, err := macaroon.NewMinter(keys, location, macaroon.WithMintClock(func() time.Time { return created }))

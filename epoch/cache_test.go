@@ -55,7 +55,7 @@ func setup(t *testing.T) (*sqlite.Store, *counting, *fakeClock) {
 func TestCache(t *testing.T) {
 	ctx := context.Background()
 	s, src, clk := setup(t)
-	e, _ := s.Create(ctx, sqlite.NewEditor{Username: "alice"})
+	e, _ := s.Create(ctx, epoch.NewEditor{Username: "alice"})
 	c := epoch.NewCache(src, 10, time.Second, epoch.WithCacheClock(clk.now))
 
 	get := func() epoch.State {
@@ -121,7 +121,7 @@ func TestCacheBounded(t *testing.T) {
 	s, src, clk := setup(t)
 	c := epoch.NewCache(src, 5, time.Hour, epoch.WithCacheClock(clk.now))
 	for i := 0; i < 20; i++ {
-		e, err := s.Create(ctx, sqlite.NewEditor{Username: "u" + string(rune('a'+i))})
+		e, err := s.Create(ctx, epoch.NewEditor{Username: "u" + string(rune('a'+i))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -139,7 +139,7 @@ func TestCacheBounded(t *testing.T) {
 func TestCacheFillRace(t *testing.T) {
 	ctx := context.Background()
 	s, src, clk := setup(t)
-	e, _ := s.Create(ctx, sqlite.NewEditor{Username: "alice"})
+	e, _ := s.Create(ctx, epoch.NewEditor{Username: "alice"})
 	c := epoch.NewCache(src, 10, time.Hour, epoch.WithCacheClock(clk.now))
 	old, _ := s.State(ctx, e.ID)
 
@@ -168,7 +168,7 @@ func TestCacheFillRace(t *testing.T) {
 func TestCacheBypass(t *testing.T) {
 	ctx := context.Background()
 	s, src, clk := setup(t)
-	e, _ := s.Create(ctx, sqlite.NewEditor{Username: "alice"})
+	e, _ := s.Create(ctx, epoch.NewEditor{Username: "alice"})
 	c := epoch.NewCache(src, 10, time.Hour, epoch.WithCacheClock(clk.now))
 	c.State(ctx, e.ID)
 	c.SetBypass(true)

@@ -16,13 +16,18 @@ import (
 type Change struct {
 	// Seq numbers changes; it only grows, and is never reused.
 	Seq int64
-	// EditorID is the changed editor, or "" for every editor (touch all).
+	// EditorID is the changed editor, or "" for every editor (touch all)
+	// or for none (a change of root keys).
 	EditorID string
 	// Version is the editor's version after the change (0 for every
 	// editor).
 	Version int64
 	// At is when the change was made, by the store's clock.
 	At time.Time
+	// Keys marks a change of the shared root keys (a rotation, a
+	// retirement, an import) rather than of editors: followers reload
+	// their keys (WithKeysChanged).
+	Keys bool
 }
 
 // Head describes a change log as a whole.
@@ -90,6 +95,8 @@ type Follower struct {
 	now      func() time.Time
 	logger   *slog.Logger
 	wake     chan struct{}
+	// keysChanged is WithKeysChanged's function, or nil.
+	keysChanged func(ctx context.Context)
 
 	mu            sync.RWMutex
 	started       bool // a first catch-up was done since the last reset
@@ -135,6 +142,15 @@ func WithWindow(d time.Duration) FollowerOption { return func(f *Follower) { f.w
 // WithFollowerClock sets the follower's clock (default time.Now).
 func WithFollowerClock(now func() time.Time) FollowerOption {
 	return func(f *Follower) { f.now = now }
+}
+
+// WithKeysChanged sets what a follower calls, outside its locks, after a
+// poll that found a change of root keys (Change.Keys) or a discontinuity,
+// so that a key store shared through the database (epoch/postgres) is
+// reloaded within the poll interval. The function should not block for
+// long; an error it meets is its own to log.
+func WithKeysChanged(reload func(ctx context.Context)) FollowerOption {
+	return func(f *Follower) { f.keysChanged = reload }
 }
 
 // WithFollowerLogger logs polls that fail and discontinuities (default:
@@ -240,6 +256,7 @@ func (f *Follower) poll(ctx context.Context, cache *Cache) error {
 		}
 		if why != "" {
 			f.reset()
+			f.reloadKeys(ctx)
 			if cache != nil {
 				cache.Invalidate()
 			}
@@ -261,13 +278,16 @@ func (f *Follower) poll(ctx context.Context, cache *Cache) error {
 		}
 		now := f.now()
 		var ids []string
-		all := false
+		all, keys := false, false
 		f.mu.Lock()
 		for _, c := range cs {
 			f.record(c, now)
-			if c.EditorID == "" {
+			switch {
+			case c.Keys:
+				keys = true
+			case c.EditorID == "":
 				all = true
-			} else {
+			default:
 				ids = append(ids, c.EditorID)
 			}
 		}
@@ -282,6 +302,9 @@ func (f *Follower) poll(ctx context.Context, cache *Cache) error {
 				cache.Invalidate(ids...)
 			}
 		}
+		if keys {
+			f.reloadKeys(ctx)
+		}
 		after = cs[len(cs)-1].Seq
 		if len(cs) < changesPage {
 			break
@@ -292,6 +315,13 @@ func (f *Follower) poll(ctx context.Context, cache *Cache) error {
 	f.prune(f.now())
 	f.mu.Unlock()
 	return nil
+}
+
+// reloadKeys calls the WithKeysChanged function, if any.
+func (f *Follower) reloadKeys(ctx context.Context) {
+	if f.keysChanged != nil {
+		f.keysChanged(ctx)
+	}
 }
 
 // catchUpFirst loads the changes of the last W (by the store's clock) into
@@ -359,6 +389,9 @@ func keepAfter(cs []Change, cut time.Time) []Change {
 
 // record notes a change in the window. f.mu is held.
 func (f *Follower) record(c Change, now time.Time) {
+	if c.Keys {
+		return // no editor's state changed
+	}
 	if f.window <= 0 {
 		// Nothing is remembered, so nothing older than the head is fresh.
 		f.lastAll = max(f.lastAll, c.Seq)

@@ -61,8 +61,8 @@ func copyFile(t *testing.T, from, to string) {
 func TestFollowerFresh(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t, filepath.Join(t.TempDir(), "a.db"))
-	alice, _ := s.Create(ctx, sqlite.NewEditor{Username: "alice"})
-	bob, _ := s.Create(ctx, sqlite.NewEditor{Username: "bob"})
+	alice, _ := s.Create(ctx, epoch.NewEditor{Username: "alice"})
+	bob, _ := s.Create(ctx, epoch.NewEditor{Username: "bob"})
 	f := epoch.NewFollower(s, epoch.WithWindow(time.Minute))
 	if f.Fresh(alice.ID, alice.Seq) {
 		t.Fatal("fresh before the first poll")
@@ -146,7 +146,7 @@ func TestFollowerWindowPruned(t *testing.T) {
 	clk := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	f := epoch.NewFollower(s, epoch.WithWindow(10*time.Second), epoch.WithFollowerClock(clk))
 	f.Poll(ctx, nil)
-	alice, _ := s.Create(ctx, sqlite.NewEditor{Username: "alice"})
+	alice, _ := s.Create(ctx, epoch.NewEditor{Username: "alice"})
 	for i := 0; i < 50; i++ {
 		s.Touch(ctx, alice.ID)
 	}
@@ -177,7 +177,7 @@ func TestFollowerDiscontinuity(t *testing.T) {
 		{"store replaced", func(t *testing.T, _ *sqlite.Store) *sqlite.Store {
 			other := openStore(t, filepath.Join(t.TempDir(), "other.db"))
 			for i := 0; i < 20; i++ { // a head beyond the old one
-				other.Create(ctx, sqlite.NewEditor{Username: "x" + string(rune('a'+i))})
+				other.Create(ctx, epoch.NewEditor{Username: "x" + string(rune('a'+i))})
 			}
 			return other
 		}},
@@ -188,7 +188,7 @@ func TestFollowerDiscontinuity(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "a.db")
 			s := openStore(t, path)
-			alice, _ := s.Create(ctx, sqlite.NewEditor{Username: "alice"})
+			alice, _ := s.Create(ctx, epoch.NewEditor{Username: "alice"})
 			backup := filepath.Join(dir, tc.name+".db")
 			// A consistent copy: the store is idle and its WAL checkpointed on close.
 			s.Close()
@@ -249,7 +249,7 @@ func TestFollowerGap(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	alice, _ := s.Create(ctx, sqlite.NewEditor{Username: "alice"})
+	alice, _ := s.Create(ctx, epoch.NewEditor{Username: "alice"})
 	f := epoch.NewFollower(s, epoch.WithWindow(time.Minute))
 	cache := epoch.NewCache(s, 0, time.Hour)
 	f.Poll(ctx, cache)

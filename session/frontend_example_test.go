@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/amaretti-auth/amaretti/caveat"
+	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/epoch/sqlite"
 	"github.com/amaretti-auth/amaretti/macaroon"
 	"github.com/amaretti-auth/amaretti/session"
@@ -28,7 +29,7 @@ func Example_frontend() {
 	keys, _, _ := macaroon.InitKeyStore(filepath.Join(dir, "keys"))
 	store, _ := sqlite.Open(ctx, filepath.Join(dir, "amaretti.db"))
 	defer store.Close()
-	alice, _ := store.Create(ctx, sqlite.NewEditor{Username: "alice", Epoch: time.Now().Add(-time.Second)})
+	alice, _ := store.Create(ctx, epoch.NewEditor{Username: "alice", Epoch: time.Now().Add(-time.Second)})
 	editorID := alice.ID
 	minter, _ := macaroon.NewMinter(keys, "www.example.org")
 	minted, _ := minter.Mint(ctx, editorID, macaroon.ExpiresIn(12*time.Hour),

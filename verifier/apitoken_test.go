@@ -9,7 +9,6 @@ import (
 
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch"
-	"github.com/amaretti-auth/amaretti/epoch/sqlite"
 	"github.com/amaretti-auth/amaretti/macaroon"
 	"github.com/amaretti-auth/amaretti/verifier"
 )
@@ -24,7 +23,7 @@ func TestTokenRevokedAlone(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := f.store.RegisterToken(ctx, sqlite.APIToken{TokenID: m.TokenID, EditorID: alice, Name: name, Created: m.Created, Creator: alice}); err != nil {
+		if err := f.store.RegisterToken(ctx, epoch.APIToken{TokenID: m.TokenID, EditorID: alice, Name: name, Created: m.Created, Creator: alice}); err != nil {
 			t.Fatal(err)
 		}
 		return m

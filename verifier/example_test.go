@@ -27,7 +27,7 @@ func Example() {
 	keys, _, _ := macaroon.InitKeyStore(filepath.Join(dir, "keys")) // dir 0700, one 0600 file per key
 	store, _ := sqlite.Open(ctx, filepath.Join(dir, "amaretti.db")) // WAL, migrations applied
 	defer store.Close()
-	alice, _ := store.Create(ctx, sqlite.NewEditor{Username: "alice"})
+	alice, _ := store.Create(ctx, epoch.NewEditor{Username: "alice"})
 
 	minter, _ := macaroon.NewMinter(keys, "api.example.org")
 	minted, _ := minter.Mint(ctx, alice.ID, macaroon.ExpiresIn(time.Hour),

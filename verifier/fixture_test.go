@@ -82,7 +82,7 @@ func newFixture(t testing.TB, opts ...verifier.Option) *fixture {
 	}
 	t.Cleanup(func() { store.Close() })
 	f.store = store
-	editors := []sqlite.NewEditor{
+	editors := []epoch.NewEditor{
 		{ID: alice, Username: "alice"},
 		{ID: fatcatEditor, Username: "fatcat-bot", Role: epoch.RoleBot, Epoch: time.Date(2018, 1, 1, 0, 0, 0, 0, time.UTC)},
 		{ID: inactiveEditor, Username: "bob"},

@@ -17,7 +17,6 @@ import (
 
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch"
-	"github.com/amaretti-auth/amaretti/epoch/sqlite"
 	"github.com/amaretti-auth/amaretti/macaroon"
 	"github.com/amaretti-auth/amaretti/verifier"
 )
@@ -42,7 +41,7 @@ func TestAPITokensRevokedOneByOne(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if err := f.store.RegisterToken(ctx, sqlite.APIToken{TokenID: m.TokenID, EditorID: alice, Name: fmt.Sprint("t", i), Created: m.Created, Creator: alice}); err != nil {
+				if err := f.store.RegisterToken(ctx, epoch.APIToken{TokenID: m.TokenID, EditorID: alice, Name: fmt.Sprint("t", i), Created: m.Created, Creator: alice}); err != nil {
 					t.Fatal(err)
 				}
 				minted = append(minted, m)

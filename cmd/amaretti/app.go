@@ -6,19 +6,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/amaretti-auth/amaretti/internal/setup"
 	"io"
 	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/amaretti-auth/amaretti/internal/setup"
+
+	"github.com/urfave/cli/v2"
+
 	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/epoch/rediscache"
-	"github.com/amaretti-auth/amaretti/epoch/sqlite"
 	"github.com/amaretti-auth/amaretti/internal/buildinfo"
 	"github.com/amaretti-auth/amaretti/macaroon"
-	"github.com/urfave/cli/v2"
 )
 
 // usageError is a mistake in the command line (exit status 2).
@@ -133,8 +134,8 @@ func (e *env) openKeys(c *cli.Context) (*macaroon.KeyStore, error) {
 	return setup.Keys(c.String("keys"))
 }
 
-func (e *env) openStore(c *cli.Context) (*sqlite.Store, error) {
-	return setup.Store(c.Context, c.String("db"), sqlite.WithClock(e.now))
+func (e *env) openStore(c *cli.Context) (epoch.Store, error) {
+	return setup.Store(c.Context, c.String("db"), setup.StoreOptions{Now: e.now})
 }
 
 // pollBound is what the CLI says about when running verifiers see a change
@@ -146,7 +147,7 @@ const pollBound = "running verifiers see it within their poll interval (1s by de
 // already committed to the database, with its change-log row, so verifiers
 // see it within their poll interval whatever happens here: a failure is
 // said on stderr, and is not an error.
-func (e *env) announce(c *cli.Context, store *sqlite.Store, editors ...epoch.Editor) error {
+func (e *env) announce(c *cli.Context, store epoch.Store, editors ...epoch.Editor) error {
 	url := c.String("redis")
 	if url == "" {
 		return nil
@@ -172,7 +173,7 @@ func (e *env) announce(c *cli.Context, store *sqlite.Store, editors ...epoch.Edi
 }
 
 // withStore runs f with the database open.
-func (e *env) withStore(f func(c *cli.Context, s *sqlite.Store) error) cli.ActionFunc {
+func (e *env) withStore(f func(c *cli.Context, s epoch.Store) error) cli.ActionFunc {
 	return func(c *cli.Context) error {
 		s, err := e.openStore(c)
 		if err != nil {

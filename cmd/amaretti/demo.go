@@ -6,11 +6,13 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/amaretti-auth/amaretti/caveat"
-	"github.com/amaretti-auth/amaretti/epoch/sqlite"
+	"github.com/amaretti-auth/amaretti/epoch"
+	"github.com/amaretti-auth/amaretti/internal/setup"
 	"github.com/amaretti-auth/amaretti/macaroon"
 	"github.com/amaretti-auth/amaretti/verifier"
-	"github.com/urfave/cli/v2"
 )
 
 // demoCommand runs the main job end to end on the embedded default, in a
@@ -44,7 +46,7 @@ func (e *env) demoCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			store, err := sqlite.Open(ctx, filepath.Join(dir, "amaretti.db"))
+			store, err := setup.Store(ctx, filepath.Join(dir, "amaretti.db"), setup.StoreOptions{Create: true})
 			if err != nil {
 				return err
 			}
@@ -52,7 +54,7 @@ func (e *env) demoCommand() *cli.Command {
 			cur, _ := keys.Current()
 			step(1, "initialised a key store (current key %s) and a SQLite database in %s", cur.ID(), dir)
 
-			alice, err := store.Create(ctx, sqlite.NewEditor{Username: "alice"})
+			alice, err := store.Create(ctx, epoch.NewEditor{Username: "alice"})
 			if err != nil {
 				return err
 			}

@@ -8,10 +8,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch"
-	"github.com/amaretti-auth/amaretti/epoch/sqlite"
-	"github.com/urfave/cli/v2"
 )
 
 type editorJSON struct {
@@ -52,8 +52,8 @@ func (e *env) editorCommand() *cli.Command {
 		return nil
 	}
 	// oneEditor runs an epoch change on the editor named by the only argument.
-	oneEditor := func(verb string, f func(s *sqlite.Store) func(c *cli.Context, id string) (epoch.Editor, error)) cli.ActionFunc {
-		return e.withStore(func(c *cli.Context, s *sqlite.Store) error {
+	oneEditor := func(verb string, f func(s epoch.Store) func(c *cli.Context, id string) (epoch.Editor, error)) cli.ActionFunc {
+		return e.withStore(func(c *cli.Context, s epoch.Store) error {
 			target, err := editorArg(c, s)
 			if err != nil {
 				return err
@@ -85,12 +85,12 @@ func (e *env) editorCommand() *cli.Command {
 					&cli.StringFlag{Name: "role", Value: "editor", Usage: "editor, bot, admin or superuser"},
 					&cli.StringFlag{Name: "epoch", Usage: "initial auth_epoch, RFC 3339 (default now); an early epoch keeps tokens minted elsewhere valid, as when importing fatcat editors"},
 				},
-				Action: e.withStore(func(c *cli.Context, s *sqlite.Store) error {
+				Action: e.withStore(func(c *cli.Context, s epoch.Store) error {
 					a, err := args(c, "username")
 					if err != nil {
 						return err
 					}
-					n := sqlite.NewEditor{ID: c.String("id"), Username: a[0], Role: epoch.Role(c.String("role"))}
+					n := epoch.NewEditor{ID: c.String("id"), Username: a[0], Role: epoch.Role(c.String("role"))}
 					switch {
 					case !n.Role.Valid():
 						return usagef("editor create: --role %q is not a role: use editor, bot, admin or superuser", n.Role)
@@ -105,7 +105,7 @@ func (e *env) editorCommand() *cli.Command {
 						}
 					}
 					ed, err := s.Create(c.Context, n)
-					if errors.Is(err, sqlite.ErrExists) && n.ID == "" {
+					if errors.Is(err, epoch.ErrExists) && n.ID == "" {
 						return fmt.Errorf("username %q is taken", n.Username)
 					}
 					if err != nil {
@@ -121,7 +121,7 @@ func (e *env) editorCommand() *cli.Command {
 			{
 				Name:  "list",
 				Usage: "list editors",
-				Action: e.withStore(func(c *cli.Context, s *sqlite.Store) error {
+				Action: e.withStore(func(c *cli.Context, s epoch.Store) error {
 					if _, err := args(c); err != nil {
 						return err
 					}
@@ -147,7 +147,7 @@ func (e *env) editorCommand() *cli.Command {
 				Name:      "show",
 				Usage:     "show one editor, by id or username",
 				ArgsUsage: "EDITOR_ID|USERNAME",
-				Action: e.withStore(func(c *cli.Context, s *sqlite.Store) error {
+				Action: e.withStore(func(c *cli.Context, s epoch.Store) error {
 					ed, err := editorArg(c, s)
 					if err != nil {
 						return err
@@ -159,7 +159,7 @@ func (e *env) editorCommand() *cli.Command {
 				Name:      "links",
 				Usage:     "list the login identities linked to an editor (by id or username)",
 				ArgsUsage: "EDITOR_ID|USERNAME",
-				Action: e.withStore(func(c *cli.Context, s *sqlite.Store) error {
+				Action: e.withStore(func(c *cli.Context, s epoch.Store) error {
 					ed, err := editorArg(c, s)
 					if err != nil {
 						return err
@@ -170,7 +170,7 @@ func (e *env) editorCommand() *cli.Command {
 					}
 					if c.Bool("json") {
 						if links == nil {
-							links = []sqlite.Link{}
+							links = []epoch.Link{}
 						}
 						return e.printJSON(links)
 					}
@@ -188,7 +188,7 @@ func (e *env) editorCommand() *cli.Command {
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "provider", Required: true, Usage: "the OIDC issuer URL, or dev, as editor links shows it"},
 				},
-				Action: e.withStore(func(c *cli.Context, s *sqlite.Store) error {
+				Action: e.withStore(func(c *cli.Context, s epoch.Store) error {
 					ed, err := editorArg(c, s)
 					if err != nil {
 						return err
@@ -215,7 +215,7 @@ func (e *env) editorCommand() *cli.Command {
 					&cli.BoolFlag{Name: "all", Usage: "touch every editor"},
 					&cli.BoolFlag{Name: "yes", Usage: "do not ask for confirmation with --all"},
 				},
-				Action: e.withStore(func(c *cli.Context, s *sqlite.Store) error {
+				Action: e.withStore(func(c *cli.Context, s epoch.Store) error {
 					if !c.Bool("all") {
 						target, err := editorArg(c, s)
 						if err != nil {
@@ -269,13 +269,13 @@ func (e *env) editorCommand() *cli.Command {
 			},
 			{
 				Name: "lock", Usage: "lock an editor: no token works, old or new, until unlocked", ArgsUsage: "EDITOR_ID|USERNAME",
-				Action: oneEditor("locked", func(s *sqlite.Store) func(*cli.Context, string) (epoch.Editor, error) {
+				Action: oneEditor("locked", func(s epoch.Store) func(*cli.Context, string) (epoch.Editor, error) {
 					return func(c *cli.Context, id string) (epoch.Editor, error) { return s.Lock(c.Context, id) }
 				}),
 			},
 			{
 				Name: "unlock", Usage: "unlock an editor: tokens minted from now on work", ArgsUsage: "EDITOR_ID|USERNAME",
-				Action: oneEditor("unlocked", func(s *sqlite.Store) func(*cli.Context, string) (epoch.Editor, error) {
+				Action: oneEditor("unlocked", func(s epoch.Store) func(*cli.Context, string) (epoch.Editor, error) {
 					return func(c *cli.Context, id string) (epoch.Editor, error) { return s.Unlock(c.Context, id) }
 				}),
 			},
@@ -287,7 +287,7 @@ func (e *env) editorCommand() *cli.Command {
 					&cli.StringFlag{Name: "provider", Required: true, Usage: "the OIDC issuer URL (exactly as the provider reports it), or dev"},
 					&cli.StringFlag{Name: "subject", Required: true, Usage: "the provider's stable id of the user (OIDC sub)"},
 				},
-				Action: e.withStore(func(c *cli.Context, s *sqlite.Store) error {
+				Action: e.withStore(func(c *cli.Context, s epoch.Store) error {
 					ed, err := editorArg(c, s)
 					if err != nil {
 						return fmt.Errorf("link: %w", err)
@@ -305,13 +305,13 @@ func (e *env) editorCommand() *cli.Command {
 			},
 			{
 				Name: "deactivate", Usage: "deactivate an editor: its tokens fail until it is activated", ArgsUsage: "EDITOR_ID|USERNAME",
-				Action: oneEditor("deactivated", func(s *sqlite.Store) func(*cli.Context, string) (epoch.Editor, error) {
+				Action: oneEditor("deactivated", func(s epoch.Store) func(*cli.Context, string) (epoch.Editor, error) {
 					return func(c *cli.Context, id string) (epoch.Editor, error) { return s.SetActive(c.Context, id, false) }
 				}),
 			},
 			{
 				Name: "activate", Usage: "activate a deactivated editor", ArgsUsage: "EDITOR_ID|USERNAME",
-				Action: oneEditor("activated", func(s *sqlite.Store) func(*cli.Context, string) (epoch.Editor, error) {
+				Action: oneEditor("activated", func(s epoch.Store) func(*cli.Context, string) (epoch.Editor, error) {
 					return func(c *cli.Context, id string) (epoch.Editor, error) { return s.SetActive(c.Context, id, true) }
 				}),
 			},
@@ -321,7 +321,7 @@ func (e *env) editorCommand() *cli.Command {
 
 // editorArg finds the editor a command's only argument names, by id or
 // username (findEditor).
-func editorArg(c *cli.Context, s *sqlite.Store) (epoch.Editor, error) {
+func editorArg(c *cli.Context, s epoch.Store) (epoch.Editor, error) {
 	a, err := args(c, "editor_id|username")
 	if err != nil {
 		return epoch.Editor{}, err
@@ -332,7 +332,7 @@ func editorArg(c *cli.Context, s *sqlite.Store) (epoch.Editor, error) {
 // findEditor finds an editor by id or, failing that, by username. When
 // neither matches it suggests editors whose id or username matches ignoring
 // case or starts with what was typed.
-func findEditor(c *cli.Context, s *sqlite.Store, arg string) (epoch.Editor, error) {
+func findEditor(c *cli.Context, s epoch.Store, arg string) (epoch.Editor, error) {
 	ed, err := s.Editor(c.Context, arg)
 	if !errors.Is(err, epoch.ErrNotFound) {
 		return ed, err

@@ -3,13 +3,14 @@ package main
 import (
 	"encoding/base64"
 	"encoding/json"
-	"github.com/amaretti-auth/amaretti/verifier"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/amaretti-auth/amaretti/verifier"
 
 	"github.com/amaretti-auth/amaretti/caveat"
 )

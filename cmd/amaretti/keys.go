@@ -8,9 +8,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/amaretti-auth/amaretti/epoch/sqlite"
-	"github.com/amaretti-auth/amaretti/macaroon"
 	"github.com/urfave/cli/v2"
+
+	"github.com/amaretti-auth/amaretti/internal/setup"
+	"github.com/amaretti-auth/amaretti/macaroon"
 )
 
 func (e *env) initCommand() *cli.Command {
@@ -28,7 +29,7 @@ func (e *env) initCommand() *cli.Command {
 			path := c.String("db")
 			_, statErr := os.Stat(path)
 			dbCreated := errors.Is(statErr, os.ErrNotExist)
-			store, err := sqlite.Open(c.Context, path, sqlite.WithClock(e.now))
+			store, err := setup.Store(c.Context, path, setup.StoreOptions{Now: e.now, Create: true})
 			if err != nil {
 				return err
 			}

@@ -19,8 +19,9 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/amaretti-auth/amaretti/internal/redislog"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/amaretti-auth/amaretti/internal/redislog"
 )
 
 func main() {

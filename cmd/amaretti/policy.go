@@ -5,10 +5,11 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/amaretti-auth/amaretti/apitoken"
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/macaroon"
-	"github.com/urfave/cli/v2"
 )
 
 // policyFlags are the global flags of the token lifetime policy: the same

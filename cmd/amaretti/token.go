@@ -8,10 +8,11 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/macaroon"
 	"github.com/amaretti-auth/amaretti/verifier"
-	"github.com/urfave/cli/v2"
 )
 
 // restrictionFlags are the caveats mint and attenuate can add, with the

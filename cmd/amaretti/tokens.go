@@ -8,15 +8,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/amaretti-auth/amaretti/apitoken"
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch"
-	"github.com/amaretti-auth/amaretti/epoch/sqlite"
 	"github.com/amaretti-auth/amaretti/macaroon"
-	"github.com/urfave/cli/v2"
 )
 
-func (e *env) issuer(c *cli.Context, store *sqlite.Store) (*apitoken.Issuer, error) {
+func (e *env) issuer(c *cli.Context, store epoch.Store) (*apitoken.Issuer, error) {
 	keys, err := e.openKeys(c)
 	if err != nil {
 		return nil, err
@@ -83,7 +83,7 @@ func (e *env) tokensCommand() *cli.Command {
 					expiresFlag(caveat.KindAPI),
 					noExpiryFlag,
 				},
-				Action: e.withStore(func(c *cli.Context, s *sqlite.Store) error {
+				Action: e.withStore(func(c *cli.Context, s epoch.Store) error {
 					a, err := args(c, "editor_id")
 					if err != nil {
 						return err
@@ -117,7 +117,7 @@ func (e *env) tokensCommand() *cli.Command {
 					if c.Bool("json") {
 						return e.printJSON(struct {
 							Token string `json:"token"`
-							sqlite.APIToken
+							epoch.APIToken
 						}{secret, row})
 					}
 					fmt.Fprintln(e.stdout, secret)
@@ -128,7 +128,7 @@ func (e *env) tokensCommand() *cli.Command {
 				Name:      "list",
 				Usage:     "list API tokens (of one editor, or everyone's); never their secrets",
 				ArgsUsage: "[EDITOR_ID]",
-				Action: e.withStore(func(c *cli.Context, s *sqlite.Store) error {
+				Action: e.withStore(func(c *cli.Context, s epoch.Store) error {
 					if c.NArg() > 1 {
 						return usagef("usage: amaretti tokens list [EDITOR_ID]")
 					}
@@ -147,7 +147,7 @@ func (e *env) tokensCommand() *cli.Command {
 				Name:      "revoke",
 				Usage:     "revoke one API token (the editor's other tokens keep working)",
 				ArgsUsage: "TOKEN_ID",
-				Action: e.withStore(func(c *cli.Context, s *sqlite.Store) error {
+				Action: e.withStore(func(c *cli.Context, s epoch.Store) error {
 					a, err := args(c, "token_id")
 					if err != nil {
 						return err
@@ -172,7 +172,7 @@ func (e *env) tokensCommand() *cli.Command {
 				Flags: []cli.Flag{
 					&cli.DurationFlag{Name: "within", Value: 7 * 24 * time.Hour, Usage: "the `WINDOW`"},
 				},
-				Action: e.withStore(func(c *cli.Context, s *sqlite.Store) error {
+				Action: e.withStore(func(c *cli.Context, s epoch.Store) error {
 					if _, err := args(c); err != nil {
 						return err
 					}
@@ -240,7 +240,7 @@ func (e *env) bootstrapCommand() *cli.Command {
 				ed, err := s.EditorByUsername(c.Context, b.username)
 				switch {
 				case errors.Is(err, epoch.ErrNotFound):
-					if ed, err = s.Create(c.Context, sqlite.NewEditor{Username: b.username, Role: b.role, Bot: b.bot}); err != nil {
+					if ed, err = s.Create(c.Context, epoch.NewEditor{Username: b.username, Role: b.role, Bot: b.bot}); err != nil {
 						return err
 					}
 					fmt.Fprintf(e.stdout, "created editor %s (%s) %s\n", b.username, b.role, ed.ID)

@@ -12,7 +12,6 @@ import (
 
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch"
-	"github.com/amaretti-auth/amaretti/epoch/sqlite"
 )
 
 // TestVerifyStrictInput: /v1/verify refuses repeated and case-variant keys
@@ -299,7 +298,7 @@ func TestNothingEchoed(t *testing.T) {
 	secret := f.mint(t, f.alice.ID) // the token that must not leak
 	auth := f.mint(t, f.alice.ID, caveat.PathPrefix("/nowhere"), caveat.Rights{"tokens", "read"})
 	adminAuth := f.mint(t, f.admin.ID, caveat.Rights{"tokens"})
-	bob, _ := f.store.Create(ctx, sqlite.NewEditor{Username: "bob", Role: epoch.RoleEditor})
+	bob, _ := f.store.Create(ctx, epoch.NewEditor{Username: "bob", Role: epoch.RoleEditor})
 	_ = bob
 	time.Sleep(time.Millisecond)
 	s := secret

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/amaretti-auth/amaretti/epoch/sqlite"
+	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/macaroon"
 )
 
@@ -19,12 +19,12 @@ func TestTokenLimitAnswer(t *testing.T) {
 	f := newFixture(t)
 	now := time.Now().UTC()
 	var ids []string
-	for i := range sqlite.DefaultMaxLiveTokens {
+	for i := range epoch.DefaultMaxLiveTokens {
 		id, err := macaroon.NewTokenID(nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		row := sqlite.APIToken{TokenID: id, EditorID: f.alice.ID, Name: fmt.Sprintf("t%d", i), Created: now, Creator: "cli", Expires: now.Add(time.Hour)}
+		row := epoch.APIToken{TokenID: id, EditorID: f.alice.ID, Name: fmt.Sprintf("t%d", i), Created: now, Creator: "cli", Expires: now.Add(time.Hour)}
 		if err := f.store.RegisterToken(ctx, row); err != nil {
 			t.Fatalf("token %d: %v", i, err)
 		}

@@ -48,7 +48,7 @@ func benchDaemon(b *testing.B) (http.Handler, string) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { store.Close() })
-	alice, _ := store.Create(ctx, sqlite.NewEditor{Username: "alice"})
+	alice, _ := store.Create(ctx, epoch.NewEditor{Username: "alice"})
 	cache := epoch.NewCache(store, 0, 0)
 	v, _ := verifier.New(keys, cache)
 	s := &server{v: v, keys: keys, store: store, cache: cache, m: newMetrics(cache, nil),

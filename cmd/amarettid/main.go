@@ -19,7 +19,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/amaretti-auth/amaretti/internal/setup"
 	"io"
 	"log/slog"
 	"os"
@@ -27,17 +26,19 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/amaretti-auth/amaretti/internal/setup"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/urfave/cli/v2"
+
 	"github.com/amaretti-auth/amaretti/apitoken"
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/epoch/rediscache"
-	"github.com/amaretti-auth/amaretti/epoch/sqlite"
 	"github.com/amaretti-auth/amaretti/internal/buildinfo"
 	"github.com/amaretti-auth/amaretti/internal/redislog"
 	"github.com/amaretti-auth/amaretti/macaroon"
 	"github.com/amaretti-auth/amaretti/verifier"
-	"github.com/redis/go-redis/v9"
-	"github.com/urfave/cli/v2"
 )
 
 func main() {
@@ -85,8 +86,8 @@ func app(stdout, stderr io.Writer, log *slog.Logger) *cli.App {
 			&cli.DurationFlag{Name: "skew", Value: caveat.DefaultSkew, EnvVars: []string{"AMARETTI_SKEW"}, Usage: "how far in the future a token's creation time may lie"},
 			&cli.Int64Flag{Name: "max-body", Value: 64 << 10, EnvVars: []string{"AMARETTI_MAX_BODY"}, Usage: "largest request body, in bytes"},
 			&cli.DurationFlag{Name: "last-use-interval", Value: time.Minute, EnvVars: []string{"AMARETTI_LAST_USE_INTERVAL"}, Usage: "record API tokens' last use at most this often per token, in one batch (a crash loses at most this much)"},
-			&cli.IntFlag{Name: "max-live-tokens", Value: sqlite.DefaultMaxLiveTokens, EnvVars: []string{"AMARETTI_MAX_LIVE_TOKENS"}, Usage: "most live API tokens one editor may hold; creating another is refused (409)"},
-			&cli.IntFlag{Name: "max-revoked-tokens", Value: sqlite.DefaultMaxRevokedTokens, EnvVars: []string{"AMARETTI_MAX_REVOKED_TOKENS"}, Usage: "most revoked, unexpired API tokens an editor's state lists; at the limit, creating tokens is refused until a touch clears the list (revoking is never refused)"},
+			&cli.IntFlag{Name: "max-live-tokens", Value: epoch.DefaultMaxLiveTokens, EnvVars: []string{"AMARETTI_MAX_LIVE_TOKENS"}, Usage: "most live API tokens one editor may hold; creating another is refused (409)"},
+			&cli.IntFlag{Name: "max-revoked-tokens", Value: epoch.DefaultMaxRevokedTokens, EnvVars: []string{"AMARETTI_MAX_REVOKED_TOKENS"}, Usage: "most revoked, unexpired API tokens an editor's state lists; at the limit, creating tokens is refused until a touch clears the list (revoking is never refused)"},
 			&cli.DurationFlag{Name: "keys-reload", Value: 30 * time.Second, EnvVars: []string{"AMARETTI_KEYS_RELOAD"}, Usage: "re-read the key directory this often (and on SIGHUP), to pick up rotations and retirements; 0 for SIGHUP only"},
 		}, append(listenFlags(), policyFlags()...)...),
 		Action: func(c *cli.Context) error {
@@ -112,7 +113,7 @@ func serve(c *cli.Context, log *slog.Logger) error {
 	if c.Int("max-live-tokens") <= 0 || c.Int("max-revoked-tokens") <= 0 {
 		return fmt.Errorf("--max-live-tokens and --max-revoked-tokens must be positive")
 	}
-	store, err := openStore(ctx, c.String("db"), sqlite.WithTokenLimits(c.Int("max-live-tokens"), c.Int("max-revoked-tokens")))
+	store, err := openStore(ctx, c.String("db"), setup.StoreOptions{MaxLiveTokens: c.Int("max-live-tokens"), MaxRevokedTokens: c.Int("max-revoked-tokens")})
 	if err != nil {
 		return err
 	}

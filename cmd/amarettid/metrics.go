@@ -1,10 +1,11 @@
 package main
 
 import (
-	"github.com/amaretti-auth/amaretti/epoch"
-	"github.com/amaretti-auth/amaretti/epoch/rediscache"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/amaretti-auth/amaretti/epoch"
+	"github.com/amaretti-auth/amaretti/epoch/rediscache"
 )
 
 // metrics are the daemon's Prometheus metrics, on a registry of its own.

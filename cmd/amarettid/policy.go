@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/amaretti-auth/amaretti/apitoken"
 	"github.com/amaretti-auth/amaretti/epoch"
-	"github.com/amaretti-auth/amaretti/epoch/sqlite"
 	"github.com/amaretti-auth/amaretti/verifier"
-	"github.com/urfave/cli/v2"
 )
 
 // policyFlags are the token lifetime policy's flags: the same names and
@@ -42,13 +42,13 @@ func policyFrom(c *cli.Context) (apitoken.Policy, error) {
 }
 
 // tokenRows gives registry rows their status under the daemon's policy.
-func (s *server) tokenRows(ctx context.Context, rows []sqlite.APIToken) ([]apitoken.Row, error) {
+func (s *server) tokenRows(ctx context.Context, rows []epoch.APIToken) ([]apitoken.Row, error) {
 	return apitoken.Rows(ctx, s.store, rows, s.issuer.Policy(), time.Now())
 }
 
 // createdRow is the status of a token the caller just created: it verified
 // this moment (its editor active, not locked, the new token created after
 // the epoch), so only the row decides.
-func (s *server) createdRow(caller verifier.Identity, row sqlite.APIToken) apitoken.Row {
+func (s *server) createdRow(caller verifier.Identity, row epoch.APIToken) apitoken.Row {
 	return apitoken.NewRow(row, epoch.Editor{ID: caller.EditorID, Role: caller.Role, Active: true}, s.issuer.Policy(), time.Now())
 }

@@ -6,8 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/amaretti-auth/amaretti/internal/testredis"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/amaretti-auth/amaretti/internal/testredis"
 )
 
 // TestTouchReachesTwoDaemons: two daemons share one Redis and one SQLite

@@ -13,14 +13,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/amaretti-auth/amaretti/apitoken"
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/epoch/rediscache"
-	"github.com/amaretti-auth/amaretti/epoch/sqlite"
 	"github.com/amaretti-auth/amaretti/macaroon"
 	"github.com/amaretti-auth/amaretti/verifier"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 const realm = "amaretti"
@@ -29,7 +29,7 @@ const realm = "amaretti"
 type server struct {
 	v       *verifier.Verifier
 	keys    *macaroon.KeyStore
-	store   *sqlite.Store
+	store   epoch.Store
 	cache   *epoch.Cache
 	layer   *rediscache.Layer // nil without Redis
 	issuer  *apitoken.Issuer

@@ -5,7 +5,6 @@ import (
 
 	"context"
 	"encoding/json"
-	"github.com/amaretti-auth/amaretti/apitoken"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/amaretti-auth/amaretti/apitoken"
 
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch"
@@ -46,8 +47,8 @@ func newFixture(t *testing.T) *fixture {
 	}
 	t.Cleanup(func() { store.Close() })
 	f := &fixture{store: store, logs: &bytes.Buffer{}}
-	f.alice, _ = store.Create(ctx, sqlite.NewEditor{Username: "alice"})
-	f.admin, _ = store.Create(ctx, sqlite.NewEditor{Username: "root", Role: epoch.RoleAdmin})
+	f.alice, _ = store.Create(ctx, epoch.NewEditor{Username: "alice"})
+	f.admin, _ = store.Create(ctx, epoch.NewEditor{Username: "root", Role: epoch.RoleAdmin})
 	cache := epoch.NewCache(store, 0, time.Minute)
 	v, _ := verifier.New(keys, cache)
 	s := &server{v: v, keys: keys, store: store, cache: cache, m: newMetrics(cache, nil),

@@ -11,7 +11,6 @@ import (
 	"github.com/amaretti-auth/amaretti/apitoken"
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch"
-	"github.com/amaretti-auth/amaretti/epoch/sqlite"
 	"github.com/amaretti-auth/amaretti/verifier"
 )
 
@@ -138,9 +137,9 @@ func (s *server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "invalid_request", badRights)
 		return
 	}
-	if err := sqlite.CheckTokenText(body.Name, body.Description); err != nil {
+	if err := epoch.CheckTokenText(body.Name, body.Description); err != nil {
 		// Its messages are fixed sentences: they state the rule, not the value.
-		apiError(w, http.StatusBadRequest, "invalid_request", strings.TrimPrefix(err.Error(), sqlite.ErrInvalidToken.Error()+": "))
+		apiError(w, http.StatusBadRequest, "invalid_request", strings.TrimPrefix(err.Error(), epoch.ErrInvalidToken.Error()+": "))
 		return
 	}
 	secret, row, err := s.issuer.Create(r.Context(), apitoken.Request{
@@ -148,12 +147,12 @@ func (s *server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 		Creator: caller.EditorID, Parent: &apitoken.Parent{Token: token, Identity: caller},
 	})
 	switch {
-	case errors.Is(err, sqlite.ErrNameTaken):
+	case errors.Is(err, epoch.ErrNameTaken):
 		apiError(w, http.StatusConflict, "conflict", "you already have a live token of that name")
 		return
-	case errors.Is(err, sqlite.ErrTooManyTokens):
+	case errors.Is(err, epoch.ErrTooManyTokens):
 		// Fixed sentences of the store, naming counts and the remedy only.
-		apiError(w, http.StatusConflict, "too_many_tokens", strings.TrimPrefix(err.Error(), sqlite.ErrTooManyTokens.Error()+": "))
+		apiError(w, http.StatusConflict, "too_many_tokens", strings.TrimPrefix(err.Error(), epoch.ErrTooManyTokens.Error()+": "))
 		return
 	case errors.Is(err, apitoken.ErrRightNotAllowed):
 		apiError(w, http.StatusForbidden, "insufficient_scope", "a right asked for is not allowed to this editor or token")
@@ -249,7 +248,7 @@ func (s *server) handleRevokeToken(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.PathValue("id")
 	row, err := s.store.Token(r.Context(), id)
-	if errors.Is(err, sqlite.ErrTokenNotFound) || err == nil && row.EditorID != caller.EditorID && !crossEditor(caller) {
+	if errors.Is(err, epoch.ErrTokenNotFound) || err == nil && row.EditorID != caller.EditorID && !crossEditor(caller) {
 		apiError(w, http.StatusNotFound, "not_found", "no such token")
 		return
 	}
@@ -259,7 +258,7 @@ func (s *server) handleRevokeToken(w http.ResponseWriter, r *http.Request) {
 	}
 	ed, row, err := s.store.RevokeToken(r.Context(), id)
 	switch {
-	case errors.Is(err, sqlite.ErrAlreadyRevoked):
+	case errors.Is(err, epoch.ErrAlreadyRevoked):
 		apiError(w, http.StatusConflict, "conflict", "the token was already revoked")
 		return
 	case err != nil:

@@ -10,14 +10,13 @@ import (
 	"github.com/amaretti-auth/amaretti/apitoken"
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch"
-	"github.com/amaretti-auth/amaretti/epoch/sqlite"
 )
 
 func TestTokenAPI(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	bot, _ := f.store.Create(ctx, sqlite.NewEditor{Username: "import-bot", Role: epoch.RoleBot, Bot: true})
-	bob, _ := f.store.Create(ctx, sqlite.NewEditor{Username: "bob"})
+	bot, _ := f.store.Create(ctx, epoch.NewEditor{Username: "import-bot", Role: epoch.RoleBot, Bot: true})
+	bob, _ := f.store.Create(ctx, epoch.NewEditor{Username: "bob"})
 	time.Sleep(time.Millisecond)
 	session := f.mint(t, f.alice.ID)
 	readOnly := f.mint(t, f.alice.ID, caveat.Rights{"read"})

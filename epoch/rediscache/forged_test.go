@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/amaretti-auth/amaretti/epoch"
-	"github.com/amaretti-auth/amaretti/epoch/sqlite"
 )
 
 // TestForgedValueNeverServed: anyone who can write to Redis (a Redis
@@ -20,8 +19,8 @@ import (
 func TestForgedValueNeverServed(t *testing.T) {
 	ctx := context.Background()
 	e := setup(t)
-	bot, _ := e.store.Create(ctx, sqlite.NewEditor{Username: "bot", Bot: true})
-	root, _ := e.store.Create(ctx, sqlite.NewEditor{Username: "root", Role: epoch.RoleSuperuser})
+	bot, _ := e.store.Create(ctx, epoch.NewEditor{Username: "bot", Bot: true})
+	root, _ := e.store.Create(ctx, epoch.NewEditor{Username: "root", Role: epoch.RoleSuperuser})
 	touched, err := e.store.Touch(ctx, bot.ID) // revokes every token of the bot so far
 	if err != nil {
 		t.Fatal(err)

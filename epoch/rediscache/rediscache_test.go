@@ -10,12 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/epoch/rediscache"
 	"github.com/amaretti-auth/amaretti/epoch/sqlite"
 	"github.com/amaretti-auth/amaretti/internal/testredis"
 	"github.com/amaretti-auth/amaretti/macaroon"
-	"github.com/redis/go-redis/v9"
 )
 
 // env is a verifier's stack over a real SQLite file and a real Redis:
@@ -77,7 +78,7 @@ func (e *env) cached(t *testing.T, id string) string {
 func TestReadThrough(t *testing.T) {
 	ctx := context.Background()
 	e := setup(t)
-	alice, _ := e.store.Create(ctx, sqlite.NewEditor{Username: "alice", Role: epoch.RoleAdmin})
+	alice, _ := e.store.Create(ctx, epoch.NewEditor{Username: "alice", Role: epoch.RoleAdmin})
 	waitFor(t, "creation followed", 5*time.Second, func() bool { return e.follower.Stats().Head >= alice.Seq })
 	st, err := e.layer.State(ctx, alice.ID)
 	if err != nil || st != alice.State() {
@@ -139,7 +140,7 @@ func (s staleSource) State(context.Context, string) (epoch.State, error) { retur
 func TestFillNeverGoesBack(t *testing.T) {
 	ctx := context.Background()
 	e := setup(t)
-	alice, _ := e.store.Create(ctx, sqlite.NewEditor{Username: "alice"})
+	alice, _ := e.store.Create(ctx, epoch.NewEditor{Username: "alice"})
 
 	t.Run("staged", func(t *testing.T) {
 		old := alice // read before the touch
@@ -174,7 +175,7 @@ func TestFillNeverGoesBack(t *testing.T) {
 func TestRacingFillsAndTouches(t *testing.T) {
 	ctx := context.Background()
 	e := setup(t)
-	alice, _ := e.store.Create(ctx, sqlite.NewEditor{Username: "alice"})
+	alice, _ := e.store.Create(ctx, epoch.NewEditor{Username: "alice"})
 	type event struct {
 		at      time.Time
 		version int64
@@ -274,7 +275,7 @@ func TestWatch(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	e := setup(t)
-	alice, _ := e.store.Create(ctx, sqlite.NewEditor{Username: "alice"})
+	alice, _ := e.store.Create(ctx, epoch.NewEditor{Username: "alice"})
 	cache := e.cache
 	var mu sync.Mutex
 	var changes []bool

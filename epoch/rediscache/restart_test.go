@@ -60,10 +60,10 @@ func TestRedisNeverUndoesARevocation(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := testredis.StartPersistent(t)
 			e := setupWith(t, srv, testPoll)
-			alice, _ := e.store.Create(ctx, sqlite.NewEditor{Username: "alice"})
+			alice, _ := e.store.Create(ctx, epoch.NewEditor{Username: "alice"})
 			created := time.Now().Add(time.Millisecond)
 			tokenID := "6F1C3A52-0000-4000-8000-00000000000F"
-			if err := e.store.RegisterToken(ctx, sqlite.APIToken{TokenID: tokenID, EditorID: alice.ID, Name: "laptop", Created: created, Creator: "cli"}); err != nil {
+			if err := e.store.RegisterToken(ctx, epoch.APIToken{TokenID: tokenID, EditorID: alice.ID, Name: "laptop", Created: created, Creator: "cli"}); err != nil {
 				t.Fatal(err)
 			}
 			time.Sleep(time.Millisecond) // the token is created after the epoch
@@ -98,7 +98,7 @@ func TestRedisNeverUndoesARevocation(t *testing.T) {
 func TestFlushAllThenStaleFill(t *testing.T) {
 	ctx := context.Background()
 	e := setup(t)
-	alice, _ := e.store.Create(ctx, sqlite.NewEditor{Username: "alice"})
+	alice, _ := e.store.Create(ctx, epoch.NewEditor{Username: "alice"})
 	created := time.Now().Add(time.Millisecond)
 	time.Sleep(2 * time.Millisecond)
 	old, _ := e.store.State(ctx, alice.ID) // the slow reader's read
@@ -128,7 +128,7 @@ func TestFlushAllThenStaleFill(t *testing.T) {
 func TestUnannouncedChange(t *testing.T) {
 	ctx := context.Background()
 	e := setupWith(t, testredis.Start(t), epoch.DefaultPollInterval)
-	alice, _ := e.store.Create(ctx, sqlite.NewEditor{Username: "alice"})
+	alice, _ := e.store.Create(ctx, epoch.NewEditor{Username: "alice"})
 	var took []time.Duration
 	for i := 0; i < 5; i++ {
 		created := time.Now()
@@ -161,7 +161,7 @@ func TestAnnouncedChange(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	e := setupWith(t, testredis.Start(t), epoch.DefaultPollInterval)
-	alice, _ := e.store.Create(ctx, sqlite.NewEditor{Username: "alice"})
+	alice, _ := e.store.Create(ctx, epoch.NewEditor{Username: "alice"})
 	up := make(chan bool, 10)
 	done := make(chan struct{})
 	go func() { e.layer.Watch(ctx, e.cache, time.Second, func(u bool) { up <- u }); close(done) }()

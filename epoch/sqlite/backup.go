@@ -10,8 +10,8 @@ import (
 )
 
 // ErrBackupExists means the backup's destination exists already: a backup
-// never overwrites a file.
-var ErrBackupExists = errors.New("backup file exists")
+// never overwrites a file. It wraps fs.ErrExist.
+var ErrBackupExists = fmt.Errorf("backup file exists: %w", fs.ErrExist)
 
 // Backup writes a consistent copy of the database to path while the store
 // (and other processes, such as running daemons) keep reading and writing

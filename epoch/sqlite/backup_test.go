@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/amaretti-auth/amaretti/epoch"
 )
 
 // TestBackupWhileWriting: a backup taken while another connection keeps
@@ -23,7 +25,7 @@ func TestBackupWhileWriting(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	alice, err := s.Create(ctx, NewEditor{Username: "alice"})
+	alice, err := s.Create(ctx, epoch.NewEditor{Username: "alice"})
 	if err != nil {
 		t.Fatal(err)
 	}

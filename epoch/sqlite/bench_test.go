@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/amaretti-auth/amaretti/epoch"
 )
 
 // BenchmarkStateRead reads an editor's state with 1, 10,000 and 100,000
@@ -20,8 +22,8 @@ func BenchmarkStateRead(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		noisy, _ := s.Create(ctx, NewEditor{Username: "noisy", Epoch: time.Unix(1000, 0)})
-		other, _ := s.Create(ctx, NewEditor{Username: "other"})
+		noisy, _ := s.Create(ctx, epoch.NewEditor{Username: "noisy", Epoch: time.Unix(1000, 0)})
+		other, _ := s.Create(ctx, epoch.NewEditor{Username: "other"})
 		epochUS := micros(time.Unix(2000, 0))
 		tx, _ := s.db.BeginTx(ctx, nil)
 		stmt, _ := tx.PrepareContext(ctx, "INSERT INTO api_tokens (token_id, editor_id, name, created, creator, revoked) VALUES (?, ?, ?, ?, 'cli', ?)")

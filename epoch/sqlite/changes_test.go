@@ -23,8 +23,8 @@ func TestEveryChangeIsLogged(t *testing.T) {
 	ctx := context.Background()
 	c := &clock{t: t0}
 	s, _ := open(t, c)
-	alice, _ := s.Create(ctx, NewEditor{Username: "alice"})
-	tok := APIToken{TokenID: "00000000-0000-4000-8000-000000000001", EditorID: alice.ID, Name: "laptop", Created: t0.Add(time.Second), Creator: "cli"}
+	alice, _ := s.Create(ctx, epoch.NewEditor{Username: "alice"})
+	tok := epoch.APIToken{TokenID: "00000000-0000-4000-8000-000000000001", EditorID: alice.ID, Name: "laptop", Created: t0.Add(time.Second), Creator: "cli"}
 	c.add(time.Minute)
 	type op struct {
 		name   string
@@ -34,7 +34,7 @@ func TestEveryChangeIsLogged(t *testing.T) {
 	}
 	var newID string
 	for _, o := range []op{
-		{"create", func() error { e, err := s.Create(ctx, NewEditor{Username: "bob"}); newID = e.ID; return err }, true, "new"},
+		{"create", func() error { e, err := s.Create(ctx, epoch.NewEditor{Username: "bob"}); newID = e.ID; return err }, true, "new"},
 		{"login creating an editor", func() error {
 			e, _, err := s.Login(ctx, "dev", "carol-sub", "carol")
 			newID = e.ID
@@ -43,7 +43,7 @@ func TestEveryChangeIsLogged(t *testing.T) {
 		{"login again", func() error { _, _, err := s.Login(ctx, "dev", "carol-sub", "carol"); return err }, false, ""},
 		{"link", func() error { _, err := s.Link(ctx, alice.ID, "dev", "alice-sub"); return err }, false, ""},
 		{"register a token", func() error { return s.RegisterToken(ctx, tok) }, false, ""},
-		{"record a use", func() error { return s.RecordUses(ctx, []Use{{TokenID: tok.TokenID, At: t0, From: "x"}}) }, false, ""},
+		{"record a use", func() error { return s.RecordUses(ctx, []epoch.Use{{TokenID: tok.TokenID, At: t0, From: "x"}}) }, false, ""},
 		{"touch", func() error { _, err := s.Touch(ctx, alice.ID); return err }, true, alice.ID},
 		{"lock", func() error { _, err := s.Lock(ctx, alice.ID); return err }, true, alice.ID},
 		{"unlock", func() error { _, err := s.Unlock(ctx, alice.ID); return err }, true, alice.ID},
@@ -113,7 +113,7 @@ func TestTwoRevokedTokens(t *testing.T) {
 	ctx := context.Background()
 	c := &clock{t: t0}
 	s, _ := open(t, c)
-	alice, _ := s.Create(ctx, NewEditor{Username: "alice"})
+	alice, _ := s.Create(ctx, epoch.NewEditor{Username: "alice"})
 	c.add(time.Minute)
 	ids := []string{ // in id order
 		"10000000-0000-4000-8000-000000000000",
@@ -121,7 +121,7 @@ func TestTwoRevokedTokens(t *testing.T) {
 		"FFFFFFFF-FFFF-4FFF-BFFF-FFFFFFFFFFFF",
 	}
 	for i, id := range ids {
-		if err := s.RegisterToken(ctx, APIToken{TokenID: id, EditorID: alice.ID, Name: fmt.Sprint("t", i), Created: c.now(), Creator: "cli"}); err != nil {
+		if err := s.RegisterToken(ctx, epoch.APIToken{TokenID: id, EditorID: alice.ID, Name: fmt.Sprint("t", i), Created: c.now(), Creator: "cli"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -129,9 +129,9 @@ func TestTwoRevokedTokens(t *testing.T) {
 	for _, order := range [][2]int{{2, 0}, {0, 2}} {
 		t.Run(fmt.Sprintf("revoke %d then %d", order[0], order[1]), func(t *testing.T) {
 			s, _ := open(t, c)
-			alice, _ := s.Create(ctx, NewEditor{Username: "alice", Epoch: t0})
+			alice, _ := s.Create(ctx, epoch.NewEditor{Username: "alice", Epoch: t0})
 			for i, id := range ids {
-				s.RegisterToken(ctx, APIToken{TokenID: id, EditorID: alice.ID, Name: fmt.Sprint("t", i), Created: created, Creator: "cli"})
+				s.RegisterToken(ctx, epoch.APIToken{TokenID: id, EditorID: alice.ID, Name: fmt.Sprint("t", i), Created: created, Creator: "cli"})
 			}
 			for _, i := range order {
 				if _, _, err := s.RevokeToken(ctx, ids[i]); err != nil {
@@ -197,24 +197,24 @@ func TestTokenLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	alice, _ := s.Create(ctx, NewEditor{Username: "alice"})
+	alice, _ := s.Create(ctx, epoch.NewEditor{Username: "alice"})
 	c.add(time.Minute)
 	n := 0
 	register := func() error {
 		n++
-		return s.RegisterToken(ctx, APIToken{TokenID: fmt.Sprintf("00000000-0000-4000-8000-%012d", n), EditorID: alice.ID, Name: fmt.Sprint("t", n), Created: c.now(), Creator: "cli"})
+		return s.RegisterToken(ctx, epoch.APIToken{TokenID: fmt.Sprintf("00000000-0000-4000-8000-%012d", n), EditorID: alice.ID, Name: fmt.Sprint("t", n), Created: c.now(), Creator: "cli"})
 	}
 	for i := 0; i < 3; i++ {
 		if err := register(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := register(); !errors.Is(err, ErrTooManyTokens) || !strings.Contains(err.Error(), "live") {
+	if err := register(); !errors.Is(err, epoch.ErrTooManyTokens) || !strings.Contains(err.Error(), "live") {
 		t.Fatalf("a fourth live token: %v", err)
 	}
 	// Revoking frees a live slot, until the revoked list is full.
 	for i := 1; i <= 4; i++ {
-		if _, _, err := s.RevokeToken(ctx, fmt.Sprintf("00000000-0000-4000-8000-%012d", i)); err != nil && !errors.Is(err, ErrTokenNotFound) {
+		if _, _, err := s.RevokeToken(ctx, fmt.Sprintf("00000000-0000-4000-8000-%012d", i)); err != nil && !errors.Is(err, epoch.ErrTokenNotFound) {
 			t.Fatal(err)
 		}
 		if i < 4 {
@@ -227,7 +227,7 @@ func TestTokenLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = register() // 2 live, 4 revoked listed
-	if !errors.Is(err, ErrTooManyTokens) || !strings.Contains(err.Error(), "log out everywhere") {
+	if !errors.Is(err, epoch.ErrTooManyTokens) || !strings.Contains(err.Error(), "log out everywhere") {
 		t.Fatalf("with 4 revoked tokens listed: %v", err)
 	}
 	// Revoking is never refused.
@@ -240,7 +240,7 @@ func TestTokenLimits(t *testing.T) {
 	if err := register(); err != nil {
 		t.Fatalf("after a touch: %v", err)
 	}
-	if err := s.RegisterToken(ctx, APIToken{TokenID: "not-a-uuid", EditorID: alice.ID, Name: "x", Created: c.now(), Creator: "cli"}); !errors.Is(err, ErrInvalidToken) {
+	if err := s.RegisterToken(ctx, epoch.APIToken{TokenID: "not-a-uuid", EditorID: alice.ID, Name: "x", Created: c.now(), Creator: "cli"}); !errors.Is(err, epoch.ErrInvalidToken) {
 		t.Fatalf("a token id that is no UUID: %v", err)
 	}
 }
@@ -258,7 +258,7 @@ func TestFileModes(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer s.Close()
-			if _, err := s.Create(context.Background(), NewEditor{Username: "alice"}); err != nil {
+			if _, err := s.Create(context.Background(), epoch.NewEditor{Username: "alice"}); err != nil {
 				t.Fatal(err)
 			}
 			for _, f := range []string{path, path + "-wal", path + "-shm"} {

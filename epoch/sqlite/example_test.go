@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/epoch/sqlite"
 )
 
@@ -21,7 +22,7 @@ func ExampleStore_Touch() {
 		log.Fatal(err)
 	}
 	defer store.Close()
-	alice, _ := store.Create(ctx, sqlite.NewEditor{ID: "alice", Username: "alice"})
+	alice, _ := store.Create(ctx, epoch.NewEditor{ID: "alice", Username: "alice"})
 	fmt.Println(alice.AuthEpoch.Format(time.RFC3339Nano))
 	// Two touches in the same instant still move the epoch forward.
 	store.Touch(ctx, "alice")

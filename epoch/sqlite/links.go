@@ -5,51 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
-	"time"
 
-	"github.com/amaretti-auth/amaretti/caveat"
-	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/mattn/go-sqlite3"
+
+	"github.com/amaretti-auth/amaretti/epoch"
 )
-
-// ErrLinked means a login identity is already linked: the provider's
-// subject to another editor, or the editor to another subject of the same
-// provider.
-var ErrLinked = errors.New("identity already linked")
-
-// A Link ties an editor to a login identity: a provider (an OIDC issuer
-// URL, or "dev" for the development login) and that provider's stable id of
-// the user (its "sub").
-type Link struct {
-	Provider string    `json:"provider"`
-	Subject  string    `json:"subject"`
-	EditorID string    `json:"editor_id"`
-	Created  time.Time `json:"created"`
-}
-
-// maxLinkField bounds provider and subject (OIDC allows subjects of up to
-// 255 ASCII characters).
-const maxLinkField = 255
-
-func checkLink(provider, subject string) error {
-	for _, f := range []struct{ name, v string }{{"provider", provider}, {"subject", subject}} {
-		if f.v == "" || len(f.v) > maxLinkField {
-			return fmt.Errorf("%w: %s must be 1 to %d bytes", ErrInvalidLink, f.name, maxLinkField)
-		}
-		for _, r := range f.v {
-			if r < 0x21 || r > 0x7e {
-				return fmt.Errorf("%w: %s must be printable ASCII without spaces", ErrInvalidLink, f.name)
-			}
-		}
-	}
-	return nil
-}
-
-// ErrInvalidLink means a provider or subject is empty, too long, or not
-// printable ASCII.
-var ErrInvalidLink = errors.New("invalid login identity")
 
 // LinkedEditor returns the editor linked to the provider's subject, or
 // epoch.ErrNotFound.
@@ -70,40 +30,40 @@ func (s *Store) linked(ctx context.Context, q querier, provider, subject string)
 }
 
 // Link links an existing editor to the provider's subject. It fails with
-// ErrLinked when the subject is linked already or the editor has another
+// epoch.ErrLinked when the subject is linked already or the editor has another
 // identity at that provider, and with epoch.ErrNotFound for an unknown
 // editor.
-func (s *Store) Link(ctx context.Context, editorID, provider, subject string) (Link, error) {
-	if err := checkLink(provider, subject); err != nil {
-		return Link{}, err
+func (s *Store) Link(ctx context.Context, editorID, provider, subject string) (epoch.Link, error) {
+	if err := epoch.CheckLink(provider, subject); err != nil {
+		return epoch.Link{}, err
 	}
 	if _, err := s.Editor(ctx, editorID); err != nil {
-		return Link{}, err
+		return epoch.Link{}, err
 	}
-	l := Link{Provider: provider, Subject: subject, EditorID: editorID, Created: fromMicros(micros(s.now()))}
+	l := epoch.Link{Provider: provider, Subject: subject, EditorID: editorID, Created: fromMicros(micros(s.now()))}
 	return l, s.link(ctx, s.db, l)
 }
 
-func (s *Store) link(ctx context.Context, x execer, l Link) error {
+func (s *Store) link(ctx context.Context, x execer, l epoch.Link) error {
 	_, err := x.ExecContext(ctx, "INSERT INTO editor_links (provider, subject, editor_id, created) VALUES (?, ?, ?, ?)",
 		l.Provider, l.Subject, l.EditorID, micros(l.Created))
 	var se sqlite3.Error
 	if errors.As(err, &se) && se.Code == sqlite3.ErrConstraint {
-		return fmt.Errorf("%w: %s at %s", ErrLinked, l.EditorID, l.Provider)
+		return fmt.Errorf("%w: %s at %s", epoch.ErrLinked, l.EditorID, l.Provider)
 	}
 	return err
 }
 
 // Links returns the login identities of an editor.
-func (s *Store) Links(ctx context.Context, editorID string) ([]Link, error) {
+func (s *Store) Links(ctx context.Context, editorID string) ([]epoch.Link, error) {
 	rows, err := s.db.QueryContext(ctx, "SELECT provider, subject, editor_id, created FROM editor_links WHERE editor_id = ? ORDER BY provider", editorID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []Link
+	var out []epoch.Link
 	for rows.Next() {
-		var l Link
+		var l epoch.Link
 		var created int64
 		if err := rows.Scan(&l.Provider, &l.Subject, &l.EditorID, &created); err != nil {
 			return nil, err
@@ -121,7 +81,7 @@ func (s *Store) Links(ctx context.Context, editorID string) ([]Link, error) {
 // reports whether the editor is new. The caller decides whether a locked or
 // inactive editor may log in; Login only finds it.
 func (s *Store) Login(ctx context.Context, provider, subject, preferred string) (e epoch.Editor, created bool, err error) {
-	if err := checkLink(provider, subject); err != nil {
+	if err := epoch.CheckLink(provider, subject); err != nil {
 		return epoch.Editor{}, false, err
 	}
 	tx, err := s.db.BeginTx(ctx, nil) // immediate: _txlock=immediate
@@ -136,25 +96,20 @@ func (s *Store) Login(ctx context.Context, provider, subject, preferred string) 
 	if !errors.Is(err, epoch.ErrNotFound) {
 		return epoch.Editor{}, false, err
 	}
-	base := UsernameFrom(preferred)
+	base := epoch.UsernameFrom(preferred)
 	for i := 1; ; i++ {
-		name := base
-		if i > 1 {
-			suffix := "-" + strconv.Itoa(i)
-			name = base[:min(len(base), 64-len(suffix))] + suffix
-		}
-		n, err := s.prepare(NewEditor{Username: name})
+		n, err := s.prepare(epoch.NewEditor{Username: epoch.LoginUsername(base, i)})
 		if err != nil {
 			return epoch.Editor{}, false, err
 		}
 		err = s.insert(ctx, tx, n)
-		if errors.Is(err, ErrExists) && i < 100 {
+		if errors.Is(err, epoch.ErrExists) && i < epoch.MaxLoginAttempts {
 			continue
 		}
 		if err != nil {
 			return epoch.Editor{}, false, err
 		}
-		if err := s.link(ctx, tx, Link{Provider: provider, Subject: subject, EditorID: n.ID, Created: fromMicros(micros(s.now()))}); err != nil {
+		if err := s.link(ctx, tx, epoch.Link{Provider: provider, Subject: subject, EditorID: n.ID, Created: fromMicros(micros(s.now()))}); err != nil {
 			return epoch.Editor{}, false, err
 		}
 		if e, err = s.editor(ctx, tx, "id = :arg", n.ID); err != nil {
@@ -164,49 +119,22 @@ func (s *Store) Login(ctx context.Context, provider, subject, preferred string) 
 	}
 }
 
-// UsernameFrom turns a name a login provider suggests (a preferred_username,
-// an e-mail address) into a valid username: the part before any "@", other
-// characters than [A-Za-z0-9_.-] replaced by "-", leading punctuation
-// dropped, at most 64 characters; "user" when nothing is left.
-func UsernameFrom(preferred string) string {
-	preferred, _, _ = strings.Cut(preferred, "@")
-	var b strings.Builder
-	for _, r := range preferred {
-		switch {
-		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9':
-		case b.Len() == 0:
-			continue
-		case r == '_' || r == '.' || r == '-':
-		default:
-			r = '-'
-		}
-		b.WriteRune(r)
-		if b.Len() == 64 {
-			break
-		}
-	}
-	if name := b.String(); caveat.ValidUsername(name) {
-		return name
-	}
-	return "user"
-}
-
 // Unlink removes the editor's login identity at provider and returns it, so
 // the next login through that provider no longer finds the editor (it makes
 // a new one). Tokens already minted are untouched: touch the editor to end
 // its sessions. It fails with epoch.ErrNotFound when the editor has no
 // identity at provider.
-func (s *Store) Unlink(ctx context.Context, editorID, provider string) (Link, error) {
-	var l Link
+func (s *Store) Unlink(ctx context.Context, editorID, provider string) (epoch.Link, error) {
+	var l epoch.Link
 	var created int64
 	err := s.db.QueryRowContext(ctx,
 		"DELETE FROM editor_links WHERE editor_id = ? AND provider = ? RETURNING provider, subject, editor_id, created",
 		editorID, provider).Scan(&l.Provider, &l.Subject, &l.EditorID, &created)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Link{}, fmt.Errorf("%w: no identity of %s at %s", epoch.ErrNotFound, editorID, provider)
+		return epoch.Link{}, fmt.Errorf("%w: no identity of %s at %s", epoch.ErrNotFound, editorID, provider)
 	}
 	if err != nil {
-		return Link{}, err
+		return epoch.Link{}, err
 	}
 	l.Created = fromMicros(created)
 	return l, nil

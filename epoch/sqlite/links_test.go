@@ -40,11 +40,11 @@ func TestLogin(t *testing.T) {
 		}
 	})
 	t.Run("one identity per provider per editor", func(t *testing.T) {
-		if _, err := s.Link(ctx, first.ID, issuer, "sub-2"); !errors.Is(err, ErrLinked) {
+		if _, err := s.Link(ctx, first.ID, issuer, "sub-2"); !errors.Is(err, epoch.ErrLinked) {
 			t.Fatalf("second identity at one provider: %v", err)
 		}
-		bob, _ := s.Create(ctx, NewEditor{Username: "bob"})
-		if _, err := s.Link(ctx, bob.ID, issuer, "sub-1"); !errors.Is(err, ErrLinked) {
+		bob, _ := s.Create(ctx, epoch.NewEditor{Username: "bob"})
+		if _, err := s.Link(ctx, bob.ID, issuer, "sub-1"); !errors.Is(err, epoch.ErrLinked) {
 			t.Fatalf("subject linked twice: %v", err)
 		}
 		if _, err := s.Link(ctx, bob.ID, issuer, "bob-sub"); err != nil {
@@ -70,7 +70,7 @@ func TestLogin(t *testing.T) {
 		for _, tc := range []struct{ provider, subject string }{
 			{"", "x"}, {"dev", ""}, {"dev", "a b"}, {"dev", "ä"}, {"dev", strings.Repeat("x", 256)}, {"dev\n", "x"},
 		} {
-			if _, _, err := s.Login(ctx, tc.provider, tc.subject, "x"); !errors.Is(err, ErrInvalidLink) {
+			if _, _, err := s.Login(ctx, tc.provider, tc.subject, "x"); !errors.Is(err, epoch.ErrInvalidLink) {
 				t.Errorf("Login(%q, %q): %v", tc.provider, tc.subject, err)
 			}
 		}
@@ -107,8 +107,8 @@ func TestUsernameFrom(t *testing.T) {
 		"...":                     "user",
 		strings.Repeat("a", 80):   strings.Repeat("a", 64),
 	} {
-		if got := UsernameFrom(in); got != want {
-			t.Errorf("UsernameFrom(%q) = %q, want %q", in, got, want)
+		if got := epoch.UsernameFrom(in); got != want {
+			t.Errorf("epoch.UsernameFrom(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/amaretti-auth/amaretti/epoch"
 )
 
 // tokenID is the n-th test token id.
@@ -48,12 +50,12 @@ func TestNameFreeOnceDead(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := &clock{t: t0}
 			s, _ := open(t, c)
-			alice, _ := s.Create(ctx, NewEditor{Username: "alice"})
+			alice, _ := s.Create(ctx, epoch.NewEditor{Username: "alice"})
 			c.add(time.Second)
-			parent := APIToken{TokenID: tokenID(2), EditorID: alice.ID, Name: "parent", Created: c.now(), Creator: "cli", Expires: c.now().Add(time.Hour)}
-			laptop := APIToken{TokenID: tokenID(1), EditorID: alice.ID, Name: "laptop", Created: c.now(), Creator: alice.ID,
+			parent := epoch.APIToken{TokenID: tokenID(2), EditorID: alice.ID, Name: "parent", Created: c.now(), Creator: "cli", Expires: c.now().Add(time.Hour)}
+			laptop := epoch.APIToken{TokenID: tokenID(1), EditorID: alice.ID, Name: "laptop", Created: c.now(), Creator: alice.ID,
 				Expires: c.now().Add(time.Hour), Parents: []string{tokenID(2)}}
-			for _, tok := range []APIToken{parent, laptop} {
+			for _, tok := range []epoch.APIToken{parent, laptop} {
 				if err := s.RegisterToken(ctx, tok); err != nil {
 					t.Fatal(err)
 				}
@@ -63,11 +65,11 @@ func TestNameFreeOnceDead(t *testing.T) {
 			}
 			tc.kill(t, s, c, alice.ID)
 			c.add(time.Second)
-			err := s.RegisterToken(ctx, APIToken{TokenID: tokenID(3), EditorID: alice.ID, Name: "laptop", Created: c.now(), Creator: "cli", Expires: c.now().Add(time.Hour)})
+			err := s.RegisterToken(ctx, epoch.APIToken{TokenID: tokenID(3), EditorID: alice.ID, Name: "laptop", Created: c.now(), Creator: "cli", Expires: c.now().Add(time.Hour)})
 			switch {
 			case tc.free && err != nil:
 				t.Fatalf("the name is still taken: %v", err)
-			case !tc.free && !errors.Is(err, ErrNameTaken):
+			case !tc.free && !errors.Is(err, epoch.ErrNameTaken):
 				t.Fatalf("registering the name again = %v, want ErrNameTaken", err)
 			}
 		})
@@ -99,7 +101,7 @@ func TestNameRace(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	alice, _ := s1.Create(ctx, NewEditor{Username: "alice"})
+	alice, _ := s1.Create(ctx, epoch.NewEditor{Username: "alice"})
 	c.add(time.Second)
 	const n = 16
 	var wg sync.WaitGroup
@@ -109,7 +111,7 @@ func TestNameRace(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			s := []*Store{s1, s2}[i%2]
-			errs[i] = s.RegisterToken(ctx, APIToken{TokenID: tokenID(100 + i), EditorID: alice.ID, Name: "laptop", Created: c.now(), Creator: "cli"})
+			errs[i] = s.RegisterToken(ctx, epoch.APIToken{TokenID: tokenID(100 + i), EditorID: alice.ID, Name: "laptop", Created: c.now(), Creator: "cli"})
 		}()
 	}
 	wg.Wait()
@@ -118,7 +120,7 @@ func TestNameRace(t *testing.T) {
 		switch {
 		case err == nil:
 			ok++
-		case !errors.Is(err, ErrNameTaken):
+		case !errors.Is(err, epoch.ErrNameTaken):
 			t.Fatalf("unexpected error: %v", err)
 		}
 	}
@@ -142,12 +144,12 @@ func TestExpiringLiveOnly(t *testing.T) {
 		},
 		func(string) { mustRevoke(t, s, tokenID(4)) },
 	} {
-		ed, err := s.Create(ctx, NewEditor{Username: fmt.Sprintf("e%d", i)})
+		ed, err := s.Create(ctx, epoch.NewEditor{Username: fmt.Sprintf("e%d", i)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		c.add(time.Second)
-		if err := s.RegisterToken(ctx, APIToken{TokenID: tokenID(i), EditorID: ed.ID, Name: "t", Created: c.now(), Creator: "cli", Expires: c.now().Add(24 * time.Hour)}); err != nil {
+		if err := s.RegisterToken(ctx, epoch.APIToken{TokenID: tokenID(i), EditorID: ed.ID, Name: "t", Created: c.now(), Creator: "cli", Expires: c.now().Add(24 * time.Hour)}); err != nil {
 			t.Fatal(err)
 		}
 		c.add(time.Second)
@@ -197,12 +199,12 @@ func TestUpgradeNames(t *testing.T) {
 	if rows, _ := s.Tokens(ctx, "old"); len(rows) != 2 || rows[1].Parents != nil {
 		t.Fatalf("rows after upgrade: %+v", rows)
 	}
-	err = s.RegisterToken(ctx, APIToken{TokenID: tokenID(3), EditorID: "old", Name: "laptop", Created: c.now(), Creator: "cli"})
-	if !errors.Is(err, ErrNameTaken) {
+	err = s.RegisterToken(ctx, epoch.APIToken{TokenID: tokenID(3), EditorID: "old", Name: "laptop", Created: c.now(), Creator: "cli"})
+	if !errors.Is(err, epoch.ErrNameTaken) {
 		t.Fatalf("the live name after upgrade: %v", err)
 	}
 	c.add(time.Hour)
-	if err := s.RegisterToken(ctx, APIToken{TokenID: tokenID(3), EditorID: "old", Name: "laptop", Created: c.now(), Creator: "cli"}); err != nil {
+	if err := s.RegisterToken(ctx, epoch.APIToken{TokenID: tokenID(3), EditorID: "old", Name: "laptop", Created: c.now(), Creator: "cli"}); err != nil {
 		t.Fatalf("the name once its token expired: %v", err)
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
-	"encoding/base32"
 	"errors"
 	"fmt"
 	"io"
@@ -21,13 +20,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/amaretti-auth/amaretti/caveat"
-	"github.com/amaretti-auth/amaretti/epoch"
 	sqlite3 "github.com/mattn/go-sqlite3"
-)
 
-// ErrExists means an editor with that id or username already exists.
-var ErrExists = errors.New("editor already exists")
+	"github.com/amaretti-auth/amaretti/epoch"
+)
 
 // migrations are applied in order; PRAGMA user_version records how many
 // have run. Append only: never edit a migration that has shipped.
@@ -114,9 +110,9 @@ type Store struct {
 
 // Defaults of WithTokenLimits and WithChangeRetention.
 const (
-	DefaultMaxLiveTokens    = 100
-	DefaultMaxRevokedTokens = 1000
-	DefaultChangeRetention  = 24 * time.Hour
+	DefaultMaxLiveTokens    = epoch.DefaultMaxLiveTokens
+	DefaultMaxRevokedTokens = epoch.DefaultMaxRevokedTokens
+	DefaultChangeRetention  = epoch.DefaultChangeRetention
 )
 
 // WithTokenLimits sets how many live API tokens an editor may have
@@ -336,28 +332,9 @@ func (s *Store) List(ctx context.Context) ([]epoch.Editor, error) {
 	return out, rows.Err()
 }
 
-// NewEditor describes an editor to create.
-type NewEditor struct {
-	// ID is the editor id; empty generates one (26 characters of
-	// lower-case base32, like fatcat's).
-	ID string
-	// Username is unique, case-insensitively: [A-Za-z0-9][A-Za-z0-9_.-]{0,63}.
-	Username string
-	// Role defaults to epoch.RoleEditor.
-	Role epoch.Role
-	// Epoch is the initial auth_epoch; zero means now. An early epoch keeps
-	// tokens minted elsewhere before the import valid, as in fatcat's
-	// bootstrap.
-	Epoch time.Time
-	// Bot marks an automated account.
-	Bot bool
-}
-
-var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
-
-// Create adds an editor. It fails with ErrExists when the id or username is
+// Create adds an editor. It fails with epoch.ErrExists when the id or username is
 // taken.
-func (s *Store) Create(ctx context.Context, n NewEditor) (epoch.Editor, error) {
+func (s *Store) Create(ctx context.Context, n epoch.NewEditor) (epoch.Editor, error) {
 	n, err := s.prepare(n)
 	if err != nil {
 		return epoch.Editor{}, err
@@ -377,33 +354,12 @@ func (s *Store) Create(ctx context.Context, n NewEditor) (epoch.Editor, error) {
 	return e, tx.Commit()
 }
 
-// prepare validates a new editor and fills in its defaults: role editor and
-// a random id.
-func (s *Store) prepare(n NewEditor) (NewEditor, error) {
-	if n.Role == "" {
-		n.Role = epoch.RoleEditor
-	}
-	switch {
-	case !n.Role.Valid():
-		return n, fmt.Errorf("invalid role %q (want editor, bot, admin or superuser)", n.Role)
-	case !caveat.ValidUsername(n.Username):
-		return n, fmt.Errorf("invalid username %q: want [A-Za-z0-9][A-Za-z0-9_.-]{0,63}", n.Username)
-	case n.ID != "" && !caveat.ValidEditorID(n.ID):
-		return n, fmt.Errorf("invalid editor id %q: want [a-z0-9][a-z0-9_-]{0,63}", n.ID)
-	}
-	if n.ID == "" {
-		var b [16]byte
-		if _, err := io.ReadFull(s.rand, b[:]); err != nil {
-			return n, fmt.Errorf("editor id: %w", err)
-		}
-		n.ID = idEncoding.EncodeToString(b[:])
-	}
-	return n, nil
-}
+// prepare validates a new editor and fills in its defaults.
+func (s *Store) prepare(n epoch.NewEditor) (epoch.NewEditor, error) { return n.Prepare(s.rand) }
 
-// insert adds a prepared editor, in tx; ErrExists when its id or username
+// insert adds a prepared editor, in tx; epoch.ErrExists when its id or username
 // is taken.
-func (s *Store) insert(ctx context.Context, tx *sql.Tx, n NewEditor) error {
+func (s *Store) insert(ctx context.Context, tx *sql.Tx, n epoch.NewEditor) error {
 	now := micros(s.now())
 	ep := now
 	if !n.Epoch.IsZero() {
@@ -414,7 +370,7 @@ func (s *Store) insert(ctx context.Context, tx *sql.Tx, n NewEditor) error {
 		n.ID, n.Username, string(n.Role), n.Bot, ep, now)
 	var se sqlite3.Error
 	if errors.As(err, &se) && se.Code == sqlite3.ErrConstraint {
-		return fmt.Errorf("%w: id %q or username %q", ErrExists, n.ID, n.Username)
+		return fmt.Errorf("%w: id %q or username %q", epoch.ErrExists, n.ID, n.Username)
 	}
 	return err
 }
@@ -575,3 +531,4 @@ var (
 	_ epoch.Source    = (*Store)(nil)
 	_ epoch.ChangeLog = (*Store)(nil)
 )
+var _ epoch.Store = (*Store)(nil)

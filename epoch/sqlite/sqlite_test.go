@@ -50,7 +50,7 @@ func TestOpenMigrations(t *testing.T) {
 	if err := s.db.QueryRowContext(ctx, "PRAGMA busy_timeout").Scan(&timeout); err != nil || timeout != 5000 {
 		t.Errorf("busy_timeout %d, %v", timeout, err)
 	}
-	if _, err := s.Create(ctx, NewEditor{Username: "alice"}); err != nil {
+	if _, err := s.Create(ctx, epoch.NewEditor{Username: "alice"}); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -76,7 +76,7 @@ func TestCreate(t *testing.T) {
 	ctx := context.Background()
 	c := &clock{t: t0}
 	s, _ := open(t, c)
-	e, err := s.Create(ctx, NewEditor{Username: "alice"})
+	e, err := s.Create(ctx, epoch.NewEditor{Username: "alice"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestCreate(t *testing.T) {
 		t.Errorf("created %+v", e)
 	}
 	early := time.Date(2019, 1, 1, 0, 0, 0, 0, time.UTC)
-	f, err := s.Create(ctx, NewEditor{ID: "aaaaaaaaaaaaaaaaaaaaaaaaaq", Username: "fatcat-bot", Role: epoch.RoleBot, Epoch: early})
+	f, err := s.Create(ctx, epoch.NewEditor{ID: "aaaaaaaaaaaaaaaaaaaaaaaaaq", Username: "fatcat-bot", Role: epoch.RoleBot, Epoch: early})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,16 +103,16 @@ func TestCreate(t *testing.T) {
 	}
 	bad := []struct {
 		name string
-		n    NewEditor
+		n    epoch.NewEditor
 		want error
 	}{
-		{"duplicate username", NewEditor{Username: "alice"}, ErrExists},
-		{"duplicate username, other case", NewEditor{Username: "ALICE"}, ErrExists},
-		{"duplicate id", NewEditor{ID: f.ID, Username: "other"}, ErrExists},
-		{"bad role", NewEditor{Username: "x", Role: "root"}, nil},
-		{"bad username", NewEditor{Username: "a b"}, nil},
-		{"empty username", NewEditor{}, nil},
-		{"bad id", NewEditor{ID: "A/B", Username: "y"}, nil},
+		{"duplicate username", epoch.NewEditor{Username: "alice"}, epoch.ErrExists},
+		{"duplicate username, other case", epoch.NewEditor{Username: "ALICE"}, epoch.ErrExists},
+		{"duplicate id", epoch.NewEditor{ID: f.ID, Username: "other"}, epoch.ErrExists},
+		{"bad role", epoch.NewEditor{Username: "x", Role: "root"}, nil},
+		{"bad username", epoch.NewEditor{Username: "a b"}, nil},
+		{"empty username", epoch.NewEditor{}, nil},
+		{"bad id", epoch.NewEditor{ID: "A/B", Username: "y"}, nil},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
@@ -136,7 +136,7 @@ func TestEpochRule(t *testing.T) {
 	ctx := context.Background()
 	c := &clock{t: t0}
 	s, _ := open(t, c)
-	e, _ := s.Create(ctx, NewEditor{Username: "alice"})
+	e, _ := s.Create(ctx, epoch.NewEditor{Username: "alice"})
 	admit := func(created time.Time) error {
 		st, err := s.State(ctx, e.ID)
 		if err != nil {
@@ -201,7 +201,7 @@ func TestTouchRealClock(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	e, _ := s.Create(ctx, NewEditor{Username: "alice", Epoch: time.Now().Add(-time.Hour)})
+	e, _ := s.Create(ctx, epoch.NewEditor{Username: "alice", Epoch: time.Now().Add(-time.Hour)})
 	before := time.Now()
 	touched, err := s.Touch(ctx, e.ID)
 	if err != nil {
@@ -222,7 +222,7 @@ func TestTouchAllLockUnlockActive(t *testing.T) {
 	s, _ := open(t, c)
 	var ids []string
 	for _, u := range []string{"a", "b", "c"} {
-		e, _ := s.Create(ctx, NewEditor{Username: u})
+		e, _ := s.Create(ctx, epoch.NewEditor{Username: u})
 		ids = append(ids, e.ID)
 	}
 	c.add(time.Minute)
@@ -297,7 +297,7 @@ func TestConcurrentTouches(t *testing.T) {
 	ctx := context.Background()
 	c := &clock{t: t0}
 	s, path := open(t, c)
-	e, _ := s.Create(ctx, NewEditor{Username: "alice"})
+	e, _ := s.Create(ctx, epoch.NewEditor{Username: "alice"})
 	other, err := Open(ctx, path, WithClock(c.now))
 	if err != nil {
 		t.Fatal(err)

@@ -7,93 +7,22 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode"
 
-	"github.com/amaretti-auth/amaretti/caveat"
-	"github.com/amaretti-auth/amaretti/epoch"
 	sqlite3 "github.com/mattn/go-sqlite3"
+
+	"github.com/amaretti-auth/amaretti/epoch"
 )
-
-// Registry errors.
-var (
-	// ErrTokenNotFound means no API token has that id.
-	ErrTokenNotFound = errors.New("unknown API token")
-	// ErrNameTaken means the editor already has a live token of that name
-	// (see RegisterToken).
-	ErrNameTaken = errors.New("the editor already has a live token of that name")
-	// ErrAlreadyRevoked means the token was revoked before.
-	ErrAlreadyRevoked = errors.New("token already revoked")
-	// ErrInvalidToken means a row to register has a bad id, name or
-	// description.
-	ErrInvalidToken = errors.New("invalid token row")
-	// ErrTooManyTokens means the editor has as many live API tokens as it
-	// may have, or as many revoked ones listed in its state (see
-	// WithTokenLimits): a client error, not a failure of the store.
-	ErrTooManyTokens = errors.New("too many API tokens")
-)
-
-// APIToken is a registry row: what is known of an API token. The secret is
-// never stored. Its JSON form is what the CLI and the daemon show; unset
-// times are left out.
-type APIToken struct {
-	TokenID     string `json:"token_id"`
-	EditorID    string `json:"editor_id"`
-	Name        string `json:"name"`
-	Description string `json:"description"`
-	// Rights the token is limited to; nil (JSON null) when unrestricted.
-	Rights []string `json:"rights"`
-	// Endpoint the token is limited to; "" for any.
-	Endpoint string    `json:"endpoint,omitempty"`
-	Created  time.Time `json:"created"`
-	// Creator is the editor id of whoever created the token (the editor,
-	// an admin, or "cli").
-	Creator string `json:"creator"`
-	// Expires, Revoked and LastUsed are zero when unset.
-	Expires  time.Time `json:"expires,omitzero"`
-	Revoked  time.Time `json:"revoked,omitzero"`
-	LastUsed time.Time `json:"last_used,omitzero"`
-	// LastUsedFrom is the client address of the last use.
-	LastUsedFrom string `json:"last_used_from,omitempty"`
-	// Parents are the ids of the tokens this one was derived from (its
-	// parent_token caveats): revoking any of them revokes it.
-	Parents []string `json:"parents,omitempty"`
-}
-
-// Live reports whether the token is neither revoked nor expired at now.
-// It knows only the row: whether the token still verifies also depends on
-// its editor (a touch, a lock, deactivation), its parents and the lifetime
-// policy, which apitoken.StatusOf weighs.
-func (t APIToken) Live(now time.Time) bool {
-	return t.Revoked.IsZero() && (t.Expires.IsZero() || now.Before(t.Expires))
-}
-
-// RevokedBy reports whether the token, a token of editor e, is revoked by
-// e's epoch or with one of its parents: it was created at or before the
-// epoch (a touch, a lock), or a parent is in e's list of tokens revoked one
-// by one. Its own revocation is t.Revoked.
-func (t APIToken) RevokedBy(e epoch.Editor) (touched, parent bool) {
-	st := e.State()
-	if !t.Created.Truncate(time.Microsecond).After(st.Epoch) {
-		return true, false
-	}
-	for _, p := range t.Parents {
-		if st.TokenRevoked(p) {
-			return false, true
-		}
-	}
-	return false, false
-}
 
 const tokenColumns = "token_id, editor_id, name, description, rights, endpoint, created, creator, expires, revoked, last_used, last_used_from, parents"
 
-func scanToken(r scanner) (APIToken, error) {
-	var t APIToken
+func scanToken(r scanner) (epoch.APIToken, error) {
+	var t epoch.APIToken
 	var rights, endpoint, from, parents sql.NullString
 	var created int64
 	var expires, revoked, lastUsed sql.NullInt64
 	if err := r.Scan(&t.TokenID, &t.EditorID, &t.Name, &t.Description, &rights, &endpoint, &created, &t.Creator, &expires, &revoked, &lastUsed, &from, &parents); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
-			return t, ErrTokenNotFound
+			return t, epoch.ErrTokenNotFound
 		}
 		return t, err
 	}
@@ -126,9 +55,9 @@ func nullMicros(t time.Time) any {
 }
 
 // RegisterToken adds a registry row for a token just minted. It fails with
-// ErrNameTaken when the editor has a live token of that name,
-// epoch.ErrNotFound for an unknown editor, ErrInvalidToken for an id that is
-// not an upper-case UUID, and ErrTooManyTokens when the editor is at either
+// epoch.ErrNameTaken when the editor has a live token of that name,
+// epoch.ErrNotFound for an unknown editor, epoch.ErrInvalidToken for an id that is
+// not an upper-case UUID, and epoch.ErrTooManyTokens when the editor is at either
 // limit of WithTokenLimits.
 //
 // A name is taken by a token that may still verify: not revoked, not
@@ -138,19 +67,11 @@ func nullMicros(t time.Time) any {
 // its name: activating the editor or loosening the policy revives it. The
 // check and the insert are one immediate transaction, so two concurrent
 // registrations cannot both take a name.
-func (s *Store) RegisterToken(ctx context.Context, t APIToken) error {
-	if err := CheckTokenText(t.Name, t.Description); err != nil {
+func (s *Store) RegisterToken(ctx context.Context, t epoch.APIToken) error {
+	if err := t.Check(); err != nil {
 		return err
 	}
-	if !caveat.ValidTokenID(t.TokenID) {
-		return fmt.Errorf("%w: the token id must be an upper-case UUID", ErrInvalidToken)
-	}
 	var parents any
-	for _, p := range t.Parents {
-		if !caveat.ValidTokenID(p) {
-			return fmt.Errorf("%w: a parent token id must be an upper-case UUID", ErrInvalidToken)
-		}
-	}
 	if len(t.Parents) > 0 {
 		parents = strings.Join(t.Parents, ",")
 	}
@@ -185,7 +106,7 @@ func (s *Store) RegisterToken(ctx context.Context, t APIToken) error {
 		return err
 	}
 	if live >= s.maxLive {
-		return fmt.Errorf("%w: the editor has %d live API tokens, the most it may have; revoke one first", ErrTooManyTokens, live)
+		return fmt.Errorf("%w: the editor has %d live API tokens, the most it may have; revoke one first", epoch.ErrTooManyTokens, live)
 	}
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM api_tokens
 		WHERE editor_id = ? AND revoked IS NOT NULL AND created > ? AND (expires IS NULL OR expires > ?) LIMIT ?)`,
@@ -193,7 +114,7 @@ func (s *Store) RegisterToken(ctx context.Context, t APIToken) error {
 		return err
 	}
 	if revoked >= s.maxRevoked {
-		return fmt.Errorf("%w: the editor has %d revoked tokens that every verifier must list; touching the editor (\"log out everywhere\") clears the list", ErrTooManyTokens, revoked)
+		return fmt.Errorf("%w: the editor has %d revoked tokens that every verifier must list; touching the editor (\"log out everywhere\") clears the list", epoch.ErrTooManyTokens, revoked)
 	}
 	_, err = tx.ExecContext(ctx, "INSERT INTO api_tokens ("+tokenColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?)",
 		t.TokenID, t.EditorID, t.Name, t.Description, rights, endpoint, micros(t.Created), t.Creator, nullMicros(t.Expires), parents)
@@ -207,7 +128,7 @@ func (s *Store) RegisterToken(ctx context.Context, t APIToken) error {
 	return tx.Commit()
 }
 
-// nameFree fails with ErrNameTaken when editor e has a token named name
+// nameFree fails with epoch.ErrNameTaken when editor e has a token named name
 // that may still verify (see RegisterToken). It runs inside RegisterToken's
 // immediate transaction, which holds the write lock until the insert.
 func (s *Store) nameFree(ctx context.Context, tx *sql.Tx, e epoch.Editor, name string, now int64) error {
@@ -224,20 +145,20 @@ func (s *Store) nameFree(ctx context.Context, tx *sql.Tx, e epoch.Editor, name s
 			return err
 		}
 		if touched, parent := t.RevokedBy(e); !touched && !parent {
-			return fmt.Errorf("%w: %q", ErrNameTaken, name)
+			return fmt.Errorf("%w: %q", epoch.ErrNameTaken, name)
 		}
 	}
 	return rows.Err()
 }
 
-// Token returns one registry row, or ErrTokenNotFound.
-func (s *Store) Token(ctx context.Context, tokenID string) (APIToken, error) {
+// Token returns one registry row, or epoch.ErrTokenNotFound.
+func (s *Store) Token(ctx context.Context, tokenID string) (epoch.APIToken, error) {
 	return scanToken(s.db.QueryRowContext(ctx, "SELECT "+tokenColumns+" FROM api_tokens WHERE token_id = ?", tokenID))
 }
 
 // Tokens lists the registry rows of one editor, or of every editor when
 // editorID is "", oldest first.
-func (s *Store) Tokens(ctx context.Context, editorID string) ([]APIToken, error) {
+func (s *Store) Tokens(ctx context.Context, editorID string) ([]epoch.APIToken, error) {
 	q := "SELECT " + tokenColumns + " FROM api_tokens"
 	var args []any
 	if editorID != "" {
@@ -253,7 +174,7 @@ func (s *Store) Tokens(ctx context.Context, editorID string) ([]APIToken, error)
 // not touched or locked, the editor active). Tokens revoked with a parent
 // and tokens over the lifetime policy are left to the caller
 // (apitoken.Expiring, which leaves them out).
-func (s *Store) ExpiringTokens(ctx context.Context, d time.Duration) ([]APIToken, error) {
+func (s *Store) ExpiringTokens(ctx context.Context, d time.Duration) ([]epoch.APIToken, error) {
 	now := s.now()
 	return s.queryTokens(ctx, "SELECT "+prefixed("t.", tokenColumns)+` FROM api_tokens t JOIN editors e ON e.id = t.editor_id
 		WHERE t.revoked IS NULL AND t.expires IS NOT NULL AND t.expires > ? AND t.expires <= ?
@@ -271,13 +192,13 @@ func prefixed(prefix, columns string) string {
 	return strings.Join(cols, ", ")
 }
 
-func (s *Store) queryTokens(ctx context.Context, q string, args ...any) ([]APIToken, error) {
+func (s *Store) queryTokens(ctx context.Context, q string, args ...any) ([]epoch.APIToken, error) {
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []APIToken
+	var out []epoch.APIToken
 	for rows.Next() {
 		t, err := scanToken(rows)
 		if err != nil {
@@ -291,45 +212,38 @@ func (s *Store) queryTokens(ctx context.Context, q string, args ...any) ([]APITo
 // RevokeToken revokes one token: its row records the time, and its editor's
 // version grows (its state now lists the token), in one transaction. It
 // returns the editor, to announce to verifiers, and the row.
-func (s *Store) RevokeToken(ctx context.Context, tokenID string) (epoch.Editor, APIToken, error) {
+func (s *Store) RevokeToken(ctx context.Context, tokenID string) (epoch.Editor, epoch.APIToken, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return epoch.Editor{}, APIToken{}, err
+		return epoch.Editor{}, epoch.APIToken{}, err
 	}
 	defer tx.Rollback()
 	t, err := scanToken(tx.QueryRowContext(ctx, "SELECT "+tokenColumns+" FROM api_tokens WHERE token_id = ?", tokenID))
 	if err != nil {
-		return epoch.Editor{}, APIToken{}, err
+		return epoch.Editor{}, epoch.APIToken{}, err
 	}
 	if !t.Revoked.IsZero() {
-		return epoch.Editor{}, t, ErrAlreadyRevoked
+		return epoch.Editor{}, t, epoch.ErrAlreadyRevoked
 	}
 	now := micros(s.now())
 	if _, err := tx.ExecContext(ctx, "UPDATE api_tokens SET revoked = ? WHERE token_id = ?", now, tokenID); err != nil {
-		return epoch.Editor{}, APIToken{}, err
+		return epoch.Editor{}, epoch.APIToken{}, err
 	}
 	if _, err := s.change(ctx, tx, t.EditorID, "UPDATE editors SET version = version + 1 WHERE id = ?", t.EditorID); err != nil {
-		return epoch.Editor{}, APIToken{}, err
+		return epoch.Editor{}, epoch.APIToken{}, err
 	}
 	e, err := s.editor(ctx, tx, "id = :arg", t.EditorID)
 	if err != nil {
-		return epoch.Editor{}, APIToken{}, err
+		return epoch.Editor{}, epoch.APIToken{}, err
 	}
 	t.Revoked = fromMicros(now)
 	return e, t, tx.Commit()
 }
 
-// Use is one observed use of a token.
-type Use struct {
-	TokenID string
-	At      time.Time
-	From    string
-}
-
 // RecordUses writes last-use times in one transaction. A use older than
 // what a row holds is ignored; ids without a row (tokens that are not API
 // tokens) change nothing.
-func (s *Store) RecordUses(ctx context.Context, uses []Use) error {
+func (s *Store) RecordUses(ctx context.Context, uses []epoch.Use) error {
 	if len(uses) == 0 {
 		return nil
 	}
@@ -345,25 +259,12 @@ func (s *Store) RecordUses(ctx context.Context, uses []Use) error {
 	defer stmt.Close()
 	for _, u := range uses {
 		from := u.From
-		if len(from) > 128 {
-			from = from[:128]
+		if len(from) > epoch.MaxUseFrom {
+			from = from[:epoch.MaxUseFrom]
 		}
 		if _, err := stmt.ExecContext(ctx, micros(u.At), from, u.TokenID, micros(u.At)); err != nil {
 			return err
 		}
 	}
 	return tx.Commit()
-}
-
-// CheckTokenText checks a token's name (1 to 64 bytes, one line) and
-// description (at most 1024 bytes; newlines allowed): no control characters
-// in either. Errors wrap ErrInvalidToken.
-func CheckTokenText(name, description string) error {
-	switch {
-	case name == "" || len(name) > 64 || strings.IndexFunc(name, unicode.IsControl) >= 0:
-		return fmt.Errorf("%w: the name must be 1 to 64 characters without control characters", ErrInvalidToken)
-	case len(description) > 1024 || strings.IndexFunc(description, func(c rune) bool { return c != '\n' && unicode.IsControl(c) }) >= 0:
-		return fmt.Errorf("%w: the description must be at most 1024 characters without control characters", ErrInvalidToken)
-	}
-	return nil
 }

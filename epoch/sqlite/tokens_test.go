@@ -14,23 +14,23 @@ func TestRegistry(t *testing.T) {
 	ctx := context.Background()
 	c := &clock{t: t0}
 	s, _ := open(t, c)
-	alice, _ := s.Create(ctx, NewEditor{Username: "alice"})
-	bob, _ := s.Create(ctx, NewEditor{Username: "bob"})
+	alice, _ := s.Create(ctx, epoch.NewEditor{Username: "alice"})
+	bob, _ := s.Create(ctx, epoch.NewEditor{Username: "bob"})
 	c.add(time.Minute)
-	mk := func(id, editor, name string, rights []string, expires time.Time) APIToken {
-		return APIToken{TokenID: id, EditorID: editor, Name: name, Description: "for " + name, Rights: rights,
+	mk := func(id, editor, name string, rights []string, expires time.Time) epoch.APIToken {
+		return epoch.APIToken{TokenID: id, EditorID: editor, Name: name, Description: "for " + name, Rights: rights,
 			Created: c.now(), Creator: editor, Expires: expires}
 	}
 	laptop := mk("00000000-0000-4000-8000-000000000001", alice.ID, "laptop", nil, time.Time{})
 	cron := mk("00000000-0000-4000-8000-000000000002", alice.ID, "cron", []string{"read"}, t0.Add(48*time.Hour))
 	server := mk("00000000-0000-4000-8000-000000000003", alice.ID, "server", []string{}, t0.Add(10*24*time.Hour))
 	other := mk("00000000-0000-4000-8000-000000000004", bob.ID, "laptop", nil, time.Time{})
-	for _, tok := range []APIToken{laptop, cron, server, other} {
+	for _, tok := range []epoch.APIToken{laptop, cron, server, other} {
 		if err := s.RegisterToken(ctx, tok); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.RegisterToken(ctx, mk("00000000-0000-4000-8000-000000000005", alice.ID, "laptop", nil, time.Time{})); !errors.Is(err, ErrNameTaken) {
+	if err := s.RegisterToken(ctx, mk("00000000-0000-4000-8000-000000000005", alice.ID, "laptop", nil, time.Time{})); !errors.Is(err, epoch.ErrNameTaken) {
 		t.Fatalf("duplicate live name: %v", err)
 	}
 	if err := s.RegisterToken(ctx, mk(laptop.TokenID, bob.ID, "again", nil, time.Time{})); err == nil {
@@ -59,7 +59,7 @@ func TestRegistry(t *testing.T) {
 	if l, _ := s.Tokens(ctx, ""); len(l) != 4 {
 		t.Fatalf("all tokens: %d", len(l))
 	}
-	if _, err := s.Token(ctx, "nope"); !errors.Is(err, ErrTokenNotFound) {
+	if _, err := s.Token(ctx, "nope"); !errors.Is(err, epoch.ErrTokenNotFound) {
 		t.Fatalf("unknown token: %v", err)
 	}
 
@@ -87,7 +87,7 @@ func TestRegistry(t *testing.T) {
 	if err := st.Admit(c.now(), laptop.TokenID); err != nil {
 		t.Fatalf("Admit(other token) = %v", err)
 	}
-	if _, _, err := s.RevokeToken(ctx, cron.TokenID); !errors.Is(err, ErrAlreadyRevoked) {
+	if _, _, err := s.RevokeToken(ctx, cron.TokenID); !errors.Is(err, epoch.ErrAlreadyRevoked) {
 		t.Fatalf("second revoke: %v", err)
 	}
 	if bobNow, _ := s.Editor(ctx, bob.ID); bobNow.Revoked != "" || bobNow.Version != bob.Version {
@@ -131,10 +131,10 @@ func TestRecordUses(t *testing.T) {
 	ctx := context.Background()
 	c := &clock{t: t0}
 	s, _ := open(t, c)
-	alice, _ := s.Create(ctx, NewEditor{Username: "alice"})
-	tok := APIToken{TokenID: "00000000-0000-4000-8000-000000000001", EditorID: alice.ID, Name: "laptop", Created: t0, Creator: "cli"}
+	alice, _ := s.Create(ctx, epoch.NewEditor{Username: "alice"})
+	tok := epoch.APIToken{TokenID: "00000000-0000-4000-8000-000000000001", EditorID: alice.ID, Name: "laptop", Created: t0, Creator: "cli"}
 	s.RegisterToken(ctx, tok)
-	err := s.RecordUses(ctx, []Use{
+	err := s.RecordUses(ctx, []epoch.Use{
 		{TokenID: tok.TokenID, At: t0.Add(time.Hour), From: "192.0.2.1"},
 		{TokenID: "not-an-api-token", At: t0, From: "x"},
 	})
@@ -146,7 +146,7 @@ func TestRecordUses(t *testing.T) {
 		t.Fatalf("last use %v from %q", got.LastUsed, got.LastUsedFrom)
 	}
 	// An older use (a late batch) never moves it back.
-	s.RecordUses(ctx, []Use{{TokenID: tok.TokenID, At: t0.Add(time.Minute), From: "198.51.100.7"}})
+	s.RecordUses(ctx, []epoch.Use{{TokenID: tok.TokenID, At: t0.Add(time.Minute), From: "198.51.100.7"}})
 	if got, _ := s.Token(ctx, tok.TokenID); !got.LastUsed.Equal(t0.Add(time.Hour)) || got.LastUsedFrom != "192.0.2.1" {
 		t.Fatalf("last use moved back to %v from %q", got.LastUsed, got.LastUsedFrom)
 	}

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/amaretti-auth/amaretti/internal/setup"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,6 +16,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/amaretti-auth/amaretti/internal/setup"
 
 	"github.com/amaretti-auth/amaretti/apitoken"
 	"github.com/amaretti-auth/amaretti/epoch"
@@ -78,7 +79,7 @@ func serve(listen, db, keyDir string, trustProxy bool, lastUse time.Duration, po
 	if err != nil {
 		return err
 	}
-	store, err := setup.Store(ctx, db)
+	store, err := setup.Store(ctx, db, setup.StoreOptions{})
 	if err != nil {
 		return err
 	}

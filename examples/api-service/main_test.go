@@ -38,7 +38,7 @@ func newKeysAndStore(t *testing.T) (*macaroon.KeyStore, *sqlite.Store) {
 func TestAPIService(t *testing.T) {
 	ctx := context.Background()
 	keys, store := newKeysAndStore(t)
-	alice, _ := store.Create(ctx, sqlite.NewEditor{Username: "alice"})
+	alice, _ := store.Create(ctx, epoch.NewEditor{Username: "alice"})
 	cache := epoch.NewCache(store, 0, time.Minute)
 	v, _ := verifier.New(keys, cache)
 	tracker := apitoken.NewTracker(store, time.Hour, nil)
@@ -112,7 +112,7 @@ func TestAPIService(t *testing.T) {
 func TestLifetimePolicy(t *testing.T) {
 	ctx := context.Background()
 	keys, store := newKeysAndStore(t)
-	alice, _ := store.Create(ctx, sqlite.NewEditor{Username: "alice", Epoch: time.Now().Add(-time.Second)})
+	alice, _ := store.Create(ctx, epoch.NewEditor{Username: "alice", Epoch: time.Now().Add(-time.Second)})
 	policy := apitoken.DefaultPolicy()
 	policy.MaxAPI, policy.API, policy.Bootstrap = 24*time.Hour, 24*time.Hour, 24*time.Hour
 	v, err := newVerifier(keys, store, policy)

@@ -16,7 +16,6 @@ import (
 	"github.com/amaretti-auth/amaretti/apitoken"
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch"
-	"github.com/amaretti-auth/amaretti/epoch/sqlite"
 	"github.com/amaretti-auth/amaretti/macaroon"
 	"github.com/amaretti-auth/amaretti/session"
 	"github.com/amaretti-auth/amaretti/verifier"
@@ -39,7 +38,7 @@ const (
 // verifies on every request (signature and caveats in process; the editor's
 // epoch through a short-lived cache).
 type app struct {
-	logins   *sqlite.Store // first logins create and link editors
+	logins   epoch.Store // first logins create and link editors
 	minter   *macaroon.Minter
 	verifier *verifier.Verifier
 	cache    *epoch.Cache // invalidated here on "log out everywhere"
@@ -55,7 +54,7 @@ type app struct {
 
 // config is what main hands to newApp.
 type config struct {
-	Store      *sqlite.Store
+	Store      epoch.Store
 	Minter     *macaroon.Minter
 	Verifier   *verifier.Verifier
 	Cache      *epoch.Cache

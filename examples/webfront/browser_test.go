@@ -11,8 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/amaretti-auth/amaretti/internal/testproc"
 	"github.com/chromedp/chromedp"
+
+	"github.com/amaretti-auth/amaretti/internal/testproc"
 )
 
 // chromium finds Debian's Chromium; scripts/test installs it.

@@ -10,9 +10,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/amaretti-auth/amaretti/session"
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/amaretti-auth/amaretti/session"
 )
 
 // An identity is who a login provider says the user is.

@@ -9,8 +9,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/amaretti-auth/amaretti/internal/buildinfo"
-	"github.com/amaretti-auth/amaretti/internal/setup"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,6 +18,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/amaretti-auth/amaretti/internal/buildinfo"
+	"github.com/amaretti-auth/amaretti/internal/setup"
 
 	"github.com/amaretti-auth/amaretti/apitoken"
 	"github.com/amaretti-auth/amaretti/epoch"
@@ -173,7 +174,7 @@ func run(o options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	store, err := openStore(ctx, o.db)
+	store, err := openStore(ctx, o.db, setup.StoreOptions{})
 	if err != nil {
 		return err
 	}

@@ -15,9 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
+
 	"github.com/amaretti-auth/amaretti/macaroon"
 	"github.com/amaretti-auth/amaretti/session"
-	"github.com/go-jose/go-jose/v4"
 )
 
 // fakeIssuer is a minimal OpenID Connect provider: discovery, JWKS, an

@@ -1,8 +1,13 @@
 // Package setup opens what amaretti's programs share — the root key store
-// and the database that "amaretti init" makes — and, when one is missing,
-// says so in the same words in every program: where it looked and how to
-// make it. A missing database is never created empty by a program that
-// only reads it, next to a key store it does not belong to.
+// and the authoritative store that "amaretti init" makes — and, when one is
+// missing, says so in the same words in every program: where it looked and
+// how to make it. A missing database is never created empty by a program
+// that only reads it, next to a key store it does not belong to.
+//
+// The store is chosen by the form of --db / AMARETTI_DB: a file path or a
+// sqlite: URL opens SQLite (epoch/sqlite); a postgres:// or postgresql://
+// URL opens PostgreSQL (epoch/postgres). Programs get an epoch.Store and
+// never name the concrete type.
 package setup
 
 import (
@@ -10,8 +15,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
+	"strings"
+	"time"
 
+	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/epoch/sqlite"
 	"github.com/amaretti-auth/amaretti/macaroon"
 )
@@ -32,10 +41,80 @@ func Keys(dir string) (*macaroon.KeyStore, error) {
 	return macaroon.OpenKeyStore(dir)
 }
 
-// Store opens the existing database at path.
-func Store(ctx context.Context, path string, opts ...sqlite.Option) (*sqlite.Store, error) {
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w at %s (run \"amaretti init\", or set --db / AMARETTI_DB)", ErrNoDatabase, path)
+// StoreOptions are the settings every store takes; zero values keep the
+// stores' defaults.
+type StoreOptions struct {
+	// Now is the clock of a SQLite store (tests; PostgreSQL always uses
+	// the database server's clock).
+	Now func() time.Time
+	// MaxLiveTokens and MaxRevokedTokens are the token limits.
+	MaxLiveTokens, MaxRevokedTokens int
+	// Create makes a SQLite file that does not exist yet (amaretti init);
+	// otherwise a missing file is ErrNoDatabase.
+	Create bool
+}
+
+// Kind is which store a --db value names.
+type Kind int
+
+// The stores.
+const (
+	SQLite Kind = iota
+	PostgreSQL
+)
+
+// Parse tells which store db names and returns what that store opens: the
+// file path for SQLite (a sqlite: prefix removed, and the // of
+// sqlite:///abs/path), the URL itself for PostgreSQL.
+func Parse(db string) (Kind, string) {
+	lower := strings.ToLower(db)
+	switch {
+	case strings.HasPrefix(lower, "postgres://"), strings.HasPrefix(lower, "postgresql://"):
+		return PostgreSQL, db
+	case strings.HasPrefix(lower, "sqlite:"):
+		path := db[len("sqlite:"):]
+		if strings.HasPrefix(path, "//") {
+			path = path[2:]
+		}
+		return SQLite, path
 	}
-	return sqlite.Open(ctx, path, opts...)
+	return SQLite, db
+}
+
+// Redact returns db fit for a log line or an error: a URL's password
+// replaced by "xxxxx" and its query (which may carry one) dropped.
+func Redact(db string) string {
+	if k, _ := Parse(db); k != PostgreSQL {
+		return db
+	}
+	u, err := url.Parse(db)
+	if err != nil {
+		return "postgres://(unparsable URL)"
+	}
+	u.RawQuery = ""
+	return u.Redacted()
+}
+
+// Store opens the authoritative store db names.
+func Store(ctx context.Context, db string, o StoreOptions) (epoch.Store, error) {
+	kind, target := Parse(db)
+	if kind == PostgreSQL {
+		return nil, fmt.Errorf("%s: PostgreSQL support is not built in yet", Redact(db))
+	}
+	if target == "" {
+		return nil, fmt.Errorf("%w: --db is empty (set --db / AMARETTI_DB to a file or a postgres:// URL)", ErrNoDatabase)
+	}
+	if !o.Create {
+		if _, err := os.Stat(target); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w at %s (run \"amaretti init\", or set --db / AMARETTI_DB)", ErrNoDatabase, target)
+		}
+	}
+	var opts []sqlite.Option
+	if o.Now != nil {
+		opts = append(opts, sqlite.WithClock(o.Now))
+	}
+	if o.MaxLiveTokens > 0 || o.MaxRevokedTokens > 0 {
+		opts = append(opts, sqlite.WithTokenLimits(o.MaxLiveTokens, o.MaxRevokedTokens))
+	}
+	return sqlite.Open(ctx, target, opts...)
 }

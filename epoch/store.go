@@ -1,0 +1,347 @@
+package epoch
+
+import (
+	"context"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/amaretti-auth/amaretti/caveat"
+)
+
+// The records and errors below are the store contract every authoritative
+// store (epoch/sqlite, epoch/postgres) speaks; programs depend on small
+// interfaces of their own over them, never on a concrete store, and
+// epoch/storetest checks that both stores behave the same.
+
+// Store errors callers can act on.
+var (
+	// ErrExists means an editor with that id or username already exists.
+	ErrExists = errors.New("editor already exists")
+	// ErrLinked means a login identity is already linked: the provider's
+	// subject to another editor, or the editor to another subject of the
+	// same provider.
+	ErrLinked = errors.New("identity already linked")
+	// ErrInvalidLink means a provider or subject is empty, too long, or not
+	// printable ASCII.
+	ErrInvalidLink = errors.New("invalid login identity")
+	// ErrTokenNotFound means no API token has that id.
+	ErrTokenNotFound = errors.New("unknown API token")
+	// ErrNameTaken means the editor already has a live token of that name.
+	ErrNameTaken = errors.New("the editor already has a live token of that name")
+	// ErrAlreadyRevoked means the token was revoked before.
+	ErrAlreadyRevoked = errors.New("token already revoked")
+	// ErrInvalidToken means a row to register has a bad id, name or
+	// description.
+	ErrInvalidToken = errors.New("invalid token row")
+	// ErrTooManyTokens means the editor has as many live API tokens as it
+	// may have, or as many revoked ones listed in its state: a client
+	// error, not a failure of the store.
+	ErrTooManyTokens = errors.New("too many API tokens")
+)
+
+// Defaults every store applies to its limits and its change log.
+const (
+	// DefaultMaxLiveTokens is how many live API tokens an editor may have.
+	DefaultMaxLiveTokens = 100
+	// DefaultMaxRevokedTokens is how many revoked tokens (revoked one by
+	// one, created after the epoch, not expired) an editor's state may list.
+	DefaultMaxRevokedTokens = 1000
+	// DefaultChangeRetention is how long the change log keeps rows.
+	DefaultChangeRetention = 24 * time.Hour
+)
+
+// NewEditor describes an editor to create.
+type NewEditor struct {
+	// ID is the editor id; empty generates one (26 characters of
+	// lower-case base32, like fatcat's).
+	ID string
+	// Username is unique, case-insensitively: [A-Za-z0-9][A-Za-z0-9_.-]{0,63}.
+	Username string
+	// Role defaults to RoleEditor.
+	Role Role
+	// Epoch is the initial auth_epoch; zero means now. An early epoch keeps
+	// tokens minted elsewhere before the import valid, as in fatcat's
+	// bootstrap.
+	Epoch time.Time
+	// Bot marks an automated account.
+	Bot bool
+}
+
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// Prepare validates a new editor and fills in its defaults: role editor,
+// and an id read from random when it has none.
+func (n NewEditor) Prepare(random io.Reader) (NewEditor, error) {
+	if n.Role == "" {
+		n.Role = RoleEditor
+	}
+	switch {
+	case !n.Role.Valid():
+		return n, fmt.Errorf("invalid role %q (want editor, bot, admin or superuser)", n.Role)
+	case !caveat.ValidUsername(n.Username):
+		return n, fmt.Errorf("invalid username %q: want [A-Za-z0-9][A-Za-z0-9_.-]{0,63}", n.Username)
+	case n.ID != "" && !caveat.ValidEditorID(n.ID):
+		return n, fmt.Errorf("invalid editor id %q: want [a-z0-9][a-z0-9_-]{0,63}", n.ID)
+	}
+	if n.ID == "" {
+		var b [16]byte
+		if _, err := io.ReadFull(random, b[:]); err != nil {
+			return n, fmt.Errorf("editor id: %w", err)
+		}
+		n.ID = idEncoding.EncodeToString(b[:])
+	}
+	return n, nil
+}
+
+// APIToken is a registry row: what is known of an API token. The secret is
+// never stored. Its JSON form is what the CLI and the daemon show; unset
+// times are left out.
+type APIToken struct {
+	TokenID     string `json:"token_id"`
+	EditorID    string `json:"editor_id"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	// Rights the token is limited to; nil (JSON null) when unrestricted.
+	Rights []string `json:"rights"`
+	// Endpoint the token is limited to; "" for any.
+	Endpoint string    `json:"endpoint,omitempty"`
+	Created  time.Time `json:"created"`
+	// Creator is the editor id of whoever created the token (the editor,
+	// an admin, or "cli").
+	Creator string `json:"creator"`
+	// Expires, Revoked and LastUsed are zero when unset.
+	Expires  time.Time `json:"expires,omitzero"`
+	Revoked  time.Time `json:"revoked,omitzero"`
+	LastUsed time.Time `json:"last_used,omitzero"`
+	// LastUsedFrom is the client address of the last use.
+	LastUsedFrom string `json:"last_used_from,omitempty"`
+	// Parents are the ids of the tokens this one was derived from (its
+	// parent_token caveats): revoking any of them revokes it.
+	Parents []string `json:"parents,omitempty"`
+}
+
+// Live reports whether the token is neither revoked nor expired at now.
+// It knows only the row: whether the token still verifies also depends on
+// its editor (a touch, a lock, deactivation), its parents and the lifetime
+// policy, which apitoken.StatusOf weighs.
+func (t APIToken) Live(now time.Time) bool {
+	return t.Revoked.IsZero() && (t.Expires.IsZero() || now.Before(t.Expires))
+}
+
+// RevokedBy reports whether the token, a token of editor e, is revoked by
+// e's epoch or with one of its parents: it was created at or before the
+// epoch (a touch, a lock), or a parent is in e's list of tokens revoked one
+// by one. Its own revocation is t.Revoked.
+func (t APIToken) RevokedBy(e Editor) (touched, parent bool) {
+	st := e.State()
+	if !t.Created.Truncate(time.Microsecond).After(st.Epoch) {
+		return true, false
+	}
+	for _, p := range t.Parents {
+		if st.TokenRevoked(p) {
+			return false, true
+		}
+	}
+	return false, false
+}
+
+// Check checks a row to register: its name and description
+// (CheckTokenText), and that its id and its parents' ids are upper-case
+// UUIDs. Errors wrap ErrInvalidToken.
+func (t APIToken) Check() error {
+	if err := CheckTokenText(t.Name, t.Description); err != nil {
+		return err
+	}
+	if !caveat.ValidTokenID(t.TokenID) {
+		return fmt.Errorf("%w: the token id must be an upper-case UUID", ErrInvalidToken)
+	}
+	for _, p := range t.Parents {
+		if !caveat.ValidTokenID(p) {
+			return fmt.Errorf("%w: a parent token id must be an upper-case UUID", ErrInvalidToken)
+		}
+	}
+	return nil
+}
+
+// CheckTokenText checks a token's name (1 to 64 bytes, one line) and
+// description (at most 1024 bytes; newlines allowed): no control characters
+// in either. Errors wrap ErrInvalidToken.
+func CheckTokenText(name, description string) error {
+	switch {
+	case name == "" || len(name) > 64 || strings.IndexFunc(name, unicode.IsControl) >= 0:
+		return fmt.Errorf("%w: the name must be 1 to 64 characters without control characters", ErrInvalidToken)
+	case len(description) > 1024 || strings.IndexFunc(description, func(c rune) bool { return c != '\n' && unicode.IsControl(c) }) >= 0:
+		return fmt.Errorf("%w: the description must be at most 1024 characters without control characters", ErrInvalidToken)
+	}
+	return nil
+}
+
+// Use is one observed use of a token.
+type Use struct {
+	TokenID string
+	At      time.Time
+	// From is the client address; stores keep at most MaxUseFrom bytes.
+	From string
+}
+
+// MaxUseFrom bounds Use.From as stored.
+const MaxUseFrom = 128
+
+// A Link ties an editor to a login identity: a provider (an OIDC issuer
+// URL, or "dev" for the development login) and that provider's stable id of
+// the user (its "sub").
+type Link struct {
+	Provider string    `json:"provider"`
+	Subject  string    `json:"subject"`
+	EditorID string    `json:"editor_id"`
+	Created  time.Time `json:"created"`
+}
+
+// maxLinkField bounds provider and subject (OIDC allows subjects of up to
+// 255 ASCII characters).
+const maxLinkField = 255
+
+// CheckLink checks a login identity: provider and subject of 1 to 255
+// bytes of printable ASCII without spaces. Errors wrap ErrInvalidLink.
+func CheckLink(provider, subject string) error {
+	for _, f := range []struct{ name, v string }{{"provider", provider}, {"subject", subject}} {
+		if f.v == "" || len(f.v) > maxLinkField {
+			return fmt.Errorf("%w: %s must be 1 to %d bytes", ErrInvalidLink, f.name, maxLinkField)
+		}
+		for _, r := range f.v {
+			if r < 0x21 || r > 0x7e {
+				return fmt.Errorf("%w: %s must be printable ASCII without spaces", ErrInvalidLink, f.name)
+			}
+		}
+	}
+	return nil
+}
+
+// UsernameFrom turns a name a login provider suggests (a preferred_username,
+// an e-mail address) into a valid username: the part before any "@", other
+// characters than [A-Za-z0-9_.-] replaced by "-", leading punctuation
+// dropped, at most 64 characters; "user" when nothing is left.
+func UsernameFrom(preferred string) string {
+	preferred, _, _ = strings.Cut(preferred, "@")
+	var b strings.Builder
+	for _, r := range preferred {
+		switch {
+		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9':
+		case b.Len() == 0:
+			continue
+		case r == '_' || r == '.' || r == '-':
+		default:
+			r = '-'
+		}
+		b.WriteRune(r)
+		if b.Len() == 64 {
+			break
+		}
+	}
+	if name := b.String(); caveat.ValidUsername(name) {
+		return name
+	}
+	return "user"
+}
+
+// LoginUsername is the username Login tries on its i-th attempt (from 1)
+// for a new editor: base, then base-2, base-3, … cut to 64 characters.
+// Stores give up after MaxLoginAttempts.
+func LoginUsername(base string, i int) string {
+	if i <= 1 {
+		return base
+	}
+	suffix := fmt.Sprintf("-%d", i)
+	return base[:min(len(base), 64-len(suffix))] + suffix
+}
+
+// MaxLoginAttempts bounds the usernames Login tries for a new editor.
+const MaxLoginAttempts = 100
+
+// Editors is the part of a store that keeps editors and their epochs. Every
+// change appends to the change log in the same transaction (ChangeLog).
+type Editors interface {
+	Source
+	// Editor returns one editor's record, or ErrNotFound.
+	Editor(ctx context.Context, id string) (Editor, error)
+	// EditorByUsername finds an editor by username, case-insensitively, or
+	// returns ErrNotFound.
+	EditorByUsername(ctx context.Context, username string) (Editor, error)
+	// List returns every editor, in order of creation.
+	List(ctx context.Context) ([]Editor, error)
+	// Create adds an editor; ErrExists when its id or username is taken.
+	Create(ctx context.Context, n NewEditor) (Editor, error)
+	// Touch sets the epoch to max(now, epoch + 1 µs) with the store's
+	// clock, revoking every token created so far; a locked editor stays
+	// locked.
+	Touch(ctx context.Context, id string) (Editor, error)
+	// TouchAll touches every editor and returns how many it touched.
+	TouchAll(ctx context.Context) (int64, error)
+	// Lock sets the epoch to FarFuture.
+	Lock(ctx context.Context, id string) (Editor, error)
+	// Unlock sets a locked editor's epoch to now (a Touch otherwise).
+	Unlock(ctx context.Context, id string) (Editor, error)
+	// SetActive activates or deactivates an editor.
+	SetActive(ctx context.Context, id string, active bool) (Editor, error)
+}
+
+// Registry is the API-token registry: one row per token minted, never
+// deleted, so a token id is never reused.
+type Registry interface {
+	// RegisterToken adds the row of a token just minted: ErrNameTaken,
+	// ErrTooManyTokens, ErrInvalidToken, ErrNotFound for its editor.
+	RegisterToken(ctx context.Context, t APIToken) error
+	// Token returns one row, or ErrTokenNotFound.
+	Token(ctx context.Context, tokenID string) (APIToken, error)
+	// Tokens lists an editor's rows (every editor's for ""), oldest first.
+	Tokens(ctx context.Context, editorID string) ([]APIToken, error)
+	// ExpiringTokens lists the tokens that still verify as far as the
+	// store knows and expire within d, soonest first.
+	ExpiringTokens(ctx context.Context, d time.Duration) ([]APIToken, error)
+	// RevokeToken revokes one token and bumps its editor's version, in one
+	// transaction; ErrAlreadyRevoked, ErrTokenNotFound.
+	RevokeToken(ctx context.Context, tokenID string) (Editor, APIToken, error)
+	// RecordUses writes last-use times; it changes no editor's state and
+	// appends nothing to the change log.
+	RecordUses(ctx context.Context, uses []Use) error
+}
+
+// Logins ties editors to the identities they log in with.
+type Logins interface {
+	// LinkedEditor returns the editor linked to the provider's subject, or
+	// ErrNotFound.
+	LinkedEditor(ctx context.Context, provider, subject string) (Editor, error)
+	// Link links an existing editor; ErrLinked, ErrInvalidLink,
+	// ErrNotFound.
+	Link(ctx context.Context, editorID, provider, subject string) (Link, error)
+	// Links lists an editor's identities.
+	Links(ctx context.Context, editorID string) ([]Link, error)
+	// Login finds the editor linked to the identity or, on its first
+	// login, creates and links one in one transaction: concurrent first
+	// logins of one identity make one editor.
+	Login(ctx context.Context, provider, subject, preferred string) (e Editor, created bool, err error)
+	// Unlink removes the editor's identity at provider; ErrNotFound.
+	Unlink(ctx context.Context, editorID, provider string) (Link, error)
+}
+
+// Store is the whole contract of an authoritative store, as programs open
+// it (epoch/sqlite and epoch/postgres implement it; epoch/storetest checks
+// that they behave the same). Code that needs less names less: the parts
+// above, Source, or an interface of its own.
+type Store interface {
+	Editors
+	Registry
+	Logins
+	ChangeLog
+	// Ping checks that the store answers.
+	Ping(ctx context.Context) error
+	// SchemaVersion returns the number of schema migrations applied.
+	SchemaVersion(ctx context.Context) (int, error)
+	// Close releases the store.
+	Close() error
+}
