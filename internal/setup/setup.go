@@ -22,7 +22,6 @@ import (
 
 	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/epoch/sqlite"
-	"github.com/amaretti-auth/amaretti/macaroon"
 )
 
 // Errors that name what to do.
@@ -32,14 +31,6 @@ var (
 	// ErrNoDatabase means the database file does not exist.
 	ErrNoDatabase = errors.New("no database")
 )
-
-// Keys opens the key store in dir.
-func Keys(dir string) (*macaroon.KeyStore, error) {
-	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w at %s (run \"amaretti init\", or set --keys / AMARETTI_KEYS)", ErrNoKeyStore, dir)
-	}
-	return macaroon.OpenKeyStore(dir)
-}
 
 // StoreOptions are the settings every store takes; zero values keep the
 // stores' defaults.
