@@ -345,3 +345,18 @@ type Store interface {
 	// Close releases the store.
 	Close() error
 }
+
+// Snapshot is a store's whole content, as one store exports it and another
+// imports it ("amaretti store copy"): editors with their ids, epochs,
+// versions, roles and flags, every registry row, every login link. Root
+// keys are not part of it (they move with "amaretti keys export/import").
+// Editor.Revoked and Editor.Seq are derived and ignored on import.
+type Snapshot struct {
+	Editors []Editor
+	Tokens  []APIToken
+	Links   []Link
+}
+
+// ErrNotEmpty means a store to import into already holds editors, tokens
+// or links.
+var ErrNotEmpty = errors.New("the target store is not empty")

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -208,6 +209,20 @@ func (e *env) readToken(arg string) (string, error) {
 
 // stripBearer removes a leading "Bearer" and the spaces after it (any
 // case, as RFC 6750's scheme name is case-insensitive).
+// maxShown is the longest argument an error quotes: longer than any id,
+// username or file name it may need to, shorter than any token.
+const maxShown = 64
+
+// shown is a command-line argument as an error may quote it. An argument
+// that could be a token (longer than maxShown) is never echoed: errors end
+// up in terminals, logs and CI output.
+func shown(arg string) string {
+	if len(arg) > maxShown {
+		return fmt.Sprintf("(an argument of %d bytes, not shown)", len(arg))
+	}
+	return strconv.Quote(arg)
+}
+
 func stripBearer(tok string) string {
 	if len(tok) > 7 && strings.EqualFold(tok[:6], "bearer") && tok[6] == ' ' {
 		return strings.TrimLeft(tok[6:], " ")

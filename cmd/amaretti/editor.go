@@ -357,9 +357,9 @@ func findEditor(c *cli.Context, s epoch.Store, arg string) (epoch.Editor, error)
 		if len(near) > 5 {
 			near = append(near[:5], "…")
 		}
-		return epoch.Editor{}, fmt.Errorf("%w: %q is neither an editor id nor a username; did you mean %s?", epoch.ErrNotFound, arg, strings.Join(near, ", "))
+		return epoch.Editor{}, fmt.Errorf("%w: %s is neither an editor id nor a username; did you mean %s?", epoch.ErrNotFound, shown(arg), strings.Join(near, ", "))
 	}
-	return epoch.Editor{}, fmt.Errorf("%w: %q is neither an editor id nor a username (amaretti editor list shows them)", epoch.ErrNotFound, arg)
+	return epoch.Editor{}, fmt.Errorf("%w: %s is neither an editor id nor a username (amaretti editor list shows them)", epoch.ErrNotFound, shown(arg))
 }
 
 // editDistance is the Levenshtein distance between a and b, in bytes (ids

@@ -109,7 +109,7 @@ func (e *env) tokensCommand() *cli.Command {
 						Rights: rights, Endpoint: c.String("endpoint"), TTL: ttl, NoExpiry: never, Creator: "cli",
 					})
 					if errors.Is(err, epoch.ErrNotFound) {
-						return fmt.Errorf("unknown editor %q", a[0])
+						return fmt.Errorf("unknown editor %s", shown(a[0]))
 					}
 					if err != nil {
 						return err
@@ -146,15 +146,22 @@ func (e *env) tokensCommand() *cli.Command {
 			{
 				Name:      "revoke",
 				Usage:     "revoke one API token (the editor's other tokens keep working)",
-				ArgsUsage: "TOKEN_ID",
+				ArgsUsage: "TOKEN_ID|TOKEN|-",
 				Action: e.withStore(func(c *cli.Context, s epoch.Store) error {
 					a, err := args(c, "token_id")
 					if err != nil {
 						return err
 					}
-					ed, row, err := s.RevokeToken(c.Context, a[0])
+					id, err := e.tokenIDArg(a[0])
 					if err != nil {
-						return fmt.Errorf("revoke %s: %w", a[0], err)
+						return err
+					}
+					ed, row, err := s.RevokeToken(c.Context, id)
+					if errors.Is(err, epoch.ErrTokenNotFound) {
+						return fmt.Errorf("revoke %s: %w (only API tokens are revoked one by one: touch the editor to revoke its other tokens)", id, err)
+					}
+					if err != nil {
+						return fmt.Errorf("revoke %s: %w", id, err)
 					}
 					if err := e.announce(c, s, ed); err != nil {
 						return err
@@ -308,4 +315,29 @@ func writePrivate(path string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// tokenIDArg reads the token "tokens revoke" names: its id (an upper-case
+// UUID, as "tokens list" shows it), or the token itself (as "tokens create"
+// printed it; "-" reads it from stdin), whose id it takes. The token is
+// never echoed.
+func (e *env) tokenIDArg(arg string) (string, error) {
+	if caveat.ValidTokenID(arg) {
+		return arg, nil
+	}
+	if strings.EqualFold(arg, strings.ToUpper(arg)) && caveat.ValidTokenID(strings.ToUpper(arg)) {
+		return strings.ToUpper(arg), nil
+	}
+	text, err := e.readToken(arg)
+	if err != nil {
+		return "", err
+	}
+	tok, err := macaroon.Parse(text, macaroon.Limits{})
+	if err != nil {
+		return "", usagef("%s is neither a token id (an upper-case UUID, as \"tokens list\" shows) nor a token", shown(arg))
+	}
+	if tok.TokenID() == "" {
+		return "", usagef("the token has no token id: only API tokens are revoked one by one (touch the editor to revoke its other tokens)")
+	}
+	return tok.TokenID(), nil
 }
