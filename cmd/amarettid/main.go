@@ -155,6 +155,18 @@ func serve(c *cli.Context, log *slog.Logger) error {
 	followerDone := make(chan struct{})
 	go func() { follower.Run(watchCtx, cache); close(followerDone) }()
 	defer func() { stopWatch(); <-followerDone }()
+	if w, ok := store.(watcher); ok {
+		// PostgreSQL NOTIFY wakes the follower at once; the poll stays the
+		// backstop when notifications are lost.
+		watchDone := make(chan struct{})
+		go func() {
+			if err := w.Watch(watchCtx, follower.Wake); err != nil && watchCtx.Err() == nil {
+				log.Warn("change notifications stopped; the change log is still polled", "err", err)
+			}
+			close(watchDone)
+		}()
+		defer func() { stopWatch(); <-watchDone }()
+	}
 	if layer != nil {
 		go layer.Watch(watchCtx, cache, time.Second, func(up bool) {
 			if up {
@@ -205,6 +217,13 @@ func serve(c *cli.Context, log *slog.Logger) error {
 	}
 	log.Info("amarettid listening", append(attrs, "redis", layer != nil, "cache_ttl", c.Duration("cache-ttl").String(), "poll", c.Duration("poll").String())...)
 	return serveAll(ctx, ls, log)
+}
+
+// watcher is a store that notifies changes as they commit (PostgreSQL
+// LISTEN/NOTIFY): Watch calls wake on each, and after every reconnection,
+// until ctx ends. It is a wake-up hint: the follower still reads the log.
+type watcher interface {
+	Watch(ctx context.Context, wake func()) error
 }
 
 // Errors of starting up that name what to do, in the CLI's words.
