@@ -13,7 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/amaretti-auth/amaretti/epoch/sqlite"
+	"github.com/amaretti-auth/amaretti/epoch"
+	"github.com/amaretti-auth/amaretti/internal/setup"
 	"github.com/amaretti-auth/amaretti/internal/testproc"
 	"github.com/amaretti-auth/amaretti/macaroon"
 )
@@ -30,12 +31,14 @@ type deployment struct {
 	t        testing.TB
 	dir      string
 	redisURL string
+	// db is the store's --db: the SQLite file in dir, or a PostgreSQL URL.
+	db string
 }
 
 func (d *deployment) env() []string {
 	return []string{
 		"PATH=" + os.Getenv("PATH"),
-		"AMARETTI_DB=" + filepath.Join(d.dir, "amaretti.db"),
+		"AMARETTI_DB=" + d.db,
 		"AMARETTI_KEYS=" + filepath.Join(d.dir, "keys"),
 		"AMARETTI_REDIS=" + d.redisURL,
 	}
@@ -66,7 +69,14 @@ func (d *deployment) jsonCLI(v any, args ...string) {
 }
 
 func newDeployment(t testing.TB, redisURL string) *deployment {
-	d := &deployment{t: t, dir: t.TempDir(), redisURL: redisURL}
+	dir := t.TempDir()
+	return newDeploymentOn(t, redisURL, filepath.Join(dir, "amaretti.db"), dir)
+}
+
+// newDeploymentOn makes a deployment on the store db names, with its keys
+// in dir.
+func newDeploymentOn(t testing.TB, redisURL, db, dir string) *deployment {
+	d := &deployment{t: t, dir: dir, redisURL: redisURL, db: db}
 	d.cli("init")
 	return d
 }
@@ -137,8 +147,8 @@ func (d *deployment) mint(m *macaroon.Minter, editor string) string {
 	return tok.Token
 }
 
-func (d *deployment) store() *sqlite.Store {
-	s, err := sqlite.Open(context.Background(), filepath.Join(d.dir, "amaretti.db"))
+func (d *deployment) store() epoch.Store {
+	s, err := setup.Store(context.Background(), d.db, setup.StoreOptions{})
 	if err != nil {
 		d.t.Fatal(err)
 	}
