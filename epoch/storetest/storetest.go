@@ -290,6 +290,12 @@ func wantErr(t *testing.T, err, want error) {
 // the row.
 func (s *suite) oneChange(t *testing.T, editorID string, do func() error) epoch.Change {
 	t.Helper()
+	return s.oneChangeOf(t, func() string { return editorID }, do)
+}
+
+// oneChangeOf is oneChange for an editor known once do has run.
+func (s *suite) oneChangeOf(t *testing.T, editor func() string, do func() error) epoch.Change {
+	t.Helper()
 	before := time.Now()
 	cs, err := s.appended(t, do)
 	after := time.Now()
@@ -299,7 +305,7 @@ func (s *suite) oneChange(t *testing.T, editorID string, do func() error) epoch.
 	if len(cs) != 1 {
 		t.Fatalf("appended %d rows (%+v), want 1", len(cs), cs)
 	}
-	c := cs[0]
+	c, editorID := cs[0], editor()
 	if c.EditorID != editorID || c.Keys || !near(c.At, before, after) {
 		t.Fatalf("change %+v, want editor %q, at about %v", c, editorID, before)
 	}
