@@ -25,7 +25,11 @@ func testChangeLog(t *testing.T, s *suite) {
 		do     func() error
 		editor func() string // nil: nothing logged
 	}{
-		{"create", func() error { e, err := s.a.Create(ctx, epoch.NewEditor{Username: s.username("bob")}); newID = e.ID; return err }, created},
+		{"create", func() error {
+			e, err := s.a.Create(ctx, epoch.NewEditor{Username: s.username("bob")})
+			newID = e.ID
+			return err
+		}, created},
 		{"login creating an editor", func() error {
 			e, c, err := s.a.Login(ctx, "dev", subject, subject)
 			if err == nil && !c {

@@ -456,10 +456,10 @@ func testRecordUses(t *testing.T, s *suite) {
 	t0 := time.Now().Add(-time.Hour)
 	long := strings.Repeat("f", epoch.MaxUseFrom+50)
 	tests := []struct {
-		name     string
-		uses     []epoch.Use
-		at       time.Time
-		from     string
+		name string
+		uses []epoch.Use
+		at   time.Time
+		from string
 	}{
 		{"nothing", nil, time.Time{}, ""},
 		{"first use, and an unknown id", []epoch.Use{{TokenID: r.TokenID, At: t0, From: "192.0.2.1"}, {TokenID: tokenID(), At: t0, From: "x"}, {TokenID: "not-an-api-token", At: t0}}, t0, "192.0.2.1"},
