@@ -33,10 +33,19 @@ const (
 // touch and "done" at the end; on an error, print "error <message>" and
 // exit 1.
 func Main(m *testing.M, o Opener) {
-	if os.Getenv(envChild) == "" {
-		os.Exit(m.Run())
+	Child(o)
+	os.Exit(m.Run())
+}
+
+// Child is Main for a TestMain that does more around m.Run (starts a
+// database server, say): when this process is a child the suite started,
+// it plays its role with o and exits; otherwise it returns at once. Call it
+// first, before any set-up a child does not need: a child only opens the
+// store at the address it is given, with o.Open.
+func Child(o Opener) {
+	if os.Getenv(envChild) != "" {
+		os.Exit(child(o, os.Stdin, os.Stdout))
 	}
-	os.Exit(child(o, os.Stdin, os.Stdout))
 }
 
 // child plays the role its environment names and returns the exit status.

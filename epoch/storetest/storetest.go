@@ -28,12 +28,40 @@
 //
 //	func TestMain(m *testing.M) { storetest.Main(m, opener) }
 //
+// A TestMain that must do more around m.Run (start a database server)
+// calls Child(opener) first instead, then its set-up, m.Run and tear-down.
+// In a child, Open gets nothing but the address: it must not depend on
+// anything TestMain sets up.
+//
 // OpenLimited is optional: without it the suite checks the default token
 // limits (epoch.DefaultMaxLiveTokens, epoch.DefaultMaxRevokedTokens), which
 // takes a couple of thousand registrations. ChildProcesses (with TestMain
 // calling Main) runs the concurrent-touch test with touches from separate
 // OS processes, re-executions of the test binary, as well as from two
 // handles in this one.
+//
+// # What it checks
+//
+// Editors: creation (generated ids, defaults, validation, ErrExists on an
+// id or a username taken in any case), reads (case-insensitive usernames,
+// List in order of creation, ErrNotFound), touch (max(now, epoch + 1 µs),
+// locked stays locked), touch of everyone, lock, unlock, (de)activation,
+// versions bumped by every change, and the epoch rule at microsecond
+// precision. The change log: one row per change (editor and new version;
+// "" and 0 for everyone), none for reads, links, registrations, last uses
+// or refused operations; State.Seq is the head it was read at; paging;
+// Head; store ids. Sequence numbers may have gaps: only their order is
+// checked. The registry: validation (ErrInvalidToken), round trips, order,
+// names (ErrNameTaken while the token may verify), limits
+// (ErrTooManyTokens), revocation (ErrAlreadyRevoked, ErrTokenNotFound, the
+// sorted revoked list and what it leaves out), expiring tokens, last uses.
+// Logins: Login, Link, Links, LinkedEditor, Unlink, ErrLinked,
+// ErrInvalidLink. Concurrency through two handles (and child processes):
+// touches of one editor (no lost update, epochs only grow, the log's
+// versions strictly increase), touches of everyone racing revocations,
+// one name registered at once, one identity's first logins, one username
+// created at once. A closed handle fails with a store error, never
+// ErrNotFound.
 //
 // # Cost
 //
@@ -82,8 +110,8 @@ type Opener struct {
 	// editor (sqlite.WithTokenLimits). Without it the suite checks the
 	// default limits, which is slower.
 	OpenLimited func(ctx context.Context, addr string, maxLive, maxRevoked int) (epoch.Store, error)
-	// ChildProcesses says that the test binary's TestMain calls Main with
-	// this Opener, so that the suite may re-execute the binary to touch an
+	// ChildProcesses says that the test binary's TestMain calls Main (or
+	// Child) with this Opener, so that the suite may re-execute the binary to touch an
 	// editor from separate OS processes.
 	ChildProcesses bool
 }
