@@ -29,6 +29,10 @@ var (
 	// ErrInvalidLink means a provider or subject is empty, too long, or not
 	// printable ASCII.
 	ErrInvalidLink = errors.New("invalid login identity")
+	// ErrInvalidEditor means a new editor has a bad role, username or id.
+	ErrInvalidEditor = errors.New("invalid editor")
+	// ErrTokenExists means a token id is registered already.
+	ErrTokenExists = errors.New("token id already registered")
 	// ErrTokenNotFound means no API token has that id.
 	ErrTokenNotFound = errors.New("unknown API token")
 	// ErrNameTaken means the editor already has a live token of that name.
@@ -75,18 +79,19 @@ type NewEditor struct {
 var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
 // Prepare validates a new editor and fills in its defaults: role editor,
-// and an id read from random when it has none.
+// and an id read from random when it has none. Errors wrap
+// ErrInvalidEditor.
 func (n NewEditor) Prepare(random io.Reader) (NewEditor, error) {
 	if n.Role == "" {
 		n.Role = RoleEditor
 	}
 	switch {
 	case !n.Role.Valid():
-		return n, fmt.Errorf("invalid role %q (want editor, bot, admin or superuser)", n.Role)
+		return n, fmt.Errorf("%w: role %q (want editor, bot, admin or superuser)", ErrInvalidEditor, n.Role)
 	case !caveat.ValidUsername(n.Username):
-		return n, fmt.Errorf("invalid username %q: want [A-Za-z0-9][A-Za-z0-9_.-]{0,63}", n.Username)
+		return n, fmt.Errorf("%w: username %q: want [A-Za-z0-9][A-Za-z0-9_.-]{0,63}", ErrInvalidEditor, n.Username)
 	case n.ID != "" && !caveat.ValidEditorID(n.ID):
-		return n, fmt.Errorf("invalid editor id %q: want [a-z0-9][a-z0-9_-]{0,63}", n.ID)
+		return n, fmt.Errorf("%w: id %q: want [a-z0-9][a-z0-9_-]{0,63}", ErrInvalidEditor, n.ID)
 	}
 	if n.ID == "" {
 		var b [16]byte

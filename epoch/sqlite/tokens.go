@@ -120,7 +120,7 @@ func (s *Store) RegisterToken(ctx context.Context, t epoch.APIToken) error {
 		t.TokenID, t.EditorID, t.Name, t.Description, rights, endpoint, micros(t.Created), t.Creator, nullMicros(t.Expires), parents)
 	var se sqlite3.Error
 	if errors.As(err, &se) && se.Code == sqlite3.ErrConstraint {
-		return fmt.Errorf("token id %s already registered", t.TokenID)
+		return fmt.Errorf("%w: %s", epoch.ErrTokenExists, t.TokenID)
 	}
 	if err != nil {
 		return err

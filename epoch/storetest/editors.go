@@ -118,14 +118,14 @@ func testCreate(t *testing.T, s *suite) {
 		{"duplicate username, other case", epoch.NewEditor{Username: strings.ToUpper(taken)}, epoch.ErrExists},
 		{"duplicate username, lower case", epoch.NewEditor{Username: strings.ToLower(taken)}, epoch.ErrExists},
 		{"duplicate id", epoch.NewEditor{ID: explicitID, Username: s.username("other")}, epoch.ErrExists},
-		{"unknown role", epoch.NewEditor{Username: s.username("x"), Role: "root"}, nil},
-		{"username with a space", epoch.NewEditor{Username: "a b"}, nil},
-		{"empty username", epoch.NewEditor{}, nil},
-		{"username starting with punctuation", epoch.NewEditor{Username: "-x"}, nil},
-		{"65-character username", epoch.NewEditor{Username: strings.Repeat("y", 65)}, nil},
-		{"non-ASCII username", epoch.NewEditor{Username: "zoë"}, nil},
-		{"upper-case id", epoch.NewEditor{ID: "ABC", Username: s.username("y")}, nil},
-		{"id with a slash", epoch.NewEditor{ID: "a/b", Username: s.username("y")}, nil},
+		{"unknown role", epoch.NewEditor{Username: s.username("x"), Role: "root"}, epoch.ErrInvalidEditor},
+		{"username with a space", epoch.NewEditor{Username: "a b"}, epoch.ErrInvalidEditor},
+		{"empty username", epoch.NewEditor{}, epoch.ErrInvalidEditor},
+		{"username starting with punctuation", epoch.NewEditor{Username: "-x"}, epoch.ErrInvalidEditor},
+		{"65-character username", epoch.NewEditor{Username: strings.Repeat("y", 65)}, epoch.ErrInvalidEditor},
+		{"non-ASCII username", epoch.NewEditor{Username: "zoë"}, epoch.ErrInvalidEditor},
+		{"upper-case id", epoch.NewEditor{ID: "ABC", Username: s.username("y")}, epoch.ErrInvalidEditor},
+		{"id with a slash", epoch.NewEditor{ID: "a/b", Username: s.username("y")}, epoch.ErrInvalidEditor},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {

@@ -53,7 +53,7 @@ func testRegisterToken(t *testing.T, s *suite) {
 		{"description with an escape", with(func(r *epoch.APIToken) { r.Description = "a\x1b[31mb" }), epoch.ErrInvalidToken},
 		{"parent not a UUID", with(func(r *epoch.APIToken) { r.Parents = []string{tokenID(), "nope"} }), epoch.ErrInvalidToken},
 		{"unknown editor", with(func(r *epoch.APIToken) { r.EditorID = "nobody-at-all" }), epoch.ErrNotFound},
-		{"id already registered", with(func(r *epoch.APIToken) { r.TokenID = ok.TokenID }), nil},
+		{"id already registered", with(func(r *epoch.APIToken) { r.TokenID = ok.TokenID }), epoch.ErrTokenExists},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
