@@ -121,7 +121,7 @@ func (s *Store) RegisterToken(ctx context.Context, t epoch.APIToken) error {
 			t.TokenID, t.EditorID, t.Name, t.Description, rights, endpoint, t.Created, t.Creator, nullTime(t.Expires), parents)
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) && pe.Code == uniqueViolation {
-			return fmt.Errorf("token id %s already registered", t.TokenID)
+			return fmt.Errorf("%w: %s", epoch.ErrTokenExists, t.TokenID)
 		}
 		return err
 	})
