@@ -33,6 +33,9 @@ var (
 	ErrInvalidEditor = errors.New("invalid editor")
 	// ErrTokenExists means a token id is registered already.
 	ErrTokenExists = errors.New("token id already registered")
+	// ErrSchemaOld means a database's schema is older than this program
+	// and the store was told not to upgrade it (run "amaretti migrate").
+	ErrSchemaOld = errors.New("the database schema is older than this program: run \"amaretti migrate\"")
 	// ErrTokenNotFound means no API token has that id.
 	ErrTokenNotFound = errors.New("unknown API token")
 	// ErrNameTaken means the editor already has a live token of that name.

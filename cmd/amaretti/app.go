@@ -80,7 +80,8 @@ func (e *env) app() *cli.App {
 		OnUsageError:         onUsageError,
 		CommandNotFound:      e.commandNotFound,
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "db", Value: "./amaretti.db", EnvVars: []string{"AMARETTI_DB"}, Usage: "SQLite database `FILE`"},
+			&cli.StringFlag{Name: "db", Value: "./amaretti.db", EnvVars: []string{"AMARETTI_DB"}, Usage: "the store: a SQLite database `FILE` (or sqlite:FILE), or a postgres:// URL"},
+			&cli.BoolFlag{Name: "no-migrate", EnvVars: []string{"AMARETTI_NO_MIGRATE"}, Usage: "refuse a database whose schema is older than this program instead of upgrading it (run \"amaretti migrate\" first)"},
 			&cli.StringFlag{Name: "keys", Value: "./keys", EnvVars: []string{"AMARETTI_KEYS"}, Usage: "root key `DIR`ectory"},
 			&cli.StringFlag{Name: "location", EnvVars: []string{"AMARETTI_LOCATION"}, Usage: "location written into minted tokens, e.g. api.example.org"},
 			&cli.StringFlag{Name: "redis", EnvVars: []string{"AMARETTI_REDIS"}, Usage: "redis:// `URL` shared with running verifiers: touch, lock, unlock and (de)activate announce their change there"},
@@ -95,6 +96,7 @@ func (e *env) app() *cli.App {
 			e.tokensCommand(),
 			e.bootstrapCommand(),
 			e.dbCommand(),
+			e.migrateCommand(),
 			e.completionCommand(),
 		},
 	}
@@ -136,7 +138,7 @@ func (e *env) openKeys(c *cli.Context) (*macaroon.KeyStore, error) {
 }
 
 func (e *env) openStore(c *cli.Context) (epoch.Store, error) {
-	return setup.Store(c.Context, c.String("db"), setup.StoreOptions{Now: e.now})
+	return setup.Store(c.Context, c.String("db"), setup.StoreOptions{Now: e.now, NoMigrate: c.Bool("no-migrate")})
 }
 
 // pollBound is what the CLI says about when running verifiers see a change

@@ -28,6 +28,32 @@ type (
 	}
 )
 
+func (e *env) migrateCommand() *cli.Command {
+	return &cli.Command{
+		Name: "migrate",
+		Usage: "apply the database's pending schema migrations (every program applies them when it opens the database, " +
+			"unless --no-migrate; several daemons starting at once take turns)",
+		Action: func(c *cli.Context) error {
+			if _, err := args(c); err != nil {
+				return err
+			}
+			from, to, err := setup.Migrate(c.Context, c.String("db"))
+			if err != nil {
+				return fmt.Errorf("migrate: %w", err)
+			}
+			if c.Bool("json") {
+				return e.printJSON(map[string]any{"database": setup.Redact(c.String("db")), "from": from, "to": to})
+			}
+			if from == to {
+				fmt.Fprintf(e.stdout, "%s: schema version %d, up to date\n", setup.Redact(c.String("db")), to)
+				return nil
+			}
+			fmt.Fprintf(e.stdout, "%s: schema version %d → %d\n", setup.Redact(c.String("db")), from, to)
+			return nil
+		},
+	}
+}
+
 // copyStore copies every editor, registry row and login link from one
 // store to another ("db copy").
 func (e *env) copyStore(c *cli.Context) error {

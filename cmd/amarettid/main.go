@@ -73,7 +73,8 @@ func app(stdout, stderr io.Writer, log *slog.Logger) *cli.App {
 		ExitErrHandler:  func(*cli.Context, error) {},
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", EnvVars: []string{"AMARETTI_LISTEN"}, Usage: "`ADDR` to listen on"},
-			&cli.StringFlag{Name: "db", Value: "./amaretti.db", EnvVars: []string{"AMARETTI_DB"}, Usage: "SQLite database `FILE` made by amaretti init"},
+			&cli.StringFlag{Name: "db", Value: "./amaretti.db", EnvVars: []string{"AMARETTI_DB"}, Usage: "the store: a SQLite database `FILE` made by amaretti init (or sqlite:FILE), or a postgres:// URL"},
+			&cli.BoolFlag{Name: "no-migrate", EnvVars: []string{"AMARETTI_NO_MIGRATE"}, Usage: "refuse to start on a database whose schema is older than this program (run \"amaretti migrate\" first) instead of upgrading it"},
 			&cli.StringFlag{Name: "keys", Value: "./keys", EnvVars: []string{"AMARETTI_KEYS"}, Usage: "root key `DIR`ectory"},
 			&cli.StringFlag{Name: "location", EnvVars: []string{"AMARETTI_LOCATION"}, Usage: "location written into tokens the daemon mints (API tokens, exchanges)"},
 			&cli.StringFlag{Name: "redis", EnvVars: []string{"AMARETTI_REDIS"}, Usage: "redis:// `URL` shared with other verifiers (absent: SQLite only)"},
@@ -113,7 +114,7 @@ func serve(c *cli.Context, log *slog.Logger) error {
 	if c.Int("max-live-tokens") <= 0 || c.Int("max-revoked-tokens") <= 0 {
 		return fmt.Errorf("--max-live-tokens and --max-revoked-tokens must be positive")
 	}
-	store, err := openStore(ctx, c.String("db"), setup.StoreOptions{MaxLiveTokens: c.Int("max-live-tokens"), MaxRevokedTokens: c.Int("max-revoked-tokens")})
+	store, err := openStore(ctx, c.String("db"), setup.StoreOptions{MaxLiveTokens: c.Int("max-live-tokens"), MaxRevokedTokens: c.Int("max-revoked-tokens"), NoMigrate: c.Bool("no-migrate")})
 	if err != nil {
 		return err
 	}

@@ -61,7 +61,7 @@ const (
 
 // ErrSchemaOld means the database's schema is older than this program and
 // WithNoMigrate forbade upgrading it.
-var ErrSchemaOld = errors.New("the database schema is older than this program: run \"amaretti migrate\"")
+var ErrSchemaOld = epoch.ErrSchemaOld
 
 // ErrSchemaNew means the database's schema is newer than this program.
 var ErrSchemaNew = errors.New("the database schema is newer than this program: upgrade amaretti")

@@ -111,7 +111,7 @@ type Store struct {
 
 // ErrSchemaOld means the database's schema is older than this program and
 // WithNoMigrate forbade upgrading it.
-var ErrSchemaOld = errors.New("the database schema is older than this program: run \"amaretti migrate\"")
+var ErrSchemaOld = epoch.ErrSchemaOld
 
 // WithNoMigrate makes Open refuse a database whose schema is older than
 // this program (ErrSchemaOld) instead of upgrading it. A brand-new empty
@@ -255,6 +255,40 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 	}
 	return tx.Commit()
+}
+
+// Migrate opens the database at path, which must exist, applies every
+// pending migration and returns the schema versions before and after
+// ("amaretti migrate").
+func Migrate(ctx context.Context, path string, opts ...Option) (from, to int, err error) {
+	if _, err := os.Stat(path); err != nil {
+		return 0, 0, fmt.Errorf("epoch store %s: %w", path, err)
+	}
+	s, err := Open(ctx, path, append(opts, WithNoMigrate())...)
+	if err == nil {
+		v, err := s.SchemaVersion(ctx)
+		s.Close()
+		return v, v, err
+	}
+	if !errors.Is(err, ErrSchemaOld) {
+		return 0, 0, err
+	}
+	db, err := sql.Open("sqlite3", "file:"+strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)+"?mode=ro")
+	if err != nil {
+		return 0, 0, fmt.Errorf("epoch store %s: %w", path, err)
+	}
+	err = db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&from)
+	db.Close()
+	if err != nil {
+		return 0, 0, fmt.Errorf("epoch store %s: %w", path, err)
+	}
+	s, err = Open(ctx, path, opts...)
+	if err != nil {
+		return from, 0, err
+	}
+	defer s.Close()
+	to, err = s.SchemaVersion(ctx)
+	return from, to, err
 }
 
 // SchemaVersion returns the number of migrations applied.

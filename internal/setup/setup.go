@@ -92,6 +92,19 @@ func Redact(db string) string {
 	return u.Redacted()
 }
 
+// Migrate applies every pending schema migration to the existing store db
+// names and returns the schema versions before and after.
+func Migrate(ctx context.Context, db string) (from, to int, err error) {
+	kind, target := Parse(db)
+	if kind == PostgreSQL {
+		return postgres.Migrate(ctx, target)
+	}
+	if _, err := os.Stat(target); errors.Is(err, fs.ErrNotExist) {
+		return 0, 0, fmt.Errorf("%w at %s (run \"amaretti init\", or set --db / AMARETTI_DB)", ErrNoDatabase, target)
+	}
+	return sqlite.Migrate(ctx, target)
+}
+
 // Store opens the authoritative store db names.
 func Store(ctx context.Context, db string, o StoreOptions) (epoch.Store, error) {
 	kind, target := Parse(db)
