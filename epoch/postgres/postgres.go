@@ -73,7 +73,7 @@ type Store struct {
 	// dedicated connection.
 	connConfig *pgx.ConnConfig
 	// secrets are what connection errors must not show (the password).
-	secrets []string
+	secrets  []string
 	redacted string // the URL, fit for an error
 	rand     io.Reader
 	logger   *slog.Logger

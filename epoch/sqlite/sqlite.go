@@ -106,7 +106,17 @@ type Store struct {
 
 	maxLive, maxRevoked int           // see WithTokenLimits
 	retention           time.Duration // see WithChangeRetention
+	noMigrate           bool          // see WithNoMigrate
 }
+
+// ErrSchemaOld means the database's schema is older than this program and
+// WithNoMigrate forbade upgrading it.
+var ErrSchemaOld = errors.New("the database schema is older than this program: run \"amaretti migrate\"")
+
+// WithNoMigrate makes Open refuse a database whose schema is older than
+// this program (ErrSchemaOld) instead of upgrading it. A brand-new empty
+// file (no tables yet) is still initialised.
+func WithNoMigrate() Option { return func(s *Store) { s.noMigrate = true } }
 
 // Defaults of WithTokenLimits and WithChangeRetention.
 const (
@@ -223,6 +233,15 @@ func (s *Store) migrate(ctx context.Context) error {
 	}
 	if version > len(migrations) {
 		return fmt.Errorf("schema version %d is newer than this program knows (%d); upgrade amaretti", version, len(migrations))
+	}
+	if s.noMigrate && version < len(migrations) {
+		var tables int
+		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master").Scan(&tables); err != nil {
+			return err
+		}
+		if version > 0 || tables > 0 {
+			return fmt.Errorf("%w (schema version %d, this program needs %d)", ErrSchemaOld, version, len(migrations))
+		}
 	}
 	for i := version; i < len(migrations); i++ {
 		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {

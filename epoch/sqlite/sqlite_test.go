@@ -370,3 +370,37 @@ func TestUpgrade(t *testing.T) {
 		})
 	}
 }
+
+// TestNoMigrate: WithNoMigrate refuses a file at an older schema, leaving
+// it as it was, initialises a brand-new empty one, and opens a current one.
+func TestNoMigrate(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	old := filepath.Join(dir, "old.db")
+	db, err := sql.Open("sqlite3", "file:"+old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, migrations[0]+"; PRAGMA user_version = 1"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := Open(ctx, old, WithNoMigrate()); !errors.Is(err, ErrSchemaOld) {
+		t.Fatalf("an old schema with WithNoMigrate: %v", err)
+	}
+	s, err := Open(ctx, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	for _, path := range []string{old, filepath.Join(dir, "new.db")} {
+		s, err := Open(ctx, path, WithNoMigrate())
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if v, _ := s.SchemaVersion(ctx); v != len(migrations) {
+			t.Fatalf("%s: schema %d", path, v)
+		}
+		s.Close()
+	}
+}

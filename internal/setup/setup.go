@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/amaretti-auth/amaretti/epoch"
+	"github.com/amaretti-auth/amaretti/epoch/postgres"
 	"github.com/amaretti-auth/amaretti/epoch/sqlite"
 )
 
@@ -43,6 +44,11 @@ type StoreOptions struct {
 	// Create makes a SQLite file that does not exist yet (amaretti init);
 	// otherwise a missing file is ErrNoDatabase.
 	Create bool
+	// NoMigrate refuses a store whose schema is older than this program
+	// (--no-migrate) instead of upgrading it: the error wraps
+	// sqlite.ErrSchemaOld or postgres.ErrSchemaOld and says to run
+	// "amaretti migrate".
+	NoMigrate bool
 }
 
 // Kind is which store a --db value names.
@@ -90,7 +96,16 @@ func Redact(db string) string {
 func Store(ctx context.Context, db string, o StoreOptions) (epoch.Store, error) {
 	kind, target := Parse(db)
 	if kind == PostgreSQL {
-		return nil, fmt.Errorf("%s: PostgreSQL support is not built in yet", Redact(db))
+		var opts []postgres.Option
+		if o.MaxLiveTokens > 0 || o.MaxRevokedTokens > 0 {
+			opts = append(opts, postgres.WithTokenLimits(o.MaxLiveTokens, o.MaxRevokedTokens))
+		}
+		if o.NoMigrate {
+			opts = append(opts, postgres.WithNoMigrate())
+		}
+		// postgres.Open's errors name the database through Redacted, the
+		// same redaction as Redact, and never carry its password.
+		return postgres.Open(ctx, target, opts...)
 	}
 	if target == "" {
 		return nil, fmt.Errorf("%w: --db is empty (set --db / AMARETTI_DB to a file or a postgres:// URL)", ErrNoDatabase)
@@ -106,6 +121,9 @@ func Store(ctx context.Context, db string, o StoreOptions) (epoch.Store, error) 
 	}
 	if o.MaxLiveTokens > 0 || o.MaxRevokedTokens > 0 {
 		opts = append(opts, sqlite.WithTokenLimits(o.MaxLiveTokens, o.MaxRevokedTokens))
+	}
+	if o.NoMigrate {
+		opts = append(opts, sqlite.WithNoMigrate())
 	}
 	return sqlite.Open(ctx, target, opts...)
 }

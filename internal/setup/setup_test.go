@@ -2,13 +2,20 @@ package setup_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/amaretti-auth/amaretti/epoch"
+	"github.com/amaretti-auth/amaretti/epoch/postgres"
+	"github.com/amaretti-auth/amaretti/epoch/sqlite"
 	"github.com/amaretti-auth/amaretti/internal/setup"
+	"github.com/amaretti-auth/amaretti/internal/testpg"
 	"github.com/amaretti-auth/amaretti/macaroon"
 )
 
@@ -82,5 +89,73 @@ func TestRedact(t *testing.T) {
 				t.Errorf("Redact(%q) leaks the password", tc.db)
 			}
 		})
+	}
+}
+
+// TestStorePostgres: postgres:// and postgresql:// URLs open the
+// PostgreSQL store, with the options every store takes; its errors name
+// the database as Redact does, never with its password.
+func TestStorePostgres(t *testing.T) {
+	ctx := context.Background()
+	srv := testpg.Start(t)
+	const password = "setup-s3cret-pw"
+	if err := srv.Exec(ctx, "postgres", "CREATE ROLE amaretti LOGIN PASSWORD '"+password+"'"); err != nil {
+		t.Fatal(err)
+	}
+	for _, scheme := range []string{"postgres", "postgresql"} {
+		t.Run(scheme, func(t *testing.T) {
+			db := strings.Replace(srv.NewDatabase(t), "postgres://", scheme+"://", 1)
+			if _, err := setup.Store(ctx, db, setup.StoreOptions{NoMigrate: true}); !errors.Is(err, postgres.ErrSchemaOld) {
+				t.Fatalf("NoMigrate on an empty database: %v", err)
+			}
+			s, err := setup.Store(ctx, db, setup.StoreOptions{MaxLiveTokens: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if _, ok := s.(*postgres.Store); !ok {
+				t.Fatalf("opened a %T", s)
+			}
+			e, err := s.Create(ctx, epoch.NewEditor{Username: "alice", Epoch: time.Now().Add(-time.Hour)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, want := range []error{nil, epoch.ErrTooManyTokens} {
+				err := s.RegisterToken(ctx, epoch.APIToken{TokenID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), EditorID: e.ID, Name: fmt.Sprint("t", i), Created: time.Now(), Creator: "cli"})
+				if !errors.Is(err, want) {
+					t.Fatalf("token %d: %v, want %v (MaxLiveTokens 1)", i, err, want)
+				}
+			}
+			again, err := setup.Store(ctx, db, setup.StoreOptions{NoMigrate: true})
+			if err != nil {
+				t.Fatalf("NoMigrate on a current schema: %v", err)
+			}
+			again.Close()
+		})
+	}
+	t.Run("wrong password", func(t *testing.T) {
+		db := srv.URLAs("postgres", "amaretti", "wrong-"+password)
+		_, err := setup.Store(ctx, db, setup.StoreOptions{})
+		if err == nil || strings.Contains(err.Error(), password) || !strings.Contains(err.Error(), setup.Redact(db)) {
+			t.Fatalf("error %v: want it to name %s and not the password", err, setup.Redact(db))
+		}
+	})
+}
+
+// TestStoreNoMigrateSQLite: NoMigrate refuses a SQLite file at an older
+// schema.
+func TestStoreNoMigrateSQLite(t *testing.T) {
+	ctx := context.Background()
+	db := filepath.Join(t.TempDir(), "old.db")
+	raw, err := sql.Open("sqlite3", "file:"+db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.ExecContext(ctx, "CREATE TABLE editors (id TEXT); PRAGMA user_version = 1"); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	if _, err := setup.Store(ctx, db, setup.StoreOptions{NoMigrate: true}); !errors.Is(err, sqlite.ErrSchemaOld) || !strings.Contains(err.Error(), "amaretti migrate") {
+		t.Fatalf("NoMigrate on an old file: %v", err)
 	}
 }

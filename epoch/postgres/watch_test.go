@@ -1,0 +1,223 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/amaretti-auth/amaretti/epoch"
+	"github.com/amaretti-auth/amaretti/internal/testpg"
+)
+
+// wakeups runs s.Watch until the test ends and returns its wake-ups.
+func wakeups(t *testing.T, s *Store) <-chan struct{} {
+	t.Helper()
+	ch := make(chan struct{}, 1000)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Watch(ctx, func() { ch <- struct{}{} }) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Watch returned %v", err)
+		}
+	})
+	return ch
+}
+
+func waitWake(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no wake-up: %s", what)
+	}
+}
+
+// TestWatch: Watch wakes once it listens, and on every change; a change's
+// NOTIFY carries its seq; RecordUses (last-use writes) sends none.
+func TestWatch(t *testing.T) {
+	ctx := context.Background()
+	s, url := open(t)
+	alice, _ := s.Create(ctx, epoch.NewEditor{Username: "alice", Epoch: time.Now().Add(-time.Hour)})
+	tok := epoch.APIToken{TokenID: tokenID(1), EditorID: alice.ID, Name: "laptop", Created: time.Now(), Creator: "cli"}
+	if err := s.RegisterToken(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	ch := wakeups(t, s)
+	waitWake(t, ch, "after LISTEN")
+
+	// A listener of our own reads the payloads, in commit order.
+	l, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close(ctx)
+	if _, err := l.Exec(ctx, "LISTEN "+Channel); err != nil {
+		t.Fatal(err)
+	}
+	next := func() int64 {
+		t.Helper()
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		n, err := l.WaitForNotification(wctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq, err := strconv.ParseInt(n.Payload, 10, 64)
+		if err != nil {
+			t.Fatalf("payload %q", n.Payload)
+		}
+		return seq
+	}
+	for _, tc := range []struct {
+		name string
+		do   func() error
+	}{
+		{"touch", func() error { _, err := s.Touch(ctx, alice.ID); return err }},
+		{"record uses, then revoke", func() error {
+			if err := s.RecordUses(ctx, []epoch.Use{{TokenID: tok.TokenID, At: time.Now(), From: "x"}}); err != nil {
+				return err
+			}
+			_, _, err := s.RevokeToken(ctx, tok.TokenID)
+			return err
+		}},
+		{"touch all", func() error { _, err := s.TouchAll(ctx); return err }},
+		{"create", func() error { _, err := s.Create(ctx, epoch.NewEditor{Username: "bob"}); return err }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.do(); err != nil {
+				t.Fatal(err)
+			}
+			h, _ := s.Head(ctx)
+			// The first notification is the change's: a RecordUses before
+			// it would have come first.
+			if got := next(); got != h.Seq {
+				t.Fatalf("notified seq %d, head %d", got, h.Seq)
+			}
+			waitWake(t, ch, tc.name)
+		})
+	}
+}
+
+// TestWatchReconnect: PostgreSQL restarts under a watching store; Watch
+// reconnects by itself, wakes the follower to catch up, and wakes again on
+// the next change. Its log says what happened without the password.
+func TestWatchReconnect(t *testing.T) {
+	ctx := context.Background()
+	srv := testpg.Start(t)
+	const password = "watch-s3cret-pw"
+	if err := srv.Exec(ctx, "postgres", "CREATE ROLE amaretti LOGIN PASSWORD '"+password+"'"); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Exec(ctx, "postgres", "CREATE DATABASE w OWNER amaretti"); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	s := openURL(t, srv.URLAs("w", "amaretti", password), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	alice, err := s.Create(ctx, epoch.NewEditor{Username: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := wakeups(t, s)
+	waitWake(t, ch, "after LISTEN")
+	srv.Stop()
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitWake(t, ch, "after the restart")
+	for len(ch) > 0 {
+		<-ch
+	}
+	// The pool reconnects too; its first use may meet a dead connection.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := s.Touch(ctx, alice.ID)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+	}
+	waitWake(t, ch, "a touch after the restart")
+	out := logs.String()
+	if !strings.Contains(out, "reconnecting") || strings.Contains(out, password) {
+		t.Fatalf("log:\n%s", out)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestQueryTimeout: a state read that a lock holds up fails within the
+// query timeout (default 100 ms) instead of hanging, and works again once
+// the lock is gone.
+func TestQueryTimeout(t *testing.T) {
+	ctx := context.Background()
+	s, url := open(t)
+	alice, _ := s.Create(ctx, epoch.NewEditor{Username: "alice"})
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "LOCK TABLE editors IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		read  func() error
+		bound time.Duration
+	}{
+		{"State", func() error { _, err := s.State(ctx, alice.ID); return err }, DefaultReadTimeout},
+		{"State, 30 ms", func() error {
+			_, err := openURL(t, url, WithQueryTimeout(30*time.Millisecond)).State(ctx, alice.ID)
+			return err
+		}, 30 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			err := tc.read()
+			took := time.Since(start)
+			if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, epoch.ErrNotFound) {
+				t.Fatalf("State under a lock: %v", err)
+			}
+			if took < tc.bound || took > tc.bound+400*time.Millisecond {
+				t.Fatalf("State took %v, bound %v", took, tc.bound)
+			}
+		})
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.State(ctx, alice.ID); err != nil {
+		t.Fatalf("State after the lock: %v", err)
+	}
+}
