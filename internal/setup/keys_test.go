@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/amaretti-auth/amaretti/internal/setup"
+	"github.com/amaretti-auth/amaretti/internal/testpg"
 	"github.com/amaretti-auth/amaretti/macaroon"
 )
 
@@ -127,5 +128,74 @@ func TestKeysInDirectory(t *testing.T) {
 	}
 	if got := setup.KeysWhere(setup.KeyOptions{Keys: "db", DB: "postgres://u:s3cret@h/a"}); got != "the database postgres://u:xxxxx@h/a" {
 		t.Errorf("KeysWhere(db) = %q", got)
+	}
+}
+
+// TestKeysInPostgres: --keys db on a PostgreSQL --db makes, opens and
+// refuses as it should, against a real server.
+func TestKeysInPostgres(t *testing.T) {
+	ctx := context.Background()
+	url := testpg.Start(t).NewDatabase(t)
+	store, err := setup.Store(ctx, url, setup.StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if _, ok := store.(setup.KeyBackender); !ok {
+		t.Fatal("the PostgreSQL store keeps no keys")
+	}
+	dir := t.TempDir()
+	kekText, _ := macaroon.NewKeyEncryptionKeyText(nil)
+	kekFile := filepath.Join(dir, "kek")
+	if err := macaroon.WriteKeyEncryptionKeyFile(kekFile, kekText); err != nil {
+		t.Fatal(err)
+	}
+	otherText, _ := macaroon.NewKeyEncryptionKeyText(nil)
+	o := setup.KeyOptions{Keys: "db", DB: url, KEKFile: kekFile}
+
+	if _, _, err := setup.InitKeys(ctx, setup.KeyOptions{Keys: "db", DB: url}, store); !errors.Is(err, setup.ErrNoKEK) {
+		t.Fatalf("InitKeys without a key-encryption key = %v, want ErrNoKEK", err)
+	}
+	keys, created, err := setup.InitKeys(ctx, o, store)
+	if err != nil || !created {
+		t.Fatalf("InitKeys = %v, %v", created, err)
+	}
+	if _, created, err := setup.InitKeys(ctx, o, store); err != nil || created {
+		t.Fatalf("second InitKeys = %v, %v", created, err)
+	}
+	cur, _ := keys.Current()
+	for _, tc := range []struct {
+		name string
+		o    setup.KeyOptions
+		want error
+	}{
+		{"the key file", o, nil},
+		{"the key in the environment", setup.KeyOptions{Keys: "database", DB: url, KEK: kekText}, nil},
+		{"another key", setup.KeyOptions{Keys: "db", DB: url, KEK: otherText}, macaroon.ErrWrongKEK},
+		{"no key", setup.KeyOptions{Keys: "db", DB: url}, setup.ErrNoKEK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ks, err := setup.OpenKeys(ctx, tc.o, store)
+			if tc.want != nil {
+				if !errors.Is(err, tc.want) {
+					t.Fatalf("OpenKeys = %v, want %v", err, tc.want)
+				}
+				for _, secret := range []string{kekText, otherText, cur.ExportSecret()} {
+					if strings.Contains(err.Error(), secret) {
+						t.Fatalf("error holds key material: %v", err)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k, _ := ks.Current(); k.ID() != cur.ID() || k.ExportSecret() != cur.ExportSecret() {
+				t.Fatalf("current key %v, want %v", k, cur)
+			}
+			if ks.Dir() != "" {
+				t.Errorf("Dir = %q for keys in the database", ks.Dir())
+			}
+		})
 	}
 }
