@@ -146,6 +146,7 @@ func WithFollowerClock(now func() time.Time) FollowerOption {
 
 // WithKeysChanged sets what a follower calls, outside its locks, after a
 // poll that found a change of root keys (Change.Keys) or a discontinuity,
+// and after each first catch-up (at start, and after a discontinuity),
 // so that a key store shared through the database (epoch/postgres) is
 // reloaded within the poll interval. The function should not block for
 // long; an error it meets is its own to log.
@@ -265,7 +266,13 @@ func (f *Follower) poll(ctx context.Context, cache *Cache) error {
 		}
 	}
 	if !started {
-		return f.catchUpFirst(ctx, h)
+		if err := f.catchUpFirst(ctx, h); err != nil {
+			return err
+		}
+		// Keys loaded before this first catch-up may have changed
+		// since, by changes now behind the head: reload them.
+		f.reloadKeys(ctx)
+		return nil
 	}
 	after := head
 	for {

@@ -1,18 +1,14 @@
 package macaroon
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -38,29 +34,55 @@ var (
 	ErrInsecure = errors.New("insecure key store permissions")
 )
 
-const keySuffix = ".key"
-
-// A KeyStore is a directory of root keys, one file per key, each holding
-// the key's id, creation time, state and secret. Files are mode 0600 and the
-// directory 0700; opening refuses key files readable by group or others and
-// a directory writable by them.
+// A KeyStore holds a set of root keys in memory, kept in a KeyBackend: a
+// directory of key files (OpenKeyStore, InitKeyStore) or a database shared
+// by many hosts (NewKeyStore with epoch/postgres's backend).
 //
-// All keys are held in memory: Key lookups take no lock and touch no disk.
-// Changes (Rotate, Retire, Import) write the directory first and then
-// publish a new in-memory set. Reload picks up changes made by another
-// process. KeyStore also implements bakery.RootKeyStore.
+// Key lookups take no lock and do no I/O. Changes (Rotate, Retire, Import)
+// are made in the backend, which decides atomically which key is current,
+// and then the whole set is read back from it and published. Reload picks
+// up changes made by another process or host. KeyStore also implements
+// bakery.RootKeyStore.
 type KeyStore struct {
-	dir  string
-	now  func() time.Time
-	rand io.Reader
+	backend KeyBackend
+	now     func() time.Time
+	rand    io.Reader
 
-	mu   sync.Mutex // serialises changes
+	mu   sync.Mutex // serialises changes and reloads
 	keys atomic.Pointer[keySet]
 }
 
 type keySet struct {
 	byID    map[string]*Key
 	current *Key
+}
+
+// newKeySet indexes keys. Several current keys (a rotation cut off between
+// its two writes in a directory) resolve to the newest; the older ones only
+// verify.
+func newKeySet(keys []*Key) *keySet {
+	set := &keySet{byID: make(map[string]*Key, len(keys))}
+	var currents []*Key
+	for _, k := range keys {
+		set.byID[k.id] = k
+		if k.state == StateCurrent {
+			currents = append(currents, k)
+		}
+	}
+	slices.SortFunc(currents, func(a, b *Key) int {
+		if c := a.created.Compare(b.created); c != 0 {
+			return c
+		}
+		return strings.Compare(a.id, b.id)
+	})
+	for i, k := range currents {
+		if i < len(currents)-1 {
+			set.byID[k.id] = k.withState(StateVerifyOnly)
+		} else {
+			set.current = k
+		}
+	}
+	return set
 }
 
 // A StoreOption configures a KeyStore.
@@ -77,21 +99,21 @@ func WithStoreRandom(r io.Reader) StoreOption {
 	return func(s *KeyStore) { s.rand = r }
 }
 
-func newStore(dir string, opts []StoreOption) *KeyStore {
-	s := &KeyStore{dir: dir, now: time.Now, rand: rand.Reader}
+// NewKeyStore loads the keys backend holds and returns a store over them.
+func NewKeyStore(ctx context.Context, backend KeyBackend, opts ...StoreOption) (*KeyStore, error) {
+	s := &KeyStore{backend: backend, now: time.Now, rand: rand.Reader}
 	for _, o := range opts {
 		o(s)
 	}
-	return s
+	if err := s.ReloadContext(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // OpenKeyStore loads the key store in dir, which must exist.
 func OpenKeyStore(dir string, opts ...StoreOption) (*KeyStore, error) {
-	s := newStore(dir, opts)
-	if err := s.Reload(); err != nil {
-		return nil, err
-	}
-	return s, nil
+	return NewKeyStore(context.Background(), NewDirBackend(dir), opts...)
 }
 
 // InitKeyStore opens the key store in dir, creating the directory (0700)
@@ -101,21 +123,49 @@ func InitKeyStore(dir string, opts ...StoreOption) (s *KeyStore, created bool, e
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, false, fmt.Errorf("key store: %w", err)
 	}
-	s = newStore(dir, opts)
-	if err := s.Reload(); err != nil {
+	ctx := context.Background()
+	s, err = NewKeyStore(ctx, NewDirBackend(dir), opts...)
+	if err != nil {
 		return nil, false, err
 	}
-	if len(s.keys.Load().byID) > 0 {
-		return s, false, nil
-	}
-	if _, err := s.Rotate(); err != nil {
+	created, err = s.Init(ctx)
+	if err != nil {
 		return nil, false, err
 	}
-	return s, true, nil
+	return s, created, nil
 }
 
-// Dir returns the store's directory.
-func (s *KeyStore) Dir() string { return s.dir }
+// Init makes a first current key when the store holds no key at all (not
+// even a retired one); created reports whether it did.
+func (s *KeyStore) Init(ctx context.Context) (created bool, err error) {
+	if len(s.keys.Load().byID) > 0 {
+		return false, nil
+	}
+	if _, err := s.RotateContext(ctx); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// Backend returns where the store keeps its keys.
+func (s *KeyStore) Backend() KeyBackend { return s.backend }
+
+// Dir returns the store's directory, or "" when its keys are not kept in
+// a directory.
+func (s *KeyStore) Dir() string {
+	if d, ok := s.backend.(*DirBackend); ok {
+		return d.dir
+	}
+	return ""
+}
+
+// where names the backend in messages.
+func (s *KeyStore) where() string {
+	if st, ok := s.backend.(fmt.Stringer); ok {
+		return st.String()
+	}
+	return fmt.Sprintf("%T", s.backend)
+}
 
 // KeepLoaded reloads the store until ctx ends: every interval (none when
 // interval is 0) and whenever trigger receives (for example SIGHUP through
@@ -129,13 +179,7 @@ func (s *KeyStore) KeepLoaded(ctx context.Context, interval time.Duration, trigg
 		defer t.Stop()
 		tick = t.C
 	}
-	ids := func() string {
-		var out []string
-		for _, k := range s.Keys() {
-			out = append(out, k.ID()+"="+string(k.State()))
-		}
-		return strings.Join(out, " ")
-	}
+	reload := s.Reloader(log)
 	for {
 		select {
 		case <-ctx.Done():
@@ -143,10 +187,28 @@ func (s *KeyStore) KeepLoaded(ctx context.Context, interval time.Duration, trigg
 		case <-trigger:
 		case <-tick:
 		}
+		reload(ctx)
+	}
+}
+
+// Reloader returns a function that reloads the store and logs the outcome
+// as KeepLoaded does: a failure (keeping the loaded keys) at error level,
+// a change of the keys' ids or states at info level. It suits
+// epoch.WithKeysChanged, so that a rotation made on another host reaches
+// this one through the change log.
+func (s *KeyStore) Reloader(log *slog.Logger) func(ctx context.Context) {
+	ids := func() string {
+		var out []string
+		for _, k := range s.Keys() {
+			out = append(out, k.ID()+"="+string(k.State()))
+		}
+		return strings.Join(out, " ")
+	}
+	return func(ctx context.Context) {
 		before := ids()
-		if err := s.Reload(); err != nil {
-			log.Error("reloading keys failed; keeping the loaded ones", "dir", s.dir, "err", err)
-			continue
+		if err := s.ReloadContext(ctx); err != nil {
+			log.Error("reloading keys failed; keeping the loaded ones", "keys", s.where(), "err", err)
+			return
 		}
 		if after := ids(); after != before {
 			log.Info("keys reloaded", "keys", after)
@@ -154,145 +216,23 @@ func (s *KeyStore) KeepLoaded(ctx context.Context, interval time.Duration, trigg
 	}
 }
 
-// Reload reads every key file in the directory again.
-func (s *KeyStore) Reload() error {
+// Reload reads every key from the backend again.
+func (s *KeyStore) Reload() error { return s.ReloadContext(context.Background()) }
+
+// ReloadContext reads every key from the backend again. On failure the
+// loaded keys stay.
+func (s *KeyStore) ReloadContext(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	set, err := loadDir(s.dir)
+	return s.reload(ctx)
+}
+
+func (s *KeyStore) reload(ctx context.Context) error {
+	keys, err := s.backend.Load(ctx)
 	if err != nil {
 		return err
 	}
-	s.keys.Store(set)
-	return nil
-}
-
-func loadDir(dir string) (*keySet, error) {
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return nil, fmt.Errorf("key store: %w", err)
-	}
-	if !fi.IsDir() {
-		return nil, fmt.Errorf("key store: %s is not a directory", dir)
-	}
-	if fi.Mode().Perm()&0o022 != 0 {
-		return nil, fmt.Errorf("%w: key directory %s is writable by group or others (mode %04o); chmod 700 it", ErrInsecure, dir, fi.Mode().Perm())
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("key store: %w", err)
-	}
-	set := &keySet{byID: make(map[string]*Key)}
-	var currents []*Key
-	for _, e := range entries {
-		name := e.Name()
-		if strings.HasPrefix(name, ".") || !strings.HasSuffix(name, keySuffix) {
-			continue
-		}
-		k, err := readKeyFile(filepath.Join(dir, name))
-		if err != nil {
-			return nil, err
-		}
-		if k.id+keySuffix != name {
-			return nil, fmt.Errorf("key store: %s holds key id %q; the file name must be the id plus %s", name, k.id, keySuffix)
-		}
-		set.byID[k.id] = k
-		if k.state == StateCurrent {
-			currents = append(currents, k)
-		}
-	}
-	// A rotation interrupted between its two writes leaves two current
-	// keys; the newer one is current and the older only verifies.
-	slices.SortFunc(currents, func(a, b *Key) int { return a.created.Compare(b.created) })
-	for i, k := range currents {
-		if i < len(currents)-1 {
-			set.byID[k.id] = k.withState(StateVerifyOnly)
-		} else {
-			set.current = k
-		}
-	}
-	return set, nil
-}
-
-// keyFile is the on-disk form of a key.
-type keyFile struct {
-	ID      string    `json:"id"`
-	Created time.Time `json:"created"`
-	State   KeyState  `json:"state"`
-	Secret  string    `json:"secret"`
-}
-
-func readKeyFile(path string) (*Key, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("key store: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("key store: %s is not a regular file", path)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%w: key file %s is accessible by group or others (mode %04o); chmod 600 it", ErrInsecure, path, fi.Mode().Perm())
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("key store: %w", err)
-	}
-	var kf keyFile
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&kf); err != nil {
-		return nil, fmt.Errorf("key store: %s: %w", path, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("key store: %s: trailing data", path)
-	}
-	k, err := KeyFromSecret(kf.ID, kf.State, kf.Created, kf.Secret)
-	if err != nil {
-		return nil, fmt.Errorf("key store: %s: %w", path, err)
-	}
-	return k, nil
-}
-
-// writeKey writes k's file atomically (temporary file, fsync, rename).
-func (s *KeyStore) writeKey(k *Key) error {
-	data, err := json.MarshalIndent(keyFile{ID: k.id, Created: k.created, State: k.state, Secret: k.ExportSecret()}, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(s.dir, ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("key store: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("key store: %w", err)
-	}
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("key store: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("key store: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("key store: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(s.dir, k.id+keySuffix)); err != nil {
-		return fmt.Errorf("key store: %w", err)
-	}
-	return syncDir(s.dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("key store: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("key store: %w", err)
-	}
+	s.keys.Store(newKeySet(keys))
 	return nil
 }
 
@@ -315,7 +255,7 @@ func (s *KeyStore) Current() (*Key, error) {
 	if k := s.keys.Load().current; k != nil {
 		return k, nil
 	}
-	return nil, fmt.Errorf("%w in %s", ErrNoCurrentKey, s.dir)
+	return nil, fmt.Errorf("%w in %s", ErrNoCurrentKey, s.where())
 }
 
 // Keys returns every key, retired ones included, oldest first.
@@ -345,91 +285,87 @@ func (s *KeyStore) newKeyID(now time.Time) (string, error) {
 
 // Rotate makes a new current key; the previous current key becomes
 // verify-only, so tokens minted under it keep verifying until it is retired.
-func (s *KeyStore) Rotate() (*Key, error) {
+func (s *KeyStore) Rotate() (*Key, error) { return s.RotateContext(context.Background()) }
+
+// RotateContext is Rotate with a context for the backend. When another host
+// rotates at the same moment, the backend keeps one of the two new keys
+// current and the other verify-only; the key returned is as the backend
+// left it.
+func (s *KeyStore) RotateContext(ctx context.Context) (*Key, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	set := s.keys.Load()
 	now := s.now().UTC()
 	id, err := s.newKeyID(now)
 	if err != nil {
 		return nil, err
 	}
-	if set.byID[id] != nil {
+	if s.keys.Load().byID[id] != nil {
 		return nil, fmt.Errorf("%w: %s (try again)", ErrKeyExists, id)
 	}
 	k, err := NewKey(id, StateCurrent, now, s.rand)
 	if err != nil {
 		return nil, err
 	}
-	// The new key is written first: a crash between the two writes leaves
-	// two current keys, which loading resolves in favour of the newer.
-	if err := s.writeKey(k); err != nil {
+	if err := s.backend.Add(ctx, k); err != nil {
 		return nil, err
 	}
-	next := set.clone()
-	next.byID[k.id] = k
-	if old := set.current; old != nil {
-		demoted := old.withState(StateVerifyOnly)
-		if err := s.writeKey(demoted); err != nil {
-			return nil, err
-		}
-		next.byID[old.id] = demoted
+	return s.readBack(ctx, k)
+}
+
+// readBack reloads the set after a change to the backend and returns k as
+// the backend now holds it. The change is made whatever happens here.
+func (s *KeyStore) readBack(ctx context.Context, k *Key) (*Key, error) {
+	if err := s.reload(ctx); err != nil {
+		return nil, fmt.Errorf("key %s saved, but reading the keys back failed: %w", k.id, err)
 	}
-	next.current = k
-	s.keys.Store(next)
-	return k, nil
+	if got := s.keys.Load().byID[k.id]; got != nil {
+		return got, nil
+	}
+	return nil, fmt.Errorf("key %s saved, but the backend does not return it: %w", k.id, ErrUnknownKey)
 }
 
 // Retire retires a verify-only key: tokens under it stop verifying. The
-// current key cannot be retired; rotate first.
+// current key cannot be retired (ErrCurrentKey); rotate first.
 func (s *KeyStore) Retire(id string) (*Key, error) {
+	return s.RetireContext(context.Background(), id)
+}
+
+// RetireContext is Retire with a context for the backend.
+func (s *KeyStore) RetireContext(ctx context.Context, id string) (*Key, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	set := s.keys.Load()
-	k := set.byID[id]
-	switch {
-	case k == nil:
+	if !ValidKeyID(id) {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownKey, id)
-	case k == set.current:
-		return nil, fmt.Errorf("key %s is current; rotate before retiring it", id)
-	case k.state == StateRetired:
-		return k, nil
 	}
-	r := k.withState(StateRetired)
-	if err := s.writeKey(r); err != nil {
+	if err := s.backend.Retire(ctx, id); err != nil {
 		return nil, err
 	}
-	next := set.clone()
-	next.byID[id] = r
-	s.keys.Store(next)
-	return r, nil
+	return s.readBack(ctx, &Key{id: id})
 }
 
 // Import adds a verify-only key with the given id and secret (standard padded
 // base64, 44 characters), such as a key from another deployment — fatcat's
-// AUTH_KEY_IDENT and AUTH_SECRET_KEY. It refuses a malformed secret and an
-// id that exists.
+// AUTH_KEY_IDENT and AUTH_SECRET_KEY — or one exported from another key
+// store. It refuses a malformed secret and an id that exists.
 func (s *KeyStore) Import(id, secretB64 string) (*Key, error) {
+	return s.ImportContext(context.Background(), id, secretB64)
+}
+
+// ImportContext is Import with a context for the backend.
+func (s *KeyStore) ImportContext(ctx context.Context, id, secretB64 string) (*Key, error) {
 	k, err := KeyFromSecret(id, StateVerifyOnly, s.now(), secretB64)
 	if err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	set := s.keys.Load()
-	if set.byID[id] != nil {
+	if s.keys.Load().byID[id] != nil {
 		return nil, fmt.Errorf("%w: %s", ErrKeyExists, id)
 	}
-	if _, err := os.Stat(filepath.Join(s.dir, id+keySuffix)); !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w: %s (file present on disk)", ErrKeyExists, id)
-	}
-	if err := s.writeKey(k); err != nil {
+	if err := s.backend.Add(ctx, k); err != nil {
 		return nil, err
 	}
-	next := set.clone()
-	next.byID[id] = k
-	s.keys.Store(next)
-	return k, nil
+	return s.readBack(ctx, k)
 }
 
 // Export returns the secret of key id as standard padded base64.
@@ -439,14 +375,6 @@ func (s *KeyStore) Export(id string) (string, error) {
 		return "", fmt.Errorf("%w: %q", ErrUnknownKey, id)
 	}
 	return k.ExportSecret(), nil
-}
-
-func (set *keySet) clone() *keySet {
-	c := &keySet{byID: make(map[string]*Key, len(set.byID)+1), current: set.current}
-	for id, k := range set.byID {
-		c.byID[id] = k
-	}
-	return c
 }
 
 // Get implements bakery.RootKeyStore: the secret of a key that may verify,

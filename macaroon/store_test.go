@@ -177,7 +177,7 @@ func TestTwoCurrentKeysOnDisk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.writeKey(newer); err != nil {
+	if err := writeKeyFile(dir, newer); err != nil {
 		t.Fatal(err)
 	}
 	re, err := OpenKeyStore(dir)

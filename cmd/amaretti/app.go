@@ -38,6 +38,9 @@ type env struct {
 	// usage is a usage error found by a urfave/cli hook that cannot
 	// return one (an unknown command).
 	usage error
+	// closers release what commands opened for the whole run (the
+	// database holding the root keys); run calls them at the end.
+	closers []func()
 }
 
 // run executes the CLI and returns its exit status: 0 on success, 1 when the
@@ -50,6 +53,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		argv = interspersed(app, args) // completion asks about the words as typed
 	}
 	err := app.RunContext(ctx, argv)
+	for _, c := range e.closers {
+		c()
+	}
 	if err == nil {
 		err = e.usage
 	}
@@ -82,7 +88,8 @@ func (e *env) app() *cli.App {
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "db", Value: "./amaretti.db", EnvVars: []string{"AMARETTI_DB"}, Usage: "the store: a SQLite database `FILE` (or sqlite:FILE), or a postgres:// URL"},
 			&cli.BoolFlag{Name: "no-migrate", EnvVars: []string{"AMARETTI_NO_MIGRATE"}, Usage: "refuse a database whose schema is older than this program instead of upgrading it (run \"amaretti migrate\" first)"},
-			&cli.StringFlag{Name: "keys", Value: "./keys", EnvVars: []string{"AMARETTI_KEYS"}, Usage: "root key `DIR`ectory"},
+			&cli.StringFlag{Name: "keys", Value: "./keys", EnvVars: []string{"AMARETTI_KEYS"}, Usage: "root key `DIR`ectory, or \"db\" for keys kept (sealed) in the PostgreSQL database --db names"},
+			&cli.StringFlag{Name: "key-encryption-key-file", EnvVars: []string{setup.KEKFileEnv}, Usage: "`FILE` (mode 0600) holding the key-encryption key that seals root keys kept in the database (--keys db); or set " + setup.KEKEnv + " to the key itself"},
 			&cli.StringFlag{Name: "location", EnvVars: []string{"AMARETTI_LOCATION"}, Usage: "location written into minted tokens, e.g. api.example.org"},
 			&cli.StringFlag{Name: "redis", EnvVars: []string{"AMARETTI_REDIS"}, Usage: "redis:// `URL` shared with running verifiers: touch, lock, unlock and (de)activate announce their change there"},
 			&cli.BoolFlag{Name: "json", Usage: "machine-readable output"},
@@ -133,8 +140,26 @@ func commandPath(c *cli.Context) string {
 	return strings.Join(names, " ")
 }
 
+// keyOptions says where --keys, --db and the key-encryption key put the
+// root keys.
+func (e *env) keyOptions(c *cli.Context) setup.KeyOptions {
+	return setup.KeyOptions{Keys: c.String("keys"), DB: c.String("db"), KEKFile: c.String("key-encryption-key-file"),
+		KEK: os.Getenv(setup.KEKEnv), StoreOptions: []macaroon.StoreOption{macaroon.WithStoreClock(e.now)}}
+}
+
+// openKeys opens the root key store. Keys kept in the database are read
+// through a connection of their own, open until the run ends.
 func (e *env) openKeys(c *cli.Context) (*macaroon.KeyStore, error) {
-	return setup.Keys(c.String("keys"))
+	o := e.keyOptions(c)
+	if kind, _ := setup.Parse(o.DB); !setup.KeysInDatabase(o.Keys) || kind != setup.PostgreSQL {
+		return setup.OpenKeys(c.Context, o, nil) // a directory, or the refusal
+	}
+	store, err := e.openStore(c)
+	if err != nil {
+		return nil, err
+	}
+	e.closers = append(e.closers, func() { store.Close() })
+	return setup.OpenKeys(c.Context, o, store)
 }
 
 func (e *env) openStore(c *cli.Context) (epoch.Store, error) {

@@ -22,13 +22,24 @@ func (e *env) initCommand() *cli.Command {
 			if _, err := args(c); err != nil {
 				return err
 			}
-			keys, keyCreated, err := macaroon.InitKeyStore(c.String("keys"), macaroon.WithStoreClock(e.now))
-			if err != nil {
-				return err
-			}
 			path := c.String("db")
-			_, statErr := os.Stat(path)
-			dbCreated := errors.Is(statErr, os.ErrNotExist)
+			kind, target := setup.Parse(path)
+			dbCreated := false
+			if kind == setup.SQLite {
+				_, statErr := os.Stat(target)
+				dbCreated = errors.Is(statErr, os.ErrNotExist)
+			}
+			o := e.keyOptions(c)
+			if setup.KeysInDatabase(o.Keys) {
+				// Refused before anything is made.
+				if kind != setup.PostgreSQL {
+					_, _, err := setup.InitKeys(c.Context, o, nil)
+					return err
+				}
+				if _, err := setup.ReadKEK(o); err != nil {
+					return err
+				}
+			}
 			store, err := setup.Store(c.Context, path, setup.StoreOptions{Now: e.now, Create: true})
 			if err != nil {
 				return err
@@ -38,27 +49,34 @@ func (e *env) initCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			keys, keyCreated, err := setup.InitKeys(c.Context, o, store)
+			if err != nil {
+				return err
+			}
 			cur, err := keys.Current()
 			if err != nil {
 				return err
 			}
+			where, shown := setup.KeysWhere(o), setup.Redact(path)
 			if c.Bool("json") {
 				return e.printJSON(map[string]any{
-					"keys": keys.Dir(), "keys_created": keyCreated, "current_key": cur.ID(),
-					"db": path, "db_created": dbCreated, "schema_version": version,
+					"keys": where, "keys_created": keyCreated, "current_key": cur.ID(),
+					"db": shown, "db_created": dbCreated, "schema_version": version,
 				})
 			}
 			switch {
 			case keyCreated:
-				fmt.Fprintf(e.stdout, "created key store %s with current key %s\n", keys.Dir(), cur.ID())
+				fmt.Fprintf(e.stdout, "created key store %s with current key %s\n", where, cur.ID())
 			default:
-				fmt.Fprintf(e.stdout, "key store %s already exists (current key %s): unchanged\n", keys.Dir(), cur.ID())
+				fmt.Fprintf(e.stdout, "key store %s already exists (current key %s): unchanged\n", where, cur.ID())
 			}
 			switch {
 			case dbCreated:
-				fmt.Fprintf(e.stdout, "created database %s (schema version %d)\n", path, version)
+				fmt.Fprintf(e.stdout, "created database %s (schema version %d)\n", shown, version)
+			case kind == setup.PostgreSQL:
+				fmt.Fprintf(e.stdout, "database %s ready (schema version %d)\n", shown, version)
 			default:
-				fmt.Fprintf(e.stdout, "database %s already exists (schema version %d): unchanged\n", path, version)
+				fmt.Fprintf(e.stdout, "database %s already exists (schema version %d): unchanged\n", shown, version)
 			}
 			return nil
 		},
@@ -92,6 +110,7 @@ func (e *env) keysCommand() *cli.Command {
 		Name:  "keys",
 		Usage: "manage root keys",
 		Subcommands: []*cli.Command{
+			e.newKEKCommand(),
 			{
 				Name:  "list",
 				Usage: "list keys: id, state, creation time",
@@ -121,7 +140,7 @@ func (e *env) keysCommand() *cli.Command {
 					if _, err := args(c); err != nil {
 						return err
 					}
-					k, err := keys.Rotate()
+					k, err := keys.RotateContext(c.Context)
 					if err != nil {
 						return err
 					}
@@ -137,7 +156,7 @@ func (e *env) keysCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					k, err := keys.Retire(a[0])
+					k, err := keys.RetireContext(c.Context, a[0])
 					if err != nil {
 						return err
 					}
@@ -146,7 +165,7 @@ func (e *env) keysCommand() *cli.Command {
 			},
 			{
 				Name:      "export",
-				Usage:     "print a key's secret as standard padded base64 (44 characters)",
+				Usage:     "print a key's secret as standard padded base64 (44 characters); with \"keys import\" it moves a key between a directory and the database",
 				ArgsUsage: "ID",
 				Action: withKeys(func(c *cli.Context, keys *macaroon.KeyStore) error {
 					a, err := args(c, "id")
@@ -174,13 +193,47 @@ func (e *env) keysCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					k, err := keys.Import(a[0], strings.TrimRight(string(data), "\r\n"))
+					k, err := keys.ImportContext(c.Context, a[0], strings.TrimRight(string(data), "\r\n"))
 					if err != nil {
 						return err
 					}
 					return printKey(c, k, "imported")
 				}),
 			},
+		},
+	}
+}
+
+// newKEKCommand prints a fresh key-encryption key, or writes it to a new
+// file (mode 0600) with --out.
+func (e *env) newKEKCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "new-kek",
+		Usage: "make a key-encryption key for root keys kept in the database (--keys db): 32 random bytes in base64; give every host the same one, never store it in the database",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "out", Usage: "write it to the new `FILE` (mode 0600; an existing file is never replaced) instead of printing it"},
+		},
+		Action: func(c *cli.Context) error {
+			if _, err := args(c); err != nil {
+				return err
+			}
+			text, err := macaroon.NewKeyEncryptionKeyText(nil)
+			if err != nil {
+				return err
+			}
+			out := c.String("out")
+			if out == "" {
+				fmt.Fprintln(e.stdout, text)
+				return nil
+			}
+			if err := macaroon.WriteKeyEncryptionKeyFile(out, text); err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				return e.printJSON(map[string]string{"file": out})
+			}
+			fmt.Fprintf(e.stdout, "wrote a new key-encryption key to %s (mode 0600); use it with --key-encryption-key-file %s\n", out, out)
+			return nil
 		},
 	}
 }

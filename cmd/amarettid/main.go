@@ -75,7 +75,8 @@ func app(stdout, stderr io.Writer, log *slog.Logger) *cli.App {
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", EnvVars: []string{"AMARETTI_LISTEN"}, Usage: "`ADDR` to listen on"},
 			&cli.StringFlag{Name: "db", Value: "./amaretti.db", EnvVars: []string{"AMARETTI_DB"}, Usage: "the store: a SQLite database `FILE` made by amaretti init (or sqlite:FILE), or a postgres:// URL"},
 			&cli.BoolFlag{Name: "no-migrate", EnvVars: []string{"AMARETTI_NO_MIGRATE"}, Usage: "refuse to start on a database whose schema is older than this program (run \"amaretti migrate\" first) instead of upgrading it"},
-			&cli.StringFlag{Name: "keys", Value: "./keys", EnvVars: []string{"AMARETTI_KEYS"}, Usage: "root key `DIR`ectory"},
+			&cli.StringFlag{Name: "keys", Value: "./keys", EnvVars: []string{"AMARETTI_KEYS"}, Usage: "root key `DIR`ectory, or \"db\" for keys kept (sealed) in the PostgreSQL database --db names, reloaded through its change log"},
+			&cli.StringFlag{Name: "key-encryption-key-file", EnvVars: []string{setup.KEKFileEnv}, Usage: "`FILE` (mode 0600) holding the key-encryption key of keys kept in the database (--keys db); or set " + setup.KEKEnv + " to the key itself"},
 			&cli.StringFlag{Name: "location", EnvVars: []string{"AMARETTI_LOCATION"}, Usage: "location written into tokens the daemon mints (API tokens, exchanges)"},
 			&cli.StringFlag{Name: "redis", EnvVars: []string{"AMARETTI_REDIS"}, Usage: "redis:// `URL` shared with other verifiers (absent: SQLite only)"},
 			&cli.StringFlag{Name: "trusted-proxies", EnvVars: []string{"AMARETTI_TRUSTED_PROXIES"}, Usage: "comma-separated `CIDR`s (or addresses) of proxies whose X-Real-IP / X-Forwarded-For are believed for last-use records (default none: the peer address)"},
@@ -107,9 +108,14 @@ func serve(c *cli.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	keys, err := openKeys(c.String("keys"))
-	if err != nil {
-		return err
+	// A key directory is opened first (its absence is said first); keys
+	// in the database once the store is open.
+	keyOpts := setup.KeyOptions{Keys: c.String("keys"), DB: c.String("db"), KEKFile: c.String("key-encryption-key-file"), KEK: os.Getenv(setup.KEKEnv)}
+	var keys *macaroon.KeyStore
+	if !setup.KeysInDatabase(keyOpts.Keys) {
+		if keys, err = openKeys(ctx, keyOpts, nil); err != nil {
+			return err
+		}
 	}
 	if c.Int("max-live-tokens") <= 0 || c.Int("max-revoked-tokens") <= 0 {
 		return fmt.Errorf("--max-live-tokens and --max-revoked-tokens must be positive")
@@ -119,6 +125,11 @@ func serve(c *cli.Context, log *slog.Logger) error {
 		return err
 	}
 	defer store.Close()
+	if keys == nil {
+		if keys, err = openKeys(ctx, keyOpts, store); err != nil {
+			return err
+		}
+	}
 
 	if c.Duration("poll") <= 0 {
 		return fmt.Errorf("--poll must be positive")
@@ -126,8 +137,14 @@ func serve(c *cli.Context, log *slog.Logger) error {
 	// The follower reads the store's change log: it keeps the in-process
 	// cache and Redis from outliving any change by more than --poll. It
 	// remembers changes for the Redis TTL + 5 s (see package rediscache).
-	follower := epoch.NewFollower(store, epoch.WithPollInterval(c.Duration("poll")),
-		epoch.WithWindow(c.Duration("redis-ttl")+5*time.Second), epoch.WithFollowerLogger(log))
+	followOpts := []epoch.FollowerOption{epoch.WithPollInterval(c.Duration("poll")),
+		epoch.WithWindow(c.Duration("redis-ttl") + 5*time.Second), epoch.WithFollowerLogger(log)}
+	if setup.KeysInDatabase(keyOpts.Keys) {
+		// A rotation, retirement or import on any host appends a key
+		// change to the log: keys are reloaded within --poll.
+		followOpts = append(followOpts, epoch.WithKeysChanged(keys.Reloader(log)))
+	}
+	follower := epoch.NewFollower(store, followOpts...)
 	var src epoch.Source = store
 	var layer *rediscache.Layer
 	if url := c.String("redis"); url != "" {
@@ -235,6 +252,6 @@ var (
 
 // openKeys and openStore open what "amaretti init" made, or say how to.
 var (
-	openKeys  = setup.Keys
+	openKeys  = setup.OpenKeys
 	openStore = setup.Store
 )
