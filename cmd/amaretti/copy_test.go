@@ -36,22 +36,28 @@ func TestStoreCopy(t *testing.T) {
 			c.ok("", "tokens", "revoke", revoked)
 			session := c.ok("", "token", "mint", bob, "--expires", "1h")
 
+			c.ok("", "keys", "rotate") // a verify-only key and a current one
+			old := c.ok("", "token", "mint", alice, "--expires", "1h")
+			c.ok("", "keys", "rotate")
 			to := target.db(t)
-			out := c.ok("", "db", "copy", "--from", filepath.Join(c.dir, "amaretti.db"), "--to", to)
-			if !strings.Contains(out, "copied 3 editors, 2 API tokens and 0 login links") {
+			keysTo := filepath.Join(t.TempDir(), "keys")
+			out := c.ok("", "db", "copy", "--from", filepath.Join(c.dir, "amaretti.db"), "--to", to,
+				"--keys-from", filepath.Join(c.dir, "keys"), "--keys-to", keysTo)
+			if !strings.Contains(out, "copied 3 editors, 2 API tokens and 0 login links") || !strings.Contains(out, "copied 3 root keys") {
 				t.Fatalf("db copy: %s", out)
 			}
 			c.fail("is not empty", "", "db", "copy", "--from", filepath.Join(c.dir, "amaretti.db"), "--to", to)
 
 			// moved runs the CLI on the copy.
 			moved := func(t *testing.T) *runner {
-				return &runner{t: t, dir: c.dir, env: append(append([]string{}, c.env...), "AMARETTI_DB="+to)}
+				return &runner{t: t, dir: c.dir, env: append(append([]string{}, c.env...), "AMARETTI_DB="+to, "AMARETTI_KEYS="+keysTo)}
 			}
 			for _, tc := range []struct {
 				name, token, fails string
 			}{
 				{"api token minted before the copy", live, ""},
 				{"session minted before the copy", session, ""},
+				{"minted under a key rotated since", old, ""},
 				{"revoked one by one", revoked, "this token was revoked"},
 				{"revoked by a touch", touched, "token revoked"},
 				{"revoked by a lock", locked, "editor locked"},
@@ -64,6 +70,16 @@ func TestStoreCopy(t *testing.T) {
 					}
 				})
 			}
+			t.Run("keys are copied into an empty key store only", func(t *testing.T) {
+				c.t = t
+				fresh := target.db(t)
+				c.fail("already holds 3 keys", "", "db", "copy", "--from", filepath.Join(c.dir, "amaretti.db"), "--to", fresh,
+					"--keys-from", filepath.Join(c.dir, "keys"), "--keys-to", keysTo)
+				// Nothing was copied: the store copy can be run again.
+				c.ok("", "db", "copy", "--from", filepath.Join(c.dir, "amaretti.db"), "--to", fresh)
+				c.fail("give both --keys-from and --keys-to", "", "db", "copy", "--from", filepath.Join(c.dir, "amaretti.db"), "--to", target.db(t),
+					"--keys-from", filepath.Join(c.dir, "keys"))
+			})
 			t.Run("the copy works on its own", func(t *testing.T) {
 				m := moved(t)
 				m.fail("live token of that name", "", "tokens", "create", alice, "--name", "ci", "--expires", "1h")

@@ -1,15 +1,19 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
+	"slices"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/internal/setup"
+	"github.com/amaretti-auth/amaretti/macaroon"
 )
 
 // backuper is a store that writes consistent copies of itself (SQLite).
@@ -54,6 +58,71 @@ func (e *env) migrateCommand() *cli.Command {
 	}
 }
 
+// keyBackend opens the key backend where names for "db copy": a directory
+// (made when create), or "db" for the database db, opened as store.
+func (e *env) keyBackend(c *cli.Context, where, db string, store epoch.Store, create bool) (macaroon.KeyBackend, error) {
+	o := e.keyOptions(c)
+	o.Keys, o.DB = where, db
+	if !setup.KeysInDatabase(where) {
+		if create {
+			if err := os.MkdirAll(where, 0o700); err != nil {
+				return nil, err
+			}
+		} else if _, err := os.Stat(where); err != nil {
+			return nil, fmt.Errorf("%w at %s", setup.ErrNoKeyStore, where)
+		}
+		return macaroon.NewDirBackend(where), nil
+	}
+	keys, err := setup.OpenKeys(c.Context, o, store)
+	if err != nil {
+		return nil, err
+	}
+	return keys.Backend(), nil
+}
+
+// keysWhere names a --keys-from or --keys-to for messages.
+func keysWhere(where, db string) string {
+	return setup.KeysWhere(setup.KeyOptions{Keys: where, DB: db})
+}
+
+// emptyKeys fails unless b holds no key.
+func emptyKeys(ctx context.Context, b macaroon.KeyBackend) error {
+	have, err := b.Load(ctx)
+	if err != nil {
+		return err
+	}
+	if len(have) > 0 {
+		return fmt.Errorf("--keys-to already holds %d keys: copy keys only into an empty key store", len(have))
+	}
+	return nil
+}
+
+// copyKeys adds every key of from to to, which must hold none, keeping
+// their states and creation times: the current key last, so that it stays
+// the current one.
+func copyKeys(ctx context.Context, from, to macaroon.KeyBackend) (int, error) {
+	if err := emptyKeys(ctx, to); err != nil {
+		return 0, err
+	}
+	keys, err := from.Load(ctx)
+	if err != nil {
+		return 0, err
+	}
+	current := func(k *macaroon.Key) int {
+		if k.State() == macaroon.StateCurrent {
+			return 1
+		}
+		return 0
+	}
+	slices.SortStableFunc(keys, func(a, b *macaroon.Key) int { return cmp.Compare(current(a), current(b)) })
+	for _, k := range keys {
+		if err := to.Add(ctx, k); err != nil {
+			return 0, err
+		}
+	}
+	return len(keys), nil
+}
+
 // copyStore copies every editor, registry row and login link from one
 // store to another ("db copy").
 func (e *env) copyStore(c *cli.Context) error {
@@ -82,6 +151,21 @@ func (e *env) copyStore(c *cli.Context) error {
 	if !ok {
 		return fmt.Errorf("db copy: %s cannot be imported into", setup.Redact(to))
 	}
+	var keysFrom, keysTo macaroon.KeyBackend
+	if (c.String("keys-from") == "") != (c.String("keys-to") == "") {
+		return usagef("db copy: give both --keys-from and --keys-to, or neither")
+	}
+	if c.String("keys-from") != "" {
+		if keysFrom, err = e.keyBackend(c, c.String("keys-from"), from, src, false); err != nil {
+			return fmt.Errorf("db copy: --keys-from: %w", err)
+		}
+		if keysTo, err = e.keyBackend(c, c.String("keys-to"), to, dst, true); err != nil {
+			return fmt.Errorf("db copy: --keys-to: %w", err)
+		}
+		if err := emptyKeys(c.Context, keysTo); err != nil {
+			return fmt.Errorf("db copy: %w", err)
+		}
+	}
 	snap, err := ex.Export(c.Context)
 	if err != nil {
 		return fmt.Errorf("db copy: reading %s: %w", setup.Redact(from), err)
@@ -92,13 +176,23 @@ func (e *env) copyStore(c *cli.Context) error {
 		}
 		return fmt.Errorf("db copy: writing %s: %w", setup.Redact(to), err)
 	}
+	nkeys := 0
+	if keysFrom != nil {
+		if nkeys, err = copyKeys(c.Context, keysFrom, keysTo); err != nil {
+			return fmt.Errorf("db copy: the store is copied, the keys are not: %w", err)
+		}
+	}
 	if c.Bool("json") {
 		return e.printJSON(map[string]any{"from": setup.Redact(from), "to": setup.Redact(to),
-			"editors": len(snap.Editors), "tokens": len(snap.Tokens), "links": len(snap.Links)})
+			"editors": len(snap.Editors), "tokens": len(snap.Tokens), "links": len(snap.Links), "keys": nkeys})
 	}
 	fmt.Fprintf(e.stdout, "copied %d editors, %d API tokens and %d login links from %s to %s\n",
 		len(snap.Editors), len(snap.Tokens), len(snap.Links), setup.Redact(from), setup.Redact(to))
-	fmt.Fprintln(e.stdout, "root keys are not copied: move them with \"amaretti keys export\" and \"amaretti keys import\"")
+	if keysFrom == nil {
+		fmt.Fprintln(e.stdout, "root keys are not copied: copy them with --keys-from and --keys-to, or \"amaretti keys export\" and \"amaretti keys import\"")
+	} else {
+		fmt.Fprintf(e.stdout, "copied %d root keys from %s to %s\n", nkeys, keysWhere(c.String("keys-from"), from), keysWhere(c.String("keys-to"), to))
+	}
 	return nil
 }
 
@@ -115,6 +209,8 @@ func (e *env) dbCommand() *cli.Command {
 					&cli.StringFlag{Name: "from", Usage: "the source: a SQLite `FILE` or a postgres:// URL"},
 					&cli.StringFlag{Name: "to", Usage: "the target: a SQLite `FILE` (created when missing) or a postgres:// URL"},
 					&cli.BoolFlag{Name: "replace", Usage: "delete what the target holds first (in the same transaction)"},
+					&cli.StringFlag{Name: "keys-from", Usage: "also copy the root keys (states and creation times kept) from this key `DIR`, or \"db\" for the source's database"},
+					&cli.StringFlag{Name: "keys-to", Usage: "…to this key `DIR` (created), or \"db\" for the target's database (sealed with --key-encryption-key-file / " + setup.KEKEnv + "); it must hold no key yet"},
 				},
 				Action: e.copyStore,
 			},
