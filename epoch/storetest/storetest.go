@@ -173,6 +173,7 @@ func Run(t *testing.T, o Opener) {
 		{"ConcurrentLogins", testConcurrentLogins},
 		{"ConcurrentCreates", testConcurrentCreates},
 		{"FreshStores", testFreshStores},
+		{"Copy", testCopy},
 		{"Closed", testClosed},
 	}
 	if o.ChildProcesses {
