@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -202,6 +203,13 @@ func TestStartupFailures(t *testing.T) {
 		s.Close()
 	}
 	const wrong = "Wr0ng-pw-never-shown"
+	// A port another process holds: the service exits at once, not after
+	// a signal (it used to wait for one, its tracker never told to stop).
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
 	for _, tc := range []struct {
 		name string
 		env  []string
@@ -211,11 +219,16 @@ func TestStartupFailures(t *testing.T) {
 		{"no-migrate on an empty database", []string{"AMARETTI_DB=" + pg.Database(t), "AMARETTI_KEYS=db", setup.KEKFileEnv + "=" + pgtest.KEKFile(t)}, []string{"--no-migrate"}, "amaretti migrate"},
 		{"AMARETTI_NO_MIGRATE", []string{"AMARETTI_DB=" + pg.Database(t), "AMARETTI_NO_MIGRATE=1", "AMARETTI_KEYS=db", setup.KEKFileEnv + "=" + pgtest.KEKFile(t)}, nil, "amaretti migrate"},
 		{"wrong password", []string{"AMARETTI_DB=" + strings.Replace(db, pgtest.Password, wrong, 1), "AMARETTI_KEYS=db", setup.KEKFileEnv + "=" + pgtest.KEKFile(t)}, nil, setup.Redact(db)},
+		{"address taken", []string{"AMARETTI_DB=" + db, "AMARETTI_KEYS=db", setup.KEKFileEnv + "=" + pgtest.KEKFile(t), "API_LISTEN=" + taken.Addr().String()}, nil, "address already in use"},
 		{"keys in the database without a key-encryption key", []string{"AMARETTI_DB=" + db, "AMARETTI_KEYS=db"}, nil, "no key-encryption key"},
 		{"keys in a SQLite database", []string{"AMARETTI_DB=" + sqliteDB, "AMARETTI_KEYS=db", setup.KEKFileEnv + "=" + pgtest.KEKFile(t)}, nil, "only when --db is a PostgreSQL URL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cmd := exec.Command(bin, append([]string{"--listen", testproc.FreeAddr(t)}, tc.args...)...)
+			args := tc.args
+			if !strings.Contains(strings.Join(tc.env, " "), "API_LISTEN=") {
+				args = append([]string{"--listen", testproc.FreeAddr(t)}, args...)
+			}
+			cmd := exec.Command(bin, args...)
 			cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, tc.env...)
 			out, err := cmd.CombinedOutput()
 			if code := cmd.ProcessState.ExitCode(); err == nil || code != 1 {
