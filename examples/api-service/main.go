@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -27,16 +28,21 @@ import (
 )
 
 func main() {
-	listen := flag.String("listen", envOr("API_LISTEN", "127.0.0.1:8081"), "address to listen on")
-	db := flag.String("db", envOr("AMARETTI_DB", "./amaretti.db"), "SQLite database made by amaretti init")
-	keyDir := flag.String("keys", envOr("AMARETTI_KEYS", "./keys"), "key directory made by amaretti init")
-	trustProxy := flag.Bool("trust-proxy-headers", os.Getenv("API_TRUST_PROXY_HEADERS") == "1",
+	var o options
+	flag.StringVar(&o.listen, "listen", envOr("API_LISTEN", "127.0.0.1:8081"), "address to listen on")
+	flag.StringVar(&o.db, "db", envOr("AMARETTI_DB", "./amaretti.db"), "the store: a SQLite database file made by amaretti init (or sqlite:FILE), or a postgres:// URL (env AMARETTI_DB; keep a password out of ps: set it there, or in PGPASSWORD or ~/.pgpass)")
+	flag.BoolVar(&o.noMigrate, "no-migrate", envBool("AMARETTI_NO_MIGRATE"), "refuse to start on a database whose schema is older than this program (run \"amaretti migrate\" first) instead of upgrading it (env AMARETTI_NO_MIGRATE)")
+	flag.StringVar(&o.keys.Keys, "keys", envOr("AMARETTI_KEYS", "./keys"), "root key directory made by amaretti init, or \"db\" for keys kept (sealed) in the PostgreSQL database --db names")
+	flag.StringVar(&o.keys.KEKFile, "key-encryption-key-file", os.Getenv(setup.KEKFileEnv), "file (mode 0600) holding the key-encryption key of keys kept in the database (--keys db; env "+setup.KEKFileEnv+"); or set "+setup.KEKEnv+" to the key itself")
+	flag.DurationVar(&o.poll, "poll", envDuration("AMARETTI_POLL", epoch.DefaultPollInterval), "read the store's change log this often (PostgreSQL also wakes it at once with NOTIFY): the bound on how late a touch, a revocation or, with --keys db, a key rotation reaches this service (env AMARETTI_POLL)")
+	flag.DurationVar(&o.keysReload, "keys-reload", envDuration("AMARETTI_KEYS_RELOAD", 30*time.Second), "also re-read the root keys this often (and on SIGHUP); with a key directory this is how a rotation reaches the service; 0 for SIGHUP only (env AMARETTI_KEYS_RELOAD)")
+	flag.BoolVar(&o.trustProxy, "trust-proxy-headers", os.Getenv("API_TRUST_PROXY_HEADERS") == "1",
 		"serve GET /v1/proxied/whoami from the X-Amaretti-* headers a forward-auth proxy sets; only when the API is reachable through that proxy alone")
-	lastUse := flag.Duration("last-use-interval", time.Minute, "record API tokens' last use (shown on the web frontend's tokens page) at most this often per token")
-	policy := apitoken.DefaultPolicy()
-	flag.DurationVar(&policy.MaxAPI, "max-api-token-lifetime", envDuration("AMARETTI_MAX_API_TOKEN_LIFETIME", policy.MaxAPI),
+	flag.DurationVar(&o.lastUse, "last-use-interval", time.Minute, "record API tokens' last use (shown on the web frontend's tokens page) at most this often per token")
+	o.policy = apitoken.DefaultPolicy()
+	flag.DurationVar(&o.policy.MaxAPI, "max-api-token-lifetime", envDuration("AMARETTI_MAX_API_TOKEN_LIFETIME", o.policy.MaxAPI),
 		"refuse API tokens that live longer than this (the lifetime policy amarettid enforces)")
-	flag.BoolVar(&policy.AllowNoExpiry, "allow-no-expiry", os.Getenv("AMARETTI_ALLOW_NO_EXPIRY") == "true" || os.Getenv("AMARETTI_ALLOW_NO_EXPIRY") == "1",
+	flag.BoolVar(&o.policy.AllowNoExpiry, "allow-no-expiry", envBool("AMARETTI_ALLOW_NO_EXPIRY"),
 		"accept API tokens that never expire")
 	version := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
@@ -44,11 +50,31 @@ func main() {
 		fmt.Println("api-service version", buildinfo.Version())
 		return
 	}
+	o.keys.DB, o.keys.KEK = o.db, os.Getenv(setup.KEKEnv) // the key itself only from the environment: never in ps output
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	if err := serve(*listen, *db, *keyDir, *trustProxy, *lastUse, policy, log); err != nil {
+	if err := serve(o, log); err != nil {
+		// setup's errors name a PostgreSQL database as setup.Redact does,
+		// never with its password.
 		log.Error("api-service stopped", "err", err)
 		os.Exit(1)
 	}
+}
+
+// options are the service's settings.
+type options struct {
+	listen, db       string
+	noMigrate        bool
+	keys             setup.KeyOptions // Keys, KEKFile, KEK; DB is db
+	poll, keysReload time.Duration
+	trustProxy       bool
+	lastUse          time.Duration
+	policy           apitoken.Policy
+}
+
+// envBool reads a boolean from the environment: "1" or "true".
+func envBool(name string) bool {
+	v := os.Getenv(name)
+	return v == "1" || v == "true"
 }
 
 func envOr(name, def string) string {
@@ -66,35 +92,98 @@ func envDuration(name string, def time.Duration) time.Duration {
 	return def
 }
 
-// newVerifier verifies with keys against store's epochs under the lifetime
-// policy. The epoch cache bounds how stale a revocation can be: 2 s here.
-func newVerifier(keys *macaroon.KeyStore, store epoch.Source, policy apitoken.Policy) (*verifier.Verifier, error) {
-	return verifier.New(keys, epoch.NewCache(store, 0, 2*time.Second), policy.VerifierOptions()...)
+// cacheTTL is how long the service caches an editor's state. The change
+// log follower drops an entry as soon as it reads a change to it, so the
+// TTL only bounds staleness if the follower itself goes wrong.
+const cacheTTL = 2 * time.Second
+
+// newVerifier verifies with keys against cache under the lifetime policy.
+func newVerifier(keys *macaroon.KeyStore, cache *epoch.Cache, policy apitoken.Policy) (*verifier.Verifier, error) {
+	return verifier.New(keys, cache, policy.VerifierOptions()...)
 }
 
-func serve(listen, db, keyDir string, trustProxy bool, lastUse time.Duration, policy apitoken.Policy, log *slog.Logger) error {
+// watcher is a store that notifies changes as they commit (PostgreSQL
+// LISTEN/NOTIFY): Watch calls wake on each, and after every reconnection,
+// until ctx ends. It is a wake-up hint: the follower still reads the log.
+type watcher interface {
+	Watch(ctx context.Context, wake func()) error
+}
+
+// follow keeps cache and keys up to date with the store's change log until
+// ctx ends, as amarettid does: every change to an editor drops its cached
+// state, and, with keys in the database, a rotation, retirement or import
+// made on any host reloads the keys, within poll (at once when PostgreSQL's
+// NOTIFY arrives). The cache is bypassed until the first catch-up and
+// whenever the log cannot be read. The returned function waits for the
+// goroutines to end (after ctx).
+func follow(ctx context.Context, store epoch.Store, cache *epoch.Cache, keys *macaroon.KeyStore, keysInDB bool, poll time.Duration, log *slog.Logger) (wait func()) {
+	opts := []epoch.FollowerOption{epoch.WithPollInterval(poll), epoch.WithFollowerLogger(log)}
+	if keysInDB {
+		opts = append(opts, epoch.WithKeysChanged(keys.Reloader(log)))
+	}
+	f := epoch.NewFollower(store, opts...)
+	cache.SetBypass(true) // until the follower's first catch-up
+	var wg sync.WaitGroup
+	wg.Go(func() { f.Run(ctx, cache) })
+	if w, ok := store.(watcher); ok {
+		wg.Go(func() {
+			if err := w.Watch(ctx, f.Wake); err != nil && ctx.Err() == nil {
+				log.Warn("change notifications stopped; the change log is still polled", "err", err)
+			}
+		})
+	}
+	return wg.Wait
+}
+
+func serve(o options, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	keys, err := setup.Keys(keyDir)
-	if err != nil {
-		return err
+	if o.poll <= 0 {
+		return errors.New("--poll must be positive")
 	}
-	store, err := setup.Store(ctx, db, setup.StoreOptions{})
+	inDB := setup.KeysInDatabase(o.keys.Keys)
+	// A key directory is opened first (its absence is said first); keys
+	// in the database once the store is open.
+	var keys *macaroon.KeyStore
+	var err error
+	if !inDB {
+		if keys, err = setup.OpenKeys(ctx, o.keys, nil); err != nil {
+			return err
+		}
+	}
+	store, err := setup.Store(ctx, o.db, setup.StoreOptions{NoMigrate: o.noMigrate})
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	v, err := newVerifier(keys, store, policy)
+	if inDB {
+		if keys, err = setup.OpenKeys(ctx, o.keys, store); err != nil {
+			return err
+		}
+	}
+	cache := epoch.NewCache(store, 0, cacheTTL)
+	v, err := newVerifier(keys, cache, o.policy)
 	if err != nil {
 		return err
 	}
-	tracker := apitoken.NewTracker(store, lastUse, log)
+	bg, stopBg := context.WithCancel(ctx)
+	defer stopBg()
+	waitFollow := follow(bg, store, cache, keys, inDB, o.poll, log)
+	defer func() { stopBg(); waitFollow() }()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go keys.KeepLoaded(bg, o.keysReload, hup, log)
+	tracker := apitoken.NewTracker(store, o.lastUse, log)
 	trackerDone := make(chan struct{})
-	go func() { tracker.Run(ctx); close(trackerDone) }()
-	defer func() { <-trackerDone }() // the last batch is written before the store closes
+	go func() { tracker.Run(bg); close(trackerDone) }()
+	// The last batch is written before the store closes; stopBg first, so
+	// that an error before the server ran (a taken port) does not wait
+	// for a signal.
+	defer func() { stopBg(); <-trackerDone }()
 	srv := &http.Server{
-		Addr:              listen,
-		Handler:           newServer(v, tracker, trustProxy, log),
+		Addr:              o.listen,
+		Handler:           newServer(v, tracker, o.trustProxy, log),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
@@ -108,11 +197,11 @@ func serve(listen, db, keyDir string, trustProxy bool, lastUse time.Duration, po
 	}()
 	// Listen first, then say so: the "listening" line is the readiness
 	// signal (tests and supervisors wait for it).
-	ln, err := net.Listen("tcp", listen)
+	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return err
 	}
-	log.Info("api-service listening", "addr", ln.Addr().String())
+	log.Info("api-service listening", "addr", ln.Addr().String(), "db", setup.Redact(o.db), "keys", setup.KeysWhere(o.keys), "poll", o.poll.String())
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,20 +16,50 @@ import (
 	"github.com/amaretti-auth/amaretti/apitoken"
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch"
-	"github.com/amaretti-auth/amaretti/epoch/sqlite"
+	"github.com/amaretti-auth/amaretti/examples/internal/pgtest"
+	"github.com/amaretti-auth/amaretti/internal/setup"
+	"github.com/amaretti-auth/amaretti/internal/testproc"
 	"github.com/amaretti-auth/amaretti/macaroon"
 	"github.com/amaretti-auth/amaretti/verifier"
 )
 
-// newKeysAndStore makes what "amaretti init" makes, in a test directory.
-func newKeysAndStore(t *testing.T) (*macaroon.KeyStore, *sqlite.Store) {
+// bin holds the api-service binary, built once.
+var bin string
+
+// pg is the PostgreSQL server of the tests that need one.
+var pg pgtest.Shared
+
+func TestMain(m *testing.M) {
+	dir, err := testproc.Build(".")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin = filepath.Join(dir, "api-service")
+	code := m.Run()
+	pg.Close()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// backends are the stores the service is tested on, as --db names them.
+var backends = []struct {
+	name string
+	db   func(t *testing.T) string
+}{
+	{"sqlite", func(t *testing.T) string { return filepath.Join(t.TempDir(), "amaretti.db") }},
+	{"postgres", func(t *testing.T) string { return pg.Database(t) }},
+}
+
+// newKeysAndStore makes what "amaretti init" makes, in a test directory:
+// a key directory and the store db names.
+func newKeysAndStore(t *testing.T, db string) (*macaroon.KeyStore, epoch.Store) {
 	t.Helper()
-	dir := t.TempDir()
-	keys, _, err := macaroon.InitKeyStore(filepath.Join(dir, "keys"))
+	keys, _, err := macaroon.InitKeyStore(filepath.Join(t.TempDir(), "keys"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := sqlite.Open(context.Background(), filepath.Join(dir, "amaretti.db"))
+	store, err := setup.Store(context.Background(), db, setup.StoreOptions{Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,10 +67,19 @@ func newKeysAndStore(t *testing.T) (*macaroon.KeyStore, *sqlite.Store) {
 	return keys, store
 }
 
+// TestAPIService runs the service's routes on each store: valid tokens
+// accepted, a touched editor's token and a revoked API token refused.
 func TestAPIService(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { testAPIService(t, b.db(t)) })
+	}
+}
+
+func testAPIService(t *testing.T, db string) {
 	ctx := context.Background()
-	keys, store := newKeysAndStore(t)
+	keys, store := newKeysAndStore(t, db)
 	alice, _ := store.Create(ctx, epoch.NewEditor{Username: "alice"})
+	bob, _ := store.Create(ctx, epoch.NewEditor{Username: "bob"})
 	cache := epoch.NewCache(store, 0, time.Minute)
 	v, _ := verifier.New(keys, cache)
 	tracker := apitoken.NewTracker(store, time.Hour, nil)
@@ -51,6 +92,10 @@ func TestAPIService(t *testing.T) {
 		t.Fatal(err)
 	}
 	apiTok, row, err := issuer.Create(ctx, apitoken.Request{EditorID: alice.ID, Name: "cron", Creator: alice.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bobTok, bobRow, err := issuer.Create(ctx, apitoken.Request{EditorID: bob.ID, Name: "cron", Creator: bob.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,6 +122,7 @@ func TestAPIService(t *testing.T) {
 	}{
 		{"GET", "/v1/whoami", full.Token, 200, alice.ID},
 		{"GET", "/v1/whoami", apiTok, 200, row.TokenID},
+		{"GET", "/v1/whoami", bobTok, 200, bobRow.TokenID},
 		{"GET", "/v1/whoami", "", 401, "unauthorized"},
 		{"GET", "/v1/hello", "", 200, "anonymous"},
 		{"GET", "/v1/hello", full.Token, 200, alice.ID},
@@ -101,8 +147,29 @@ func TestAPIService(t *testing.T) {
 		t.Fatal(err)
 	}
 	cache.Invalidate(alice.ID)
-	if status, body := call("GET", "/v1/whoami", full.Token); status != 401 || !strings.Contains(body, "token revoked") {
-		t.Errorf("after touch: %d %s", status, body)
+	// One API token revoked: that one refused, the editor's others not.
+	if _, _, err := store.RevokeToken(ctx, bobRow.TokenID); err != nil {
+		t.Fatal(err)
+	}
+	cache.Invalidate(bob.ID)
+	for _, tc := range []struct {
+		name, token string
+		status      int
+		body        string
+	}{
+		{"session of a touched editor", full.Token, 401, "token revoked"},
+		{"api token of a touched editor", apiTok, 401, "token revoked"},
+		{"revoked api token", bobTok, 401, "token revoked"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if status, body := call("GET", "/v1/whoami", tc.token); status != tc.status || !strings.Contains(body, tc.body) {
+				t.Errorf("%d %s, want %d with %q", status, body, tc.status, tc.body)
+			}
+		})
+	}
+	later, _ := minter.Mint(ctx, bob.ID, macaroon.ExpiresIn(time.Hour))
+	if status, body := call("GET", "/v1/whoami", later.Token); status != 200 {
+		t.Errorf("bob's session after the revocation of one API token: %d %s", status, body)
 	}
 }
 
@@ -111,11 +178,11 @@ func TestAPIService(t *testing.T) {
 // affected.
 func TestLifetimePolicy(t *testing.T) {
 	ctx := context.Background()
-	keys, store := newKeysAndStore(t)
+	keys, store := newKeysAndStore(t, filepath.Join(t.TempDir(), "amaretti.db"))
 	alice, _ := store.Create(ctx, epoch.NewEditor{Username: "alice", Epoch: time.Now().Add(-time.Second)})
 	policy := apitoken.DefaultPolicy()
 	policy.MaxAPI, policy.API, policy.Bootstrap = 24*time.Hour, 24*time.Hour, 24*time.Hour
-	v, err := newVerifier(keys, store, policy)
+	v, err := newVerifier(keys, epoch.NewCache(store, 0, cacheTTL), policy)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/amaretti-auth/amaretti/internal/setup"
 )
 
 // daemonPackage is what --with-daemon builds when it finds no amarettid.
@@ -97,8 +99,10 @@ func startDaemon(ctx context.Context, o options, addr string, log *slog.Logger) 
 		return nil, err
 	}
 	d := &childDaemon{tmp: tmp, done: make(chan struct{})}
-	d.cmd = exec.Command(bin, "--listen", addr, "--db", o.db, "--keys", o.keys, "--location", o.location,
-		"--max-api-token-lifetime", o.policy.MaxAPI.String(), fmt.Sprintf("--allow-no-expiry=%t", o.policy.AllowNoExpiry))
+	d.cmd = exec.Command(bin, "--listen", addr, "--location", o.location,
+		"--max-api-token-lifetime", o.policy.MaxAPI.String(), fmt.Sprintf("--allow-no-expiry=%t", o.policy.AllowNoExpiry),
+		fmt.Sprintf("--no-migrate=%t", o.noMigrate))
+	d.cmd.Env = daemonEnv(os.Environ(), o)
 	d.cmd.Stdout, d.cmd.Stderr = os.Stderr, os.Stderr
 	d.cmd.SysProcAttr = childAttr()
 	started := make(chan error, 1)
@@ -121,6 +125,19 @@ func startDaemon(ctx context.Context, o options, addr string, log *slog.Logger) 
 	}
 	log.Info("amarettid started", "pid", d.cmd.Process.Pid, "binary", bin, "addr", addr)
 	return d, nil
+}
+
+// daemonEnv is the environment of the amarettid of --with-daemon: the
+// frontend's own, with the store and keys the frontend uses. They go in the
+// environment, not on the command line, where anyone on the host could
+// read a postgres:// URL's password (ps) or the key-encryption key; the
+// later value of a variable wins.
+func daemonEnv(environ []string, o options) []string {
+	env := append(environ[:len(environ):len(environ)], "AMARETTI_DB="+o.db, "AMARETTI_KEYS="+o.keys, setup.KEKFileEnv+"="+o.kekFile)
+	if o.kek != "" {
+		env = append(env, setup.KEKEnv+"="+o.kek)
+	}
+	return env
 }
 
 // exitError is errDaemonExited with how it exited; call after done.

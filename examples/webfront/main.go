@@ -31,8 +31,11 @@ import (
 func main() {
 	var o options
 	flag.StringVar(&o.listen, "listen", envOr("WEBFRONT_LISTEN", "127.0.0.1:8082"), "address to listen on")
-	flag.StringVar(&o.db, "db", envOr("AMARETTI_DB", "./amaretti.db"), "SQLite database made by amaretti init (shared with amarettid)")
-	flag.StringVar(&o.keys, "keys", envOr("AMARETTI_KEYS", "./keys"), "root key directory made by amaretti init (shared with amarettid)")
+	flag.StringVar(&o.db, "db", envOr("AMARETTI_DB", "./amaretti.db"), "the store shared with amarettid: a SQLite database file made by amaretti init (or sqlite:FILE), or a postgres:// URL (env AMARETTI_DB; keep a password out of ps: set it there, or in PGPASSWORD or ~/.pgpass)")
+	flag.BoolVar(&o.noMigrate, "no-migrate", envBool("AMARETTI_NO_MIGRATE"), "refuse to start on a database whose schema is older than this program (run \"amaretti migrate\" first) instead of upgrading it (env AMARETTI_NO_MIGRATE)")
+	flag.StringVar(&o.keys, "keys", envOr("AMARETTI_KEYS", "./keys"), "root key directory made by amaretti init, or \"db\" for keys kept (sealed) in the PostgreSQL database --db names (shared with amarettid)")
+	flag.StringVar(&o.kekFile, "key-encryption-key-file", os.Getenv(setup.KEKFileEnv), "file (mode 0600) holding the key-encryption key of keys kept in the database (--keys db; env "+setup.KEKFileEnv+"); or set "+setup.KEKEnv+" to the key itself")
+	flag.DurationVar(&o.poll, "poll", envDuration("AMARETTI_POLL", epoch.DefaultPollInterval), "read the store's change log this often (PostgreSQL also wakes it at once with NOTIFY): the bound on how late a log out everywhere, a lock or, with --keys db, a key rotation made elsewhere reaches this frontend (env AMARETTI_POLL)")
 	flag.StringVar(&o.location, "location", envOr("AMARETTI_LOCATION", ""), "location written into session tokens")
 	flag.StringVar(&o.daemon, "daemon", envOr("WEBFRONT_DAEMON", "http://127.0.0.1:8080"), "base URL of amarettid")
 	flag.StringVar(&o.publicURL, "public-url", envOr("WEBFRONT_PUBLIC_URL", ""), "URL users reach the frontend at (default http://LISTEN); the only Host answered besides loopback names, and the OIDC redirect is PUBLIC-URL/login/oidc/callback")
@@ -42,9 +45,9 @@ func main() {
 		"longest API token lifetime the tokens page offers; amarettid's --max-api-token-lifetime decides (env AMARETTI_MAX_API_TOKEN_LIFETIME)")
 	flag.BoolVar(&o.policy.AllowNoExpiry, "allow-no-expiry", os.Getenv("AMARETTI_ALLOW_NO_EXPIRY") == "true" || os.Getenv("AMARETTI_ALLOW_NO_EXPIRY") == "1",
 		"offer API tokens that never expire on the tokens page; amarettid's --allow-no-expiry decides (env AMARETTI_ALLOW_NO_EXPIRY)")
-	flag.DurationVar(&o.cacheTTL, "cache-ttl", epoch.DefaultCacheTTL, "how long an editor's epoch is cached: how late another frontend instance sees a log out everywhere")
+	flag.DurationVar(&o.cacheTTL, "cache-ttl", epoch.DefaultCacheTTL, "how long an editor's epoch is cached; the change log follower (--poll) drops an entry as soon as it reads a change to it")
 	flag.BoolVar(&o.dev, "dev-login", os.Getenv("WEBFRONT_DEV_LOGIN") == "1", "enable the development login: anyone logs in as any username, no password (loopback addresses only)")
-	flag.BoolVar(&o.withDaemon, "with-daemon", os.Getenv("WEBFRONT_WITH_DAEMON") == "1", "for local use: run amarettid as a child process on the --daemon address (loopback only), with the same --db, --keys and --location; it stops with the frontend")
+	flag.BoolVar(&o.withDaemon, "with-daemon", os.Getenv("WEBFRONT_WITH_DAEMON") == "1", "for local use: run amarettid as a child process on the --daemon address (loopback only), with the same --db, --keys (and key-encryption key), --no-migrate and --location; it stops with the frontend")
 	flag.StringVar(&o.daemonBin, "daemon-bin", envOr("WEBFRONT_DAEMON_BIN", ""), "amarettid binary for --with-daemon (default: next to webfront, else on PATH, else built with go build)")
 	flag.StringVar(&o.issuer, "oidc-issuer", envOr("WEBFRONT_OIDC_ISSUER", ""), "OpenID Connect issuer URL (enables OIDC login)")
 	flag.StringVar(&o.clientID, "oidc-client-id", envOr("WEBFRONT_OIDC_CLIENT_ID", ""), "OIDC client id")
@@ -56,6 +59,7 @@ func main() {
 		return
 	}
 	o.clientSecret = os.Getenv("WEBFRONT_OIDC_CLIENT_SECRET") // only from the environment: never in ps output
+	o.kek = os.Getenv(setup.KEKEnv)                           // likewise
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	if err := run(o, log); err != nil {
 		// One plain line, like amaretti and amarettid: it names the fix.
@@ -66,7 +70,9 @@ func main() {
 
 type options struct {
 	listen, db, keys, location, daemon, publicURL string
-	sessionTTL, cacheTTL                          time.Duration
+	noMigrate                                     bool
+	kekFile, kek                                  string // the key-encryption key of --keys db
+	sessionTTL, cacheTTL, poll                    time.Duration
 	policy                                        apitoken.Policy // MaxAPI and AllowNoExpiry, as amarettid's
 	dev, withDaemon                               bool
 	daemonBin                                     string
@@ -80,6 +86,17 @@ func envDuration(name string, def time.Duration) time.Duration {
 		return d
 	}
 	return def
+}
+
+// envBool reads a boolean from the environment: "1" or "true".
+func envBool(name string) bool {
+	v := os.Getenv(name)
+	return v == "1" || v == "true"
+}
+
+// keyOptions says where o's root keys live.
+func (o options) keyOptions() setup.KeyOptions {
+	return setup.KeyOptions{Keys: o.keys, DB: o.db, KEKFile: o.kekFile, KEK: o.kek}
 }
 
 func envOr(name, def string) string {
@@ -110,7 +127,7 @@ var (
 
 // openKeys and openStore open what "amaretti init" made, or say how to.
 var (
-	openKeys  = setup.Keys
+	openKeys  = setup.OpenKeys
 	openStore = setup.Store
 )
 
@@ -170,16 +187,33 @@ func run(o options, log *slog.Logger) error {
 			return err
 		}
 	}
-	keys, err := openKeys(o.keys)
-	if err != nil {
-		return err
+	if o.poll <= 0 {
+		o.poll = epoch.DefaultPollInterval
 	}
-	store, err := openStore(ctx, o.db, setup.StoreOptions{})
+	// A key directory is opened first (its absence is said first); keys
+	// in the database once the store is open.
+	inDB := setup.KeysInDatabase(o.keys)
+	var keys *macaroon.KeyStore
+	if !inDB {
+		if keys, err = openKeys(ctx, o.keyOptions(), nil); err != nil {
+			return err
+		}
+	}
+	store, err := openStore(ctx, o.db, setup.StoreOptions{NoMigrate: o.noMigrate})
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	if inDB {
+		if keys, err = openKeys(ctx, o.keyOptions(), store); err != nil {
+			return err
+		}
+	}
 	cache := epoch.NewCache(store, 0, o.cacheTTL)
+	bg, stopBg := context.WithCancel(ctx)
+	defer stopBg()
+	waitFollow := follow(bg, store, cache, keys, inDB, o.poll, log)
+	defer func() { stopBg(); waitFollow() }()
 	v, err := verifier.New(keys, cache, o.policy.VerifierOptions()...)
 	if err != nil {
 		return err
@@ -234,7 +268,7 @@ func run(o options, log *slog.Logger) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	go keys.KeepLoaded(ctx, 30*time.Second, hup, log) // mint with the current key after a rotation
+	go keys.KeepLoaded(bg, 30*time.Second, hup, log) // mint with the current key after a rotation (a key directory's; the follower reloads keys in the database at once)
 
 	srv := &http.Server{
 		Handler:           handler,
@@ -262,7 +296,8 @@ func run(o options, log *slog.Logger) error {
 		srv.Shutdown(shutdown)
 		stopped <- cause
 	}()
-	log.Info("webfront listening", "addr", ln.Addr().String(), "public_url", o.publicURL, "daemon", o.daemon, "dev_login", o.dev, "oidc", o.issuer, "with_daemon", o.withDaemon)
+	log.Info("webfront listening", "addr", ln.Addr().String(), "public_url", o.publicURL, "daemon", o.daemon, "dev_login", o.dev, "oidc", o.issuer, "with_daemon", o.withDaemon,
+		"db", setup.Redact(o.db), "keys", setup.KeysWhere(o.keyOptions()), "poll", o.poll.String())
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}

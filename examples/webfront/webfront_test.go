@@ -21,7 +21,8 @@ import (
 
 	"github.com/amaretti-auth/amaretti/apitoken"
 	"github.com/amaretti-auth/amaretti/epoch"
-	"github.com/amaretti-auth/amaretti/epoch/sqlite"
+	"github.com/amaretti-auth/amaretti/examples/internal/pgtest"
+	"github.com/amaretti-auth/amaretti/internal/setup"
 	"github.com/amaretti-auth/amaretti/internal/testproc"
 	"github.com/amaretti-auth/amaretti/macaroon"
 	"github.com/amaretti-auth/amaretti/session"
@@ -31,7 +32,27 @@ import (
 // bin holds amarettid, api-service and webfront, built once.
 var bin string
 
-func TestMain(m *testing.M) { testproc.Main(m, &bin, "../../cmd/amarettid", "../api-service", ".") }
+// pg is the PostgreSQL server of the tests that run on it, started by the
+// first of them.
+var pg pgtest.Shared
+
+func TestMain(m *testing.M) {
+	dir, err := testproc.Build("../../cmd/amarettid", "../api-service", ".")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin = dir
+	code := m.Run()
+	pg.Close()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// backends are the stores the flows that touch the store are tested on:
+// SQLite with a key directory, and PostgreSQL (as a role with a password)
+// with the root keys in it, sealed with a key-encryption key.
+var backends = []string{"sqlite", "postgres"}
 
 // syncBuffer is a log sink the handlers and the test share.
 type syncBuffer struct {
@@ -56,7 +77,7 @@ func (b *syncBuffer) String() string {
 type deployment struct {
 	dir    string
 	env    []string
-	store  *sqlite.Store
+	store  epoch.Store
 	keys   *macaroon.KeyStore
 	cache  *epoch.Cache
 	daemon *testproc.Process
@@ -67,9 +88,15 @@ type deployment struct {
 	secrets []string
 }
 
-// newDeployment starts amarettid and the frontend, both under the given
-// lifetime policy (default apitoken.DefaultPolicy()).
+// newDeployment starts amarettid and the frontend on SQLite, both under
+// the given lifetime policy (default apitoken.DefaultPolicy()).
 func newDeployment(t *testing.T, policy ...apitoken.Policy) *deployment {
+	t.Helper()
+	return newDeploymentOn(t, "sqlite", policy...)
+}
+
+// newDeploymentOn starts amarettid and the frontend on one of backends.
+func newDeploymentOn(t *testing.T, backend string, policy ...apitoken.Policy) *deployment {
 	t.Helper()
 	pol := apitoken.DefaultPolicy()
 	if len(policy) > 0 {
@@ -77,16 +104,20 @@ func newDeployment(t *testing.T, policy ...apitoken.Policy) *deployment {
 	}
 	ctx := context.Background()
 	d := &deployment{dir: t.TempDir(), logs: &syncBuffer{}}
-	db, keyDir := filepath.Join(d.dir, "amaretti.db"), filepath.Join(d.dir, "keys")
-	d.env = []string{"PATH=" + os.Getenv("PATH"), "AMARETTI_DB=" + db, "AMARETTI_KEYS=" + keyDir}
-	var err error
-	if d.keys, _, err = macaroon.InitKeyStore(keyDir); err != nil {
-		t.Fatal(err)
+	keyOpts := setup.KeyOptions{Keys: filepath.Join(d.dir, "keys"), DB: filepath.Join(d.dir, "amaretti.db")}
+	if backend == "postgres" {
+		keyOpts = setup.KeyOptions{Keys: "db", DB: pg.Database(t), KEKFile: pgtest.KEKFile(t)}
+		d.secrets = append(d.secrets, pgtest.Password)
 	}
-	if d.store, err = sqlite.Open(ctx, db); err != nil {
+	d.env = []string{"PATH=" + os.Getenv("PATH"), "AMARETTI_DB=" + keyOpts.DB, "AMARETTI_KEYS=" + keyOpts.Keys, setup.KEKFileEnv + "=" + keyOpts.KEKFile}
+	var err error
+	if d.store, err = setup.Store(ctx, keyOpts.DB, setup.StoreOptions{Create: true}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.store.Close() })
+	if d.keys, _, err = setup.InitKeys(ctx, keyOpts, d.store); err != nil {
+		t.Fatal(err)
+	}
 	addr := testproc.FreeAddr(t)
 	d.daemon = testproc.Start(t, d.dir, filepath.Join(bin, "amarettid"), addr, "/healthz", []string{"--listen", addr,
 		"--max-api-token-lifetime", pol.MaxAPI.String(), fmt.Sprintf("--allow-no-expiry=%t", pol.AllowNoExpiry)}, d.env)
@@ -113,10 +144,10 @@ func newDeployment(t *testing.T, policy ...apitoken.Policy) *deployment {
 	t.Cleanup(func() {
 		for _, s := range d.secrets {
 			if strings.Contains(d.logs.String(), s) {
-				t.Error("a token reached the frontend's log")
+				t.Error("a token or password reached the frontend's log")
 			}
 			if strings.Contains(d.daemon.Log(), s) {
-				t.Error("a token reached amarettid's log")
+				t.Error("a token or password reached amarettid's log")
 			}
 		}
 	})
@@ -316,7 +347,12 @@ func TestSessionCookie(t *testing.T) {
 }
 
 func TestDevLogin(t *testing.T) {
-	d := newDeployment(t)
+	for _, b := range backends {
+		t.Run(b, func(t *testing.T) { testDevLogin(t, newDeploymentOn(t, b)) })
+	}
+}
+
+func testDevLogin(t *testing.T, d *deployment) {
 	for _, tc := range []struct {
 		name     string
 		username string
@@ -467,7 +503,12 @@ func TestCrossOrigin(t *testing.T) {
 // once — and leaves other users alone. When the daemon cannot do it, the
 // user is told and stays logged in.
 func TestLogoutEverywhere(t *testing.T) {
-	d := newDeployment(t)
+	for _, b := range backends {
+		t.Run(b, func(t *testing.T) { testLogoutEverywhere(t, newDeploymentOn(t, b)) })
+	}
+}
+
+func testLogoutEverywhere(t *testing.T, d *deployment) {
 	older := d.login(t, "alice")
 	bob := d.login(t, "bob")
 	created := d.do(t, "POST", "/tokens", older, url.Values{"name": {"laptop"}, "expires_in": {"8760h"}})
@@ -527,7 +568,12 @@ func TestLogoutEverywhere(t *testing.T) {
 }
 
 func TestTokensPage(t *testing.T) {
-	d := newDeployment(t)
+	for _, b := range backends {
+		t.Run(b, func(t *testing.T) { testTokensPage(t, newDeploymentOn(t, b)) })
+	}
+}
+
+func testTokensPage(t *testing.T, d *deployment) {
 	tok := d.login(t, "alice")
 	secretRe := regexp.MustCompile(`id="new-token" readonly value="([A-Za-z0-9_-]+)"`)
 	create := func(t *testing.T, form url.Values) (answer, string) {
