@@ -8,11 +8,17 @@ import (
 
 // copyTargets are the stores "db copy" is tested into; the PostgreSQL one
 // is added by copy_postgres_test.go.
-var copyTargets = []struct {
-	name string
-	db   func(t *testing.T) string
-}{
-	{"sqlite", func(t *testing.T) string { return filepath.Join(t.TempDir(), "copy.db") }},
+var copyTargets = []copyTarget{
+	{"sqlite", func(*testing.T) func(t *testing.T) string {
+		return func(t *testing.T) string { return filepath.Join(t.TempDir(), "copy.db") }
+	}},
+}
+
+// copyTarget names a kind of store and how a test makes empty ones: setup
+// runs once per test and returns what makes each store.
+type copyTarget struct {
+	name  string
+	setup func(t *testing.T) func(t *testing.T) string
 }
 
 // TestStoreCopy moves a store and checks that tokens keep their fate: one
@@ -22,6 +28,7 @@ var copyTargets = []struct {
 func TestStoreCopy(t *testing.T) {
 	for _, target := range copyTargets {
 		t.Run(target.name, func(t *testing.T) {
+			newDB := target.setup(t)
 			c := newCLI(t)
 			c.ok("", "init")
 			alice := c.ok("", "editor", "create", "alice")
@@ -39,7 +46,7 @@ func TestStoreCopy(t *testing.T) {
 			c.ok("", "keys", "rotate") // a verify-only key and a current one
 			old := c.ok("", "token", "mint", alice, "--expires", "1h")
 			c.ok("", "keys", "rotate")
-			to := target.db(t)
+			to := newDB(t)
 			keysTo := filepath.Join(t.TempDir(), "keys")
 			out := c.ok("", "db", "copy", "--from", filepath.Join(c.dir, "amaretti.db"), "--to", to,
 				"--keys-from", filepath.Join(c.dir, "keys"), "--keys-to", keysTo)
@@ -72,12 +79,12 @@ func TestStoreCopy(t *testing.T) {
 			}
 			t.Run("keys are copied into an empty key store only", func(t *testing.T) {
 				c.t = t
-				fresh := target.db(t)
+				fresh := newDB(t)
 				c.fail("already holds 3 keys", "", "db", "copy", "--from", filepath.Join(c.dir, "amaretti.db"), "--to", fresh,
 					"--keys-from", filepath.Join(c.dir, "keys"), "--keys-to", keysTo)
 				// Nothing was copied: the store copy can be run again.
 				c.ok("", "db", "copy", "--from", filepath.Join(c.dir, "amaretti.db"), "--to", fresh)
-				c.fail("give both --keys-from and --keys-to", "", "db", "copy", "--from", filepath.Join(c.dir, "amaretti.db"), "--to", target.db(t),
+				c.fail("give both --keys-from and --keys-to", "", "db", "copy", "--from", filepath.Join(c.dir, "amaretti.db"), "--to", newDB(t),
 					"--keys-from", filepath.Join(c.dir, "keys"))
 			})
 			t.Run("the copy works on its own", func(t *testing.T) {
