@@ -49,6 +49,11 @@ type StoreOptions struct {
 	// sqlite.ErrSchemaOld or postgres.ErrSchemaOld and says to run
 	// "amaretti migrate".
 	NoMigrate bool
+	// ReadTimeout bounds each read of the verify path (State, the change
+	// log, Ping) on PostgreSQL (postgres.WithQueryTimeout; zero keeps
+	// postgres.DefaultReadTimeout). SQLite ignores it: its reads are of a
+	// local file in WAL mode, which writers never block.
+	ReadTimeout time.Duration
 }
 
 // Kind is which store a --db value names.
@@ -115,6 +120,9 @@ func Store(ctx context.Context, db string, o StoreOptions) (epoch.Store, error) 
 		}
 		if o.NoMigrate {
 			opts = append(opts, postgres.WithNoMigrate())
+		}
+		if o.ReadTimeout > 0 {
+			opts = append(opts, postgres.WithQueryTimeout(o.ReadTimeout))
 		}
 		// postgres.Open's errors name the database through Redacted, the
 		// same redaction as Redact, and never carry its password.
