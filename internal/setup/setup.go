@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/url"
 	"os"
 	"strings"
@@ -54,6 +55,9 @@ type StoreOptions struct {
 	// postgres.DefaultReadTimeout). SQLite ignores it: its reads are of a
 	// local file in WAL mode, which writers never block.
 	ReadTimeout time.Duration
+	// Logger receives the store's own warnings (PostgreSQL: a lost
+	// LISTEN connection and its reconnection); nil discards them.
+	Logger *slog.Logger
 }
 
 // Kind is which store a --db value names.
@@ -123,6 +127,9 @@ func Store(ctx context.Context, db string, o StoreOptions) (epoch.Store, error) 
 		}
 		if o.ReadTimeout > 0 {
 			opts = append(opts, postgres.WithQueryTimeout(o.ReadTimeout))
+		}
+		if o.Logger != nil {
+			opts = append(opts, postgres.WithLogger(o.Logger))
 		}
 		// postgres.Open's errors name the database through Redacted, the
 		// same redaction as Redact, and never carry its password.
