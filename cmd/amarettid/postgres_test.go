@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -488,5 +490,21 @@ func TestPostgresDaemonSmoke(t *testing.T) {
 	log := a.Log()
 	if strings.Contains(log, password) || !strings.Contains(log, `"store":"postgresql"`) || !strings.Contains(log, `"db":"`+setup.Redact(db)+`"`) {
 		t.Fatalf("startup log: want the store kind and the redacted URL, never the password:\n%s", log)
+	}
+}
+
+// TestStoreTimeoutMustBePositive: a zero or negative --store-timeout is
+// refused at start (it would leave reads unbounded, or fail every one).
+func TestStoreTimeoutMustBePositive(t *testing.T) {
+	d := newDeployment(t, "")
+	for _, v := range []string{"0", "-1s"} {
+		t.Run(v, func(t *testing.T) {
+			cmd := exec.Command(filepath.Join(bin, "amarettid"), "--listen", freePort(t), "--store-timeout="+v)
+			cmd.Env, cmd.Dir = d.env(), d.dir
+			out, err := cmd.CombinedOutput()
+			if err == nil || !strings.Contains(string(out), "--store-timeout must be positive") {
+				t.Fatalf("--store-timeout=%s: %v %s", v, err, out)
+			}
+		})
 	}
 }
