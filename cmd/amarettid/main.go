@@ -34,6 +34,7 @@ import (
 	"github.com/amaretti-auth/amaretti/apitoken"
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch"
+	"github.com/amaretti-auth/amaretti/epoch/postgres"
 	"github.com/amaretti-auth/amaretti/epoch/rediscache"
 	"github.com/amaretti-auth/amaretti/internal/buildinfo"
 	"github.com/amaretti-auth/amaretti/internal/redislog"
@@ -73,7 +74,9 @@ func app(stdout, stderr io.Writer, log *slog.Logger) *cli.App {
 		ExitErrHandler:  func(*cli.Context, error) {},
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", EnvVars: []string{"AMARETTI_LISTEN"}, Usage: "`ADDR` to listen on"},
-			&cli.StringFlag{Name: "db", Value: "./amaretti.db", EnvVars: []string{"AMARETTI_DB"}, Usage: "the store: a SQLite database `FILE` made by amaretti init (or sqlite:FILE), or a postgres:// URL"},
+			&cli.StringFlag{Name: "db", Value: "./amaretti.db", EnvVars: []string{"AMARETTI_DB"}, Usage: "the store: a SQLite database `FILE` made by amaretti init (or sqlite:FILE), or a postgres:// URL (pgxpool's pool_* parameters and application_name apply; the password never reaches a log)"},
+			&cli.DurationFlag{Name: "store-timeout", Value: postgres.DefaultReadTimeout, EnvVars: []string{"AMARETTI_STORE_TIMEOUT"}, Usage: "bound on each PostgreSQL read of the verify path (editor state, change log): past it the verification answers 503; SQLite ignores it (its reads never wait on writers)"},
+			&cli.BoolFlag{Name: "notify", Value: true, EnvVars: []string{"AMARETTI_NOTIFY"}, Usage: "on PostgreSQL, read the change log at once on LISTEN/NOTIFY wake-ups (one dedicated connection); --notify=false behind PgBouncer in transaction pooling, where LISTEN does not work: the --poll remains"},
 			&cli.BoolFlag{Name: "no-migrate", EnvVars: []string{"AMARETTI_NO_MIGRATE"}, Usage: "refuse to start on a database whose schema is older than this program (run \"amaretti migrate\" first) instead of upgrading it"},
 			&cli.StringFlag{Name: "keys", Value: "./keys", EnvVars: []string{"AMARETTI_KEYS"}, Usage: "root key `DIR`ectory, or \"db\" for keys kept (sealed) in the PostgreSQL database --db names, reloaded through its change log"},
 			&cli.StringFlag{Name: "key-encryption-key-file", EnvVars: []string{setup.KEKFileEnv}, Usage: "`FILE` (mode 0600) holding the key-encryption key of keys kept in the database (--keys db); or set " + setup.KEKEnv + " to the key itself"},
@@ -120,7 +123,11 @@ func serve(c *cli.Context, log *slog.Logger) error {
 	if c.Int("max-live-tokens") <= 0 || c.Int("max-revoked-tokens") <= 0 {
 		return fmt.Errorf("--max-live-tokens and --max-revoked-tokens must be positive")
 	}
-	store, err := openStore(ctx, c.String("db"), setup.StoreOptions{MaxLiveTokens: c.Int("max-live-tokens"), MaxRevokedTokens: c.Int("max-revoked-tokens"), NoMigrate: c.Bool("no-migrate")})
+	if c.Duration("store-timeout") <= 0 {
+		return fmt.Errorf("--store-timeout must be positive")
+	}
+	store, err := openStore(ctx, c.String("db"), setup.StoreOptions{MaxLiveTokens: c.Int("max-live-tokens"), MaxRevokedTokens: c.Int("max-revoked-tokens"),
+		NoMigrate: c.Bool("no-migrate"), ReadTimeout: c.Duration("store-timeout"), Logger: log})
 	if err != nil {
 		return err
 	}
@@ -173,12 +180,22 @@ func serve(c *cli.Context, log *slog.Logger) error {
 	followerDone := make(chan struct{})
 	go func() { follower.Run(watchCtx, cache); close(followerDone) }()
 	defer func() { stopWatch(); <-followerDone }()
-	if w, ok := store.(watcher); ok {
+	if w, ok := store.(watcher); ok && c.Bool("notify") {
 		// PostgreSQL NOTIFY wakes the follower at once; the poll stays the
 		// backstop when notifications are lost.
 		watchDone := make(chan struct{})
 		go func() {
-			if err := w.Watch(watchCtx, follower.Wake); err != nil && watchCtx.Err() == nil {
+			// A lost LISTEN connection is often a lost database: read the
+			// log at once, so that a failing read turns the caches off now
+			// rather than at the next poll. Watch wakes the follower again
+			// once it listens anew, to catch up on what it missed.
+			state := func(up bool) {
+				m.notifyState(up)
+				if !up {
+					follower.Wake()
+				}
+			}
+			if err := w.Watch(watchCtx, follower.Wake, postgres.WithWatchState(state)); err != nil && watchCtx.Err() == nil {
 				log.Warn("change notifications stopped; the change log is still polled", "err", err)
 			}
 			close(watchDone)
@@ -233,7 +250,14 @@ func serve(c *cli.Context, log *slog.Logger) error {
 	if len(ls) > 1 {
 		attrs = append(attrs, "admin_addr", ls[1].ln.Addr().String(), "admin_tls", ls[1].tls)
 	}
-	log.Info("amarettid listening", append(attrs, "redis", layer != nil, "cache_ttl", c.Duration("cache-ttl").String(), "poll", c.Duration("poll").String())...)
+	kind, _ := setup.Parse(c.String("db"))
+	storeAttrs := []any{"store", "sqlite", "db", setup.Redact(c.String("db"))}
+	if kind == setup.PostgreSQL {
+		storeAttrs[1] = "postgresql"
+		_, notify := store.(watcher)
+		storeAttrs = append(storeAttrs, "notify", notify && c.Bool("notify"), "store_timeout", c.Duration("store-timeout").String())
+	}
+	log.Info("amarettid listening", append(append(attrs, storeAttrs...), "redis", layer != nil, "cache_ttl", c.Duration("cache-ttl").String(), "poll", c.Duration("poll").String())...)
 	return serveAll(ctx, ls, log)
 }
 
@@ -241,7 +265,7 @@ func serve(c *cli.Context, log *slog.Logger) error {
 // LISTEN/NOTIFY): Watch calls wake on each, and after every reconnection,
 // until ctx ends. It is a wake-up hint: the follower still reads the log.
 type watcher interface {
-	Watch(ctx context.Context, wake func()) error
+	Watch(ctx context.Context, wake func(), opts ...postgres.WatchOption) error
 }
 
 // Errors of starting up that name what to do, in the CLI's words.

@@ -14,6 +14,7 @@ type metrics struct {
 	verifications *prometheus.CounterVec
 	latency       *prometheus.HistogramVec
 	feedUp        prometheus.Gauge
+	notifyUp      prometheus.Gauge
 
 	// Children resolved once for the hot paths.
 	verifyAllowed, authAllowed prometheus.Counter
@@ -36,12 +37,16 @@ func newMetrics(cache *epoch.Cache, layer *rediscache.Layer) *metrics {
 			Name: "amaretti_invalidation_feed_up",
 			Help: "1 while the Redis invalidation subscription is up (always 0 without Redis).",
 		}),
+		notifyUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "amaretti_changelog_notify_up",
+			Help: "1 while the PostgreSQL LISTEN connection for change-log wake-ups is up (always 0 on SQLite or with --notify=false: the poll alone follows the log).",
+		}),
 	}
 	m.verifyAllowed = m.verifications.WithLabelValues("verify", "allowed")
 	m.authAllowed = m.verifications.WithLabelValues("auth", "allowed")
 	m.verifyLatency = m.latency.WithLabelValues("verify")
 	m.authLatency = m.latency.WithLabelValues("auth")
-	m.reg.MustRegister(m.verifications, m.latency, m.feedUp,
+	m.reg.MustRegister(m.verifications, m.latency, m.feedUp, m.notifyUp,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	counter := func(name, help string, labels prometheus.Labels, f func() float64) {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels}, f))
@@ -83,4 +88,13 @@ func (m *metrics) follow(f *epoch.Follower) {
 	gauge("amaretti_changelog_window", "Changes remembered to judge shared-cache values (bounded by the change rate over --redis-ttl + 5s).", func() float64 { return float64(f.Stats().Window) })
 	counter("amaretti_changelog_polls_total", "Reads of the change log.", func() float64 { return float64(f.Stats().Polls) })
 	counter("amaretti_changelog_errors_total", "Failed reads of the change log.", func() float64 { return float64(f.Stats().Errors) })
+}
+
+// notifyState is the PostgreSQL watch's state callback.
+func (m *metrics) notifyState(up bool) {
+	if up {
+		m.notifyUp.Set(1)
+	} else {
+		m.notifyUp.Set(0)
+	}
 }

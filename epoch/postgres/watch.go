@@ -26,10 +26,23 @@ const (
 // disconnected are lost, and the follower must catch up from the last seq
 // it saw. On a lost connection it reconnects with backoff, logging (without
 // credentials) through WithLogger. It returns nil when ctx ends.
-func (s *Store) Watch(ctx context.Context, wake func()) error {
+//
+// WithWatchState reports when the listening connection comes up and goes
+// down (a daemon's metric).
+func (s *Store) Watch(ctx context.Context, wake func(), opts ...WatchOption) error {
+	var o watchOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	state := func(up bool) {
+		if o.state != nil {
+			o.state(up)
+		}
+	}
 	backoff := watchBackoffMin
 	for {
-		err := s.listen(ctx, wake, func() { backoff = watchBackoffMin })
+		err := s.listen(ctx, wake, func() { backoff = watchBackoffMin; state(true) })
+		state(false)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -41,6 +54,21 @@ func (s *Store) Watch(ctx context.Context, wake func()) error {
 		}
 		backoff = min(2*backoff, watchBackoffMax)
 	}
+}
+
+// A WatchOption configures Watch.
+type WatchOption func(*watchOptions)
+
+type watchOptions struct {
+	state func(up bool)
+}
+
+// WithWatchState makes Watch call state(true) each time its connection
+// listens (before the wake-up that follows), and state(false) each time
+// that connection is lost or Watch returns. Calls come from Watch's
+// goroutine, one at a time.
+func WithWatchState(state func(up bool)) WatchOption {
+	return func(o *watchOptions) { o.state = state }
 }
 
 // listen runs one connection: connect, LISTEN, wake, then wake on each

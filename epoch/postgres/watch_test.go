@@ -231,3 +231,43 @@ func TestQueryTimeout(t *testing.T) {
 		t.Fatalf("State after the lock: %v", err)
 	}
 }
+
+// TestWatchState: WithWatchState reports the listening connection up once
+// it listens, down when the server ends it, up again after Watch
+// reconnects, and down when Watch returns.
+func TestWatchState(t *testing.T) {
+	ctx := context.Background()
+	s, url := open(t)
+	states := make(chan bool, 100)
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan error)
+	go func() { done <- s.Watch(wctx, func() {}, WithWatchState(func(up bool) { states <- up })) }()
+	next := func(want bool, what string) {
+		t.Helper()
+		select {
+		case got := <-states:
+			if got != want {
+				t.Fatalf("%s: state %v, want %v", what, got, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: no state reported", what)
+		}
+	}
+	next(true, "listening")
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var n int
+	if err := c.QueryRow(ctx, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query = 'LISTEN "+Channel+"' AND pid <> pg_backend_pid()").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("terminating the listener: %d, %v", n, err)
+	}
+	next(false, "connection terminated")
+	next(true, "reconnected")
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	next(false, "Watch returned")
+}

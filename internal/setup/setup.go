@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/url"
 	"os"
 	"strings"
@@ -49,6 +50,14 @@ type StoreOptions struct {
 	// sqlite.ErrSchemaOld or postgres.ErrSchemaOld and says to run
 	// "amaretti migrate".
 	NoMigrate bool
+	// ReadTimeout bounds each read of the verify path (State, the change
+	// log, Ping) on PostgreSQL (postgres.WithQueryTimeout; zero keeps
+	// postgres.DefaultReadTimeout). SQLite ignores it: its reads are of a
+	// local file in WAL mode, which writers never block.
+	ReadTimeout time.Duration
+	// Logger receives the store's own warnings (PostgreSQL: a lost
+	// LISTEN connection and its reconnection); nil discards them.
+	Logger *slog.Logger
 }
 
 // Kind is which store a --db value names.
@@ -115,6 +124,12 @@ func Store(ctx context.Context, db string, o StoreOptions) (epoch.Store, error) 
 		}
 		if o.NoMigrate {
 			opts = append(opts, postgres.WithNoMigrate())
+		}
+		if o.ReadTimeout > 0 {
+			opts = append(opts, postgres.WithQueryTimeout(o.ReadTimeout))
+		}
+		if o.Logger != nil {
+			opts = append(opts, postgres.WithLogger(o.Logger))
 		}
 		// postgres.Open's errors name the database through Redacted, the
 		// same redaction as Redact, and never carry its password.

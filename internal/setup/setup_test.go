@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/epoch/postgres"
 	"github.com/amaretti-auth/amaretti/epoch/sqlite"
@@ -133,6 +135,39 @@ func TestStorePostgres(t *testing.T) {
 			again.Close()
 		})
 	}
+	t.Run("read timeout", func(t *testing.T) {
+		// ReadTimeout reaches the store: a read held up by a lock fails
+		// after it, not after postgres.DefaultReadTimeout.
+		db := srv.NewDatabase(t)
+		const bound = 700 * time.Millisecond
+		s, err := setup.Store(ctx, db, setup.StoreOptions{ReadTimeout: bound})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		e, err := s.Create(ctx, epoch.NewEditor{Username: "alice"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := pgx.Connect(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(ctx)
+		tx, err := c.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx)
+		if _, err := tx.Exec(ctx, "LOCK TABLE editors IN ACCESS EXCLUSIVE MODE"); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		_, err = s.State(ctx, e.ID)
+		if took := time.Since(start); !errors.Is(err, context.DeadlineExceeded) || took < bound {
+			t.Fatalf("State under a lock: %v after %v, want a deadline error after %v", err, took, bound)
+		}
+	})
 	t.Run("wrong password", func(t *testing.T) {
 		db := srv.URLAs("postgres", "amaretti", "wrong-"+password)
 		_, err := setup.Store(ctx, db, setup.StoreOptions{})
