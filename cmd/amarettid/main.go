@@ -34,7 +34,6 @@ import (
 	"github.com/amaretti-auth/amaretti/apitoken"
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch"
-	"github.com/amaretti-auth/amaretti/epoch/postgres"
 	"github.com/amaretti-auth/amaretti/epoch/rediscache"
 	"github.com/amaretti-auth/amaretti/internal/buildinfo"
 	"github.com/amaretti-auth/amaretti/internal/redislog"
@@ -75,7 +74,7 @@ func app(stdout, stderr io.Writer, log *slog.Logger) *cli.App {
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", EnvVars: []string{"AMARETTI_LISTEN"}, Usage: "`ADDR` to listen on"},
 			&cli.StringFlag{Name: "db", Value: "./amaretti.db", EnvVars: []string{"AMARETTI_DB"}, Usage: "the store: a SQLite database `FILE` made by amaretti init (or sqlite:FILE), or a postgres:// URL (pgxpool's pool_* parameters and application_name apply; the password never reaches a log)"},
-			&cli.DurationFlag{Name: "store-timeout", Value: postgres.DefaultReadTimeout, EnvVars: []string{"AMARETTI_STORE_TIMEOUT"}, Usage: "bound on each PostgreSQL read of the verify path (editor state, change log): past it the verification answers 503; SQLite ignores it (its reads never wait on writers)"},
+			&cli.DurationFlag{Name: "store-timeout", Value: setup.DefaultReadTimeout, EnvVars: []string{"AMARETTI_STORE_TIMEOUT"}, Usage: "bound on each PostgreSQL read of the verify path (editor state, change log): past it the verification answers 503; SQLite ignores it (its reads never wait on writers)"},
 			&cli.BoolFlag{Name: "notify", Value: true, EnvVars: []string{"AMARETTI_NOTIFY"}, Usage: "on PostgreSQL, read the change log at once on LISTEN/NOTIFY wake-ups (one dedicated connection); --notify=false behind PgBouncer in transaction pooling, where LISTEN does not work: the --poll remains"},
 			&cli.BoolFlag{Name: "no-migrate", EnvVars: []string{"AMARETTI_NO_MIGRATE"}, Usage: "refuse to start on a database whose schema is older than this program (run \"amaretti migrate\" first) instead of upgrading it"},
 			&cli.StringFlag{Name: "keys", Value: "./keys", EnvVars: []string{"AMARETTI_KEYS"}, Usage: "root key `DIR`ectory, or \"db\" for keys kept (sealed) in the PostgreSQL database --db names, reloaded through its change log"},
@@ -195,7 +194,7 @@ func serve(c *cli.Context, log *slog.Logger) error {
 					follower.Wake()
 				}
 			}
-			if err := w.Watch(watchCtx, follower.Wake, postgres.WithWatchState(state)); err != nil && watchCtx.Err() == nil {
+			if err := w.Watch(watchCtx, follower.Wake, state); err != nil && watchCtx.Err() == nil {
 				log.Warn("change notifications stopped; the change log is still polled", "err", err)
 			}
 			close(watchDone)
@@ -265,7 +264,7 @@ func serve(c *cli.Context, log *slog.Logger) error {
 // LISTEN/NOTIFY): Watch calls wake on each, and after every reconnection,
 // until ctx ends. It is a wake-up hint: the follower still reads the log.
 type watcher interface {
-	Watch(ctx context.Context, wake func(), opts ...postgres.WatchOption) error
+	Watch(ctx context.Context, wake func(), state func(up bool)) error
 }
 
 // Errors of starting up that name what to do, in the CLI's words.

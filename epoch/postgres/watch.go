@@ -27,17 +27,13 @@ const (
 // it saw. On a lost connection it reconnects with backoff, logging (without
 // credentials) through WithLogger. It returns nil when ctx ends.
 //
-// WithWatchState reports when the listening connection comes up and goes
-// down (a daemon's metric).
-func (s *Store) Watch(ctx context.Context, wake func(), opts ...WatchOption) error {
-	var o watchOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
-	state := func(up bool) {
-		if o.state != nil {
-			o.state(up)
-		}
+// state, which may be nil, reports the listening connection: state(true)
+// each time it listens (before the wake-up that follows), state(false)
+// each time it is lost and when Watch returns (a daemon's metric). Calls
+// come from Watch's goroutine, one at a time.
+func (s *Store) Watch(ctx context.Context, wake func(), state func(up bool)) error {
+	if state == nil {
+		state = func(bool) {}
 	}
 	backoff := watchBackoffMin
 	for {
@@ -54,21 +50,6 @@ func (s *Store) Watch(ctx context.Context, wake func(), opts ...WatchOption) err
 		}
 		backoff = min(2*backoff, watchBackoffMax)
 	}
-}
-
-// A WatchOption configures Watch.
-type WatchOption func(*watchOptions)
-
-type watchOptions struct {
-	state func(up bool)
-}
-
-// WithWatchState makes Watch call state(true) each time its connection
-// listens (before the wake-up that follows), and state(false) each time
-// that connection is lost or Watch returns. Calls come from Watch's
-// goroutine, one at a time.
-func WithWatchState(state func(up bool)) WatchOption {
-	return func(o *watchOptions) { o.state = state }
 }
 
 // listen runs one connection: connect, LISTEN, wake, then wake on each

@@ -23,7 +23,7 @@ func wakeups(t *testing.T, s *Store) <-chan struct{} {
 	ch := make(chan struct{}, 1000)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
-	go func() { done <- s.Watch(ctx, func() { ch <- struct{}{} }) }()
+	go func() { done <- s.Watch(ctx, func() { ch <- struct{}{} }, nil) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -232,7 +232,7 @@ func TestQueryTimeout(t *testing.T) {
 	}
 }
 
-// TestWatchState: WithWatchState reports the listening connection up once
+// TestWatchState: Watch's state function reports the listening connection up once
 // it listens, down when the server ends it, up again after Watch
 // reconnects, and down when Watch returns.
 func TestWatchState(t *testing.T) {
@@ -241,7 +241,7 @@ func TestWatchState(t *testing.T) {
 	states := make(chan bool, 100)
 	wctx, cancel := context.WithCancel(ctx)
 	done := make(chan error)
-	go func() { done <- s.Watch(wctx, func() {}, WithWatchState(func(up bool) { states <- up })) }()
+	go func() { done <- s.Watch(wctx, func() {}, func(up bool) { states <- up }) }()
 	next := func(want bool, what string) {
 		t.Helper()
 		select {

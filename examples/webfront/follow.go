@@ -14,7 +14,7 @@ import (
 // LISTEN/NOTIFY): Watch calls wake on each, and after every reconnection,
 // until ctx ends. It is a wake-up hint: the follower still reads the log.
 type watcher interface {
-	Watch(ctx context.Context, wake func()) error
+	Watch(ctx context.Context, wake func(), state func(up bool)) error
 }
 
 // follow keeps cache and keys up to date with the store's change log until
@@ -36,7 +36,7 @@ func follow(ctx context.Context, store epoch.Store, cache *epoch.Cache, keys *ma
 	wg.Go(func() { f.Run(ctx, cache) })
 	if w, ok := store.(watcher); ok {
 		wg.Go(func() {
-			if err := w.Watch(ctx, f.Wake); err != nil && ctx.Err() == nil {
+			if err := w.Watch(ctx, f.Wake, nil); err != nil && ctx.Err() == nil {
 				log.Warn("change notifications stopped; the change log is still polled", "err", err)
 			}
 		})

@@ -34,6 +34,10 @@ var (
 	ErrNoDatabase = errors.New("no database")
 )
 
+// DefaultReadTimeout bounds each PostgreSQL read of the verify path unless
+// StoreOptions.ReadTimeout says otherwise.
+const DefaultReadTimeout = postgres.DefaultReadTimeout
+
 // StoreOptions are the settings every store takes; zero values keep the
 // stores' defaults.
 type StoreOptions struct {
