@@ -15,6 +15,12 @@ import (
 // A fill that raced with Invalidate is not stored, so an answer read before
 // an invalidation never outlives it. Errors are never cached: when the
 // Source fails and the entry has expired, State fails too.
+//
+// Misses are single-flight: concurrent lookups of one editor that is not
+// cached share one Source read, so an entry lapsing under load sends one
+// query to the store, not one per request (which, on PostgreSQL, would
+// queue for pool connections against the read timeout). A lookup that
+// begins after Invalidate never joins a read that began before it.
 type Cache struct {
 	src  Source
 	ttl  time.Duration
@@ -24,9 +30,17 @@ type Cache struct {
 	bypass       atomic.Bool // see SetBypass
 	hits, misses atomic.Int64
 
-	mu      sync.RWMutex
-	entries map[string]cacheEntry
-	gen     uint64 // bumped by every invalidation
+	mu       sync.RWMutex
+	entries  map[string]cacheEntry
+	gen      uint64             // bumped by every invalidation
+	inflight map[string]*flight // the Source reads under way, by editor
+}
+
+// flight is one Source read that concurrent misses of an editor share.
+type flight struct {
+	done  chan struct{} // closed when state and err are set
+	state State
+	err   error
 }
 
 type cacheEntry struct {
@@ -55,7 +69,7 @@ func NewCache(src Source, size int, ttl time.Duration, opts ...CacheOption) *Cac
 	if ttl <= 0 {
 		ttl = DefaultCacheTTL
 	}
-	c := &Cache{src: src, ttl: ttl, size: size, now: time.Now, entries: make(map[string]cacheEntry)}
+	c := &Cache{src: src, ttl: ttl, size: size, now: time.Now, entries: make(map[string]cacheEntry), inflight: make(map[string]*flight)}
 	for _, o := range opts {
 		o(c)
 	}
@@ -77,12 +91,41 @@ func (c *Cache) State(ctx context.Context, editorID string) (State, error) {
 		return e.state, nil
 	}
 	c.misses.Add(1)
-	s, err := c.src.State(ctx, editorID)
-	if err != nil {
-		return State{}, err
-	}
 	c.mu.Lock()
-	if c.gen == gen {
+	if f, ok := c.inflight[editorID]; ok && c.gen == gen {
+		c.mu.Unlock()
+		select {
+		case <-f.done:
+			return f.state, f.err
+		case <-ctx.Done():
+			return State{}, ctx.Err()
+		}
+	}
+	f := &flight{done: make(chan struct{})}
+	c.inflight[editorID] = f
+	gen = c.gen
+	c.mu.Unlock()
+	// The read is shared: one caller's cancellation must not fail the
+	// others. Stores bound their reads themselves (PostgreSQL's read
+	// timeout); the caller still stops waiting when its ctx ends.
+	go c.fill(context.WithoutCancel(ctx), editorID, f, gen, now)
+	select {
+	case <-f.done:
+		return f.state, f.err
+	case <-ctx.Done():
+		return State{}, ctx.Err()
+	}
+}
+
+// fill reads editorID's state for flight f, begun at generation gen, and
+// stores it unless an invalidation came in between.
+func (c *Cache) fill(ctx context.Context, editorID string, f *flight, gen uint64, now time.Time) {
+	s, err := c.src.State(ctx, editorID)
+	c.mu.Lock()
+	if c.inflight[editorID] == f {
+		delete(c.inflight, editorID)
+	}
+	if err == nil && c.gen == gen {
 		if old, ok := c.entries[editorID]; !ok || old.state.Version <= s.Version {
 			if !ok && len(c.entries) >= c.size {
 				for k := range c.entries {
@@ -94,7 +137,8 @@ func (c *Cache) State(ctx context.Context, editorID string) (State, error) {
 		}
 	}
 	c.mu.Unlock()
-	return s, nil
+	f.state, f.err = s, err
+	close(f.done)
 }
 
 // Invalidate drops the cached state of the given editors, or of every
@@ -104,9 +148,11 @@ func (c *Cache) Invalidate(editorIDs ...string) {
 	c.gen++
 	if len(editorIDs) == 0 {
 		clear(c.entries)
+		clear(c.inflight)
 	}
 	for _, id := range editorIDs {
 		delete(c.entries, id)
+		delete(c.inflight, id)
 	}
 	c.mu.Unlock()
 }

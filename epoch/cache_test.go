@@ -189,3 +189,110 @@ func TestCacheBypass(t *testing.T) {
 		t.Fatal("cache not used after the bypass ended")
 	}
 }
+
+// gated is a Source whose reads wait for a signal, to hold misses in
+// flight; it counts them.
+type gated struct {
+	src     epoch.Source
+	reads   atomic.Int64
+	started chan struct{}
+	release chan struct{}
+}
+
+func (g *gated) State(ctx context.Context, id string) (epoch.State, error) {
+	g.reads.Add(1)
+	g.started <- struct{}{}
+	<-g.release
+	return g.src.State(ctx, id)
+}
+
+// TestCacheSingleFlight: concurrent misses of one editor share one read;
+// a lookup that begins after an invalidation does not join a read that
+// began before it, and sees the change; a caller that gives up does not
+// fail the others.
+func TestCacheSingleFlight(t *testing.T) {
+	ctx := context.Background()
+	s, _, _ := setup(t)
+	e, _ := s.Create(ctx, epoch.NewEditor{Username: "alice"})
+	t.Run("one read for many misses", func(t *testing.T) {
+		g := &gated{src: s, started: make(chan struct{}, 100), release: make(chan struct{})}
+		c := epoch.NewCache(g, 10, time.Minute)
+		const n = 32
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for range n {
+			wg.Go(func() {
+				st, err := c.State(ctx, e.ID)
+				if err == nil && st.Version != e.Version {
+					err = errors.New("wrong version")
+				}
+				errs <- err
+			})
+		}
+		<-g.started
+		// Every caller is either waiting on the read or will hit the entry
+		// it stores: release it only once all have looked.
+		for hits, misses := c.Stats(); hits+misses < n; hits, misses = c.Stats() {
+			time.Sleep(time.Millisecond)
+		}
+		close(g.release)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := g.reads.Load(); got != 1 {
+			t.Fatalf("%d misses read the store %d times, want once", n, got)
+		}
+	})
+	t.Run("no joining a read from before an invalidation", func(t *testing.T) {
+		g := &gated{src: s, started: make(chan struct{}, 100), release: make(chan struct{}, 100)}
+		c := epoch.NewCache(g, 10, time.Minute)
+		before := make(chan epoch.State, 1)
+		go func() { st, _ := c.State(ctx, e.ID); before <- st }()
+		<-g.started // the first read is in flight, not yet answered
+		touched, err := s.Touch(ctx, e.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Invalidate(e.ID)
+		after := make(chan epoch.State, 1)
+		go func() { st, _ := c.State(ctx, e.ID); after <- st }()
+		<-g.started // a second read: the lookup did not join the first
+		g.release <- struct{}{}
+		g.release <- struct{}{}
+		if st := <-after; st.Version != touched.Version {
+			t.Fatalf("a lookup after the invalidation got version %d, want %d", st.Version, touched.Version)
+		}
+		<-before
+		if st, _ := c.State(ctx, e.ID); st.Version != touched.Version {
+			t.Fatalf("cached version %d after the touch, want %d", st.Version, touched.Version)
+		}
+	})
+	t.Run("a caller that gives up", func(t *testing.T) {
+		g := &gated{src: s, started: make(chan struct{}, 100), release: make(chan struct{})}
+		c := epoch.NewCache(g, 10, time.Minute)
+		cctx, cancel := context.WithCancel(ctx)
+		gaveUp := make(chan error, 1)
+		go func() { _, err := c.State(cctx, e.ID); gaveUp <- err }()
+		<-g.started
+		other := make(chan error, 1)
+		go func() { _, err := c.State(ctx, e.ID); other <- err }()
+		for _, misses := c.Stats(); misses < 2; _, misses = c.Stats() {
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+		if err := <-gaveUp; !errors.Is(err, context.Canceled) {
+			t.Fatalf("the caller that gave up: %v", err)
+		}
+		close(g.release)
+		if err := <-other; err != nil {
+			t.Fatalf("another caller failed with the first one: %v", err)
+		}
+		if got := g.reads.Load(); got != 1 {
+			t.Fatalf("%d reads, want 1", got)
+		}
+	})
+}
