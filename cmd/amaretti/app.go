@@ -62,14 +62,37 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return 0
 	}
-	msg := strings.ReplaceAll(err.Error(), "\n", "; ")
-	msg = strings.TrimPrefix(msg, "amaretti: ")
+	msg := strings.TrimPrefix(oneLine(err.Error()), "amaretti: ")
 	fmt.Fprintf(stderr, "amaretti: %s\n", msg)
 	var ue usageError
 	if errors.As(err, &ue) || strings.Contains(msg, "Required flag") {
 		return 2
 	}
 	return 1
+}
+
+// oneLine folds a multi-line error message into one line: each line
+// trimmed, empty ones dropped, joined by "; ", or by a space after a line
+// ending in ":" (pgx lists every address it tried on an indented line of
+// its own: "failed to connect to …:\n\t<address>: …\n\t<address>: …").
+func oneLine(msg string) string {
+	var b strings.Builder
+	prev := ""
+	for _, l := range strings.Split(msg, "\n") {
+		if l = strings.TrimSpace(l); l == "" {
+			continue
+		}
+		switch {
+		case prev == "":
+		case strings.HasSuffix(prev, ":"):
+			b.WriteString(" ")
+		default:
+			b.WriteString("; ")
+		}
+		b.WriteString(l)
+		prev = l
+	}
+	return b.String()
 }
 
 func (e *env) app() *cli.App {

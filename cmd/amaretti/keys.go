@@ -58,6 +58,10 @@ func (e *env) initCommand() *cli.Command {
 				return err
 			}
 			where, shown := setup.KeysWhere(o), setup.Redact(path)
+			keyStore := "key store " + where
+			if setup.KeysInDatabase(o.Keys) {
+				keyStore = "key store in " + where // "key store in the database postgres://…"
+			}
 			if c.Bool("json") {
 				return e.printJSON(map[string]any{
 					"keys": where, "keys_created": keyCreated, "current_key": cur.ID(),
@@ -66,9 +70,9 @@ func (e *env) initCommand() *cli.Command {
 			}
 			switch {
 			case keyCreated:
-				fmt.Fprintf(e.stdout, "created key store %s with current key %s\n", where, cur.ID())
+				fmt.Fprintf(e.stdout, "created %s with current key %s\n", keyStore, cur.ID())
 			default:
-				fmt.Fprintf(e.stdout, "key store %s already exists (current key %s): unchanged\n", where, cur.ID())
+				fmt.Fprintf(e.stdout, "%s already exists (current key %s): unchanged\n", keyStore, cur.ID())
 			}
 			switch {
 			case dbCreated:

@@ -67,10 +67,10 @@ func TestKeysInDatabase(t *testing.T) {
 	c.fail("no key-encryption key", "", "init")
 	c.env = append(c.env, "AMARETTI_KEY_ENCRYPTION_KEY_FILE="+kek)
 
-	if out := c.ok("", "init"); !strings.Contains(out, "created key store the database postgres://") {
+	if out := c.ok("", "init"); !strings.Contains(out, "created key store in the database postgres://") {
 		t.Fatalf("init: %s", out)
 	}
-	if out := c.ok("", "init"); !strings.Contains(out, "unchanged") {
+	if out := c.ok("", "init"); !strings.Contains(out, "key store in the database postgres://") || !strings.Contains(out, "unchanged") {
 		t.Fatalf("second init: %s", out)
 	}
 	alice := c.ok("", "editor", "create", "alice")

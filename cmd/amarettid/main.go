@@ -80,7 +80,7 @@ func app(stdout, stderr io.Writer, log *slog.Logger) *cli.App {
 			&cli.StringFlag{Name: "keys", Value: "./keys", EnvVars: []string{"AMARETTI_KEYS"}, Usage: "root key `DIR`ectory, or \"db\" for keys kept (sealed) in the PostgreSQL database --db names, reloaded through its change log"},
 			&cli.StringFlag{Name: "key-encryption-key-file", EnvVars: []string{setup.KEKFileEnv}, Usage: "`FILE` (mode 0600) holding the key-encryption key of keys kept in the database (--keys db); or set " + setup.KEKEnv + " to the key itself"},
 			&cli.StringFlag{Name: "location", EnvVars: []string{"AMARETTI_LOCATION"}, Usage: "location written into tokens the daemon mints (API tokens, exchanges)"},
-			&cli.StringFlag{Name: "redis", EnvVars: []string{"AMARETTI_REDIS"}, Usage: "redis:// `URL` shared with other verifiers (absent: SQLite only)"},
+			&cli.StringFlag{Name: "redis", EnvVars: []string{"AMARETTI_REDIS"}, Usage: "redis:// `URL` shared with other verifiers, as a cache and wake-up channel (absent: no Redis, the store's change log alone)"},
 			&cli.StringFlag{Name: "trusted-proxies", EnvVars: []string{"AMARETTI_TRUSTED_PROXIES"}, Usage: "comma-separated `CIDR`s (or addresses) of proxies whose X-Real-IP / X-Forwarded-For are believed for last-use records (default none: the peer address)"},
 			&cli.StringFlag{Name: "cookie", EnvVars: []string{"AMARETTI_COOKIE"}, Usage: "also read the token from the cookie `NAME`"},
 			&cli.DurationFlag{Name: "cache-ttl", Value: epoch.DefaultCacheTTL, EnvVars: []string{"AMARETTI_CACHE_TTL"}, Usage: "how long editor states are cached in process: the staleness bound when an invalidation is lost"},
