@@ -36,7 +36,7 @@ func TestStoreCopyKeysIntoDatabase(t *testing.T) {
 	pg := pgRunner{runner: &runner{t: t, dir: c.dir, env: append(append([]string{}, c.env...), setup.KEKFileEnv+"="+kek)}, secrets: []string{pgPassword}}
 	out := pg.ok("", "db", "copy", "--from", filepath.Join(c.dir, "amaretti.db"), "--to", db,
 		"--keys-from", filepath.Join(c.dir, "keys"), "--keys-to", "db")
-	if !strings.Contains(out, "copied 1 editors, 2 API tokens") || !strings.Contains(out, "copied 1 root keys") || !strings.Contains(out, "to the database postgres://") {
+	if !strings.Contains(out, "copied 1 editor, 2 API tokens and 0 login links") || !strings.Contains(out, "copied 1 root key") || !strings.Contains(out, "to the database postgres://") {
 		t.Fatalf("db copy: %s", out)
 	}
 	moved := pgRunner{runner: &runner{t: t, dir: c.dir, env: append(append([]string{}, c.env...),

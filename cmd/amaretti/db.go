@@ -80,6 +80,14 @@ func (e *env) keyBackend(c *cli.Context, where, db string, store epoch.Store, cr
 	return keys.Backend(), nil
 }
 
+// count is "1 editor", "2 editors".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
 // keysWhere names a --keys-from or --keys-to for messages.
 func keysWhere(where, db string) string {
 	return setup.KeysWhere(setup.KeyOptions{Keys: where, DB: db})
@@ -186,12 +194,12 @@ func (e *env) copyStore(c *cli.Context) error {
 		return e.printJSON(map[string]any{"from": setup.Redact(from), "to": setup.Redact(to),
 			"editors": len(snap.Editors), "tokens": len(snap.Tokens), "links": len(snap.Links), "keys": nkeys})
 	}
-	fmt.Fprintf(e.stdout, "copied %d editors, %d API tokens and %d login links from %s to %s\n",
-		len(snap.Editors), len(snap.Tokens), len(snap.Links), setup.Redact(from), setup.Redact(to))
+	fmt.Fprintf(e.stdout, "copied %s, %s and %s from %s to %s\n",
+		count(len(snap.Editors), "editor"), count(len(snap.Tokens), "API token"), count(len(snap.Links), "login link"), setup.Redact(from), setup.Redact(to))
 	if keysFrom == nil {
 		fmt.Fprintln(e.stdout, "root keys are not copied: copy them with --keys-from and --keys-to, or \"amaretti keys export\" and \"amaretti keys import\"")
 	} else {
-		fmt.Fprintf(e.stdout, "copied %d root keys from %s to %s\n", nkeys, keysWhere(c.String("keys-from"), from), keysWhere(c.String("keys-to"), to))
+		fmt.Fprintf(e.stdout, "copied %s from %s to %s\n", count(nkeys, "root key"), keysWhere(c.String("keys-from"), from), keysWhere(c.String("keys-to"), to))
 	}
 	return nil
 }

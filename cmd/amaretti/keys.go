@@ -40,6 +40,16 @@ func (e *env) initCommand() *cli.Command {
 					return err
 				}
 			}
+			// On PostgreSQL the database exists already; what init does is
+			// create or upgrade the schema: say which.
+			schemaFrom := -1
+			if kind == setup.PostgreSQL {
+				from, _, err := setup.Migrate(c.Context, path)
+				if err != nil {
+					return err
+				}
+				schemaFrom = from
+			}
 			store, err := setup.Store(c.Context, path, setup.StoreOptions{Now: e.now, Create: true})
 			if err != nil {
 				return err
@@ -65,7 +75,7 @@ func (e *env) initCommand() *cli.Command {
 			if c.Bool("json") {
 				return e.printJSON(map[string]any{
 					"keys": where, "keys_created": keyCreated, "current_key": cur.ID(),
-					"db": shown, "db_created": dbCreated, "schema_version": version,
+					"db": shown, "db_created": dbCreated || schemaFrom == 0, "schema_version": version,
 				})
 			}
 			switch {
@@ -77,8 +87,10 @@ func (e *env) initCommand() *cli.Command {
 			switch {
 			case dbCreated:
 				fmt.Fprintf(e.stdout, "created database %s (schema version %d)\n", shown, version)
-			case kind == setup.PostgreSQL:
-				fmt.Fprintf(e.stdout, "database %s ready (schema version %d)\n", shown, version)
+			case schemaFrom == 0:
+				fmt.Fprintf(e.stdout, "created the schema in database %s (schema version %d)\n", shown, version)
+			case schemaFrom >= 0 && schemaFrom < version:
+				fmt.Fprintf(e.stdout, "database %s: schema version %d → %d\n", shown, schemaFrom, version)
 			default:
 				fmt.Fprintf(e.stdout, "database %s already exists (schema version %d): unchanged\n", shown, version)
 			}
