@@ -2,6 +2,8 @@ package epoch
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -120,7 +122,7 @@ func (c *Cache) State(ctx context.Context, editorID string) (State, error) {
 // fill reads editorID's state for flight f, begun at generation gen, and
 // stores it unless an invalidation came in between.
 func (c *Cache) fill(ctx context.Context, editorID string, f *flight, gen uint64, now time.Time) {
-	s, err := c.src.State(ctx, editorID)
+	s, err := c.read(ctx, editorID)
 	c.mu.Lock()
 	if c.inflight[editorID] == f {
 		delete(c.inflight, editorID)
@@ -139,6 +141,22 @@ func (c *Cache) fill(ctx context.Context, editorID string, f *flight, gen uint64
 	c.mu.Unlock()
 	f.state, f.err = s, err
 	close(f.done)
+}
+
+// ErrSourcePanicked is what lookups get when the Source panicked while
+// reading for them: the read runs in the cache's own goroutine, where no
+// caller's recovery reaches, so the cache recovers it as a failure (which
+// a verifier denies) rather than let it end the process.
+var ErrSourcePanicked = errors.New("editor state read panicked")
+
+// read is c.src.State with a panic turned into ErrSourcePanicked.
+func (c *Cache) read(ctx context.Context, editorID string) (s State, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s, err = State{}, fmt.Errorf("%w: %v", ErrSourcePanicked, r)
+		}
+	}()
+	return c.src.State(ctx, editorID)
 }
 
 // Invalidate drops the cached state of the given editors, or of every

@@ -296,3 +296,21 @@ func TestCacheSingleFlight(t *testing.T) {
 		}
 	})
 }
+
+// panicking is a Source whose read panics (a bug below the cache).
+type panicking struct{}
+
+func (panicking) State(context.Context, string) (epoch.State, error) { panic("a bug in the source") }
+
+// TestCacheSourcePanicDenies: a Source that panics while a miss is being
+// filled (in the cache's own goroutine, where the verifier's recovery
+// cannot reach) fails the lookups that wait for it, and does not take the
+// process down.
+func TestCacheSourcePanicDenies(t *testing.T) {
+	c := epoch.NewCache(panicking{}, 0, 0)
+	for i := range 2 {
+		if _, err := c.State(context.Background(), "alice"); err == nil {
+			t.Fatalf("lookup %d: a read that panicked answered", i)
+		}
+	}
+}

@@ -96,7 +96,11 @@ type Follower struct {
 	logger   *slog.Logger
 	wake     chan struct{}
 	// keysChanged is WithKeysChanged's function, or nil.
-	keysChanged func(ctx context.Context)
+	keysChanged func(ctx context.Context) error
+	// keysWant counts the reloads asked for (a key change read, a first
+	// catch-up, a discontinuity), keysDone the last of them a reload that
+	// succeeded covered: while they differ, every Poll tries again.
+	keysWant, keysDone uint64
 
 	mu            sync.RWMutex
 	started       bool // a first catch-up was done since the last reset
@@ -149,8 +153,11 @@ func WithFollowerClock(now func() time.Time) FollowerOption {
 // and after each first catch-up (at start, and after a discontinuity),
 // so that a key store shared through the database (epoch/postgres) is
 // reloaded within the poll interval. The function should not block for
-// long; an error it meets is its own to log.
-func WithKeysChanged(reload func(ctx context.Context)) FollowerOption {
+// long; it logs what it meets. When it fails, every later Poll calls it
+// again until it succeeds: the change that asked for it is behind the
+// follower's head, so no later read of the log would ask again, and a key
+// retired on another host would go on verifying here.
+func WithKeysChanged(reload func(ctx context.Context) error) FollowerOption {
 	return func(f *Follower) { f.keysChanged = reload }
 }
 
@@ -208,6 +215,7 @@ func (f *Follower) Poll(ctx context.Context, cache *Cache) error {
 	was := f.current
 	f.mu.RUnlock()
 	err := f.poll(ctx, cache)
+	f.reloadKeys(ctx)
 	f.mu.Lock()
 	f.polls++
 	if err != nil {
@@ -257,7 +265,7 @@ func (f *Follower) poll(ctx context.Context, cache *Cache) error {
 		}
 		if why != "" {
 			f.reset()
-			f.reloadKeys(ctx)
+			f.wantKeys()
 			if cache != nil {
 				cache.Invalidate()
 			}
@@ -271,7 +279,7 @@ func (f *Follower) poll(ctx context.Context, cache *Cache) error {
 		}
 		// Keys loaded before this first catch-up may have changed
 		// since, by changes now behind the head: reload them.
-		f.reloadKeys(ctx)
+		f.wantKeys()
 		return nil
 	}
 	after := head
@@ -310,7 +318,7 @@ func (f *Follower) poll(ctx context.Context, cache *Cache) error {
 			}
 		}
 		if keys {
-			f.reloadKeys(ctx)
+			f.wantKeys()
 		}
 		after = cs[len(cs)-1].Seq
 		if len(cs) < changesPage {
@@ -324,11 +332,30 @@ func (f *Follower) poll(ctx context.Context, cache *Cache) error {
 	return nil
 }
 
-// reloadKeys calls the WithKeysChanged function, if any.
+// wantKeys asks for a reload of the keys (WithKeysChanged) at the end of
+// the poll.
+func (f *Follower) wantKeys() {
+	f.mu.Lock()
+	f.keysWant++
+	f.mu.Unlock()
+}
+
+// reloadKeys calls the WithKeysChanged function, if any, when a reload was
+// asked for and none has succeeded since; on failure the next Poll tries
+// again.
 func (f *Follower) reloadKeys(ctx context.Context) {
-	if f.keysChanged != nil {
-		f.keysChanged(ctx)
+	f.mu.RLock()
+	want, done := f.keysWant, f.keysDone
+	f.mu.RUnlock()
+	if f.keysChanged == nil || want == done {
+		return
 	}
+	if err := f.keysChanged(ctx); err != nil {
+		return
+	}
+	f.mu.Lock()
+	f.keysDone = max(f.keysDone, want)
+	f.mu.Unlock()
 }
 
 // catchUpFirst loads the changes of the last W (by the store's clock) into

@@ -49,7 +49,7 @@ func TestFollowerKeysChanged(t *testing.T) {
 	log := &sliceLog{storeID: "a"}
 	log.add(epoch.Change{EditorID: "alice", Version: 1})
 	var reloads atomic.Int32
-	f := epoch.NewFollower(log, epoch.WithWindow(time.Minute), epoch.WithKeysChanged(func(context.Context) { reloads.Add(1) }))
+	f := epoch.NewFollower(log, epoch.WithWindow(time.Minute), epoch.WithKeysChanged(func(context.Context) error { reloads.Add(1); return nil }))
 	if err := f.Poll(ctx, nil); err != nil {
 		t.Fatal(err)
 	}

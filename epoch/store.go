@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/amaretti-auth/amaretti/caveat"
 )
@@ -177,10 +178,14 @@ func (t APIToken) Check() error {
 }
 
 // CheckTokenText checks a token's name (1 to 64 bytes, one line) and
-// description (at most 1024 bytes; newlines allowed): no control characters
-// in either. Errors wrap ErrInvalidToken.
+// description (at most 1024 bytes; newlines allowed): UTF-8 without control
+// characters in either (PostgreSQL refuses text that is not UTF-8; SQLite
+// would keep it, and every store must take the same rows). Errors wrap
+// ErrInvalidToken.
 func CheckTokenText(name, description string) error {
 	switch {
+	case !utf8.ValidString(name) || !utf8.ValidString(description):
+		return fmt.Errorf("%w: the name and the description must be UTF-8", ErrInvalidToken)
 	case name == "" || len(name) > 64 || strings.IndexFunc(name, unicode.IsControl) >= 0:
 		return fmt.Errorf("%w: the name must be 1 to 64 characters without control characters", ErrInvalidToken)
 	case len(description) > 1024 || strings.IndexFunc(description, func(c rune) bool { return c != '\n' && unicode.IsControl(c) }) >= 0:
@@ -199,6 +204,21 @@ type Use struct {
 
 // MaxUseFrom bounds Use.From as stored.
 const MaxUseFrom = 128
+
+// StoredUseFrom is what a store keeps of Use.From, which comes from a
+// request: valid UTF-8 (bytes that are not dropped), no NUL, at most
+// MaxUseFrom bytes cut at a character boundary.
+func StoredUseFrom(from string) string {
+	from = strings.ReplaceAll(strings.ToValidUTF8(from, ""), "\x00", "")
+	if len(from) <= MaxUseFrom {
+		return from
+	}
+	n := MaxUseFrom
+	for n > 0 && !utf8.RuneStart(from[n]) {
+		n--
+	}
+	return from[:n]
+}
 
 // A Link ties an editor to a login identity: a provider (an OIDC issuer
 // URL, or "dev" for the development login) and that provider's stable id of

@@ -187,16 +187,17 @@ func (s *KeyStore) KeepLoaded(ctx context.Context, interval time.Duration, trigg
 		case <-trigger:
 		case <-tick:
 		}
-		reload(ctx)
+		_ = reload(ctx) // a failure is logged; the next tick tries again
 	}
 }
 
 // Reloader returns a function that reloads the store and logs the outcome
 // as KeepLoaded does: a failure (keeping the loaded keys) at error level,
-// a change of the keys' ids or states at info level. It suits
-// epoch.WithKeysChanged, so that a rotation made on another host reaches
-// this one through the change log.
-func (s *KeyStore) Reloader(log *slog.Logger) func(ctx context.Context) {
+// a change of the keys' ids or states at info level, and returns the
+// failure. It suits epoch.WithKeysChanged, so that a rotation made on
+// another host reaches this one through the change log (a failed reload is
+// tried again at the follower's next poll).
+func (s *KeyStore) Reloader(log *slog.Logger) func(ctx context.Context) error {
 	ids := func() string {
 		var out []string
 		for _, k := range s.Keys() {
@@ -204,15 +205,16 @@ func (s *KeyStore) Reloader(log *slog.Logger) func(ctx context.Context) {
 		}
 		return strings.Join(out, " ")
 	}
-	return func(ctx context.Context) {
+	return func(ctx context.Context) error {
 		before := ids()
 		if err := s.ReloadContext(ctx); err != nil {
 			log.Error("reloading keys failed; keeping the loaded ones", "keys", s.where(), "err", err)
-			return
+			return err
 		}
 		if after := ids(); after != before {
 			log.Info("keys reloaded", "keys", after)
 		}
+		return nil
 	}
 }
 

@@ -106,3 +106,18 @@ func TestStoreCopy(t *testing.T) {
 		})
 	}
 }
+
+// TestStoreCopyFromEnvironment: db copy takes its source and target from
+// AMARETTI_COPY_FROM and AMARETTI_COPY_TO, so that a URL with a password
+// never has to be an argument (any local user reads /proc/PID/cmdline).
+func TestStoreCopyFromEnvironment(t *testing.T) {
+	c := newCLI(t)
+	c.ok("", "init")
+	c.ok("", "editor", "create", "alice")
+	to := filepath.Join(t.TempDir(), "copy.db")
+	env := &runner{t: t, dir: c.dir, env: append(append([]string{}, c.env...),
+		"AMARETTI_COPY_FROM="+filepath.Join(c.dir, "amaretti.db"), "AMARETTI_COPY_TO="+to)}
+	if out := env.ok("", "db", "copy"); !strings.Contains(out, "copied 1 editors") {
+		t.Fatalf("db copy: %s", out)
+	}
+}

@@ -214,8 +214,8 @@ func (e *env) dbCommand() *cli.Command {
 				Usage: "copy every editor (ids, epochs, versions, roles), API-token row and login link from one store to another, " +
 					"for example from SQLite to PostgreSQL; the target must be empty unless --replace; stop writers to the source first",
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "from", Usage: "the source: a SQLite `FILE` or a postgres:// URL"},
-					&cli.StringFlag{Name: "to", Usage: "the target: a SQLite `FILE` (created when missing) or a postgres:// URL"},
+					&cli.StringFlag{Name: "from", EnvVars: []string{"AMARETTI_COPY_FROM"}, Usage: "the source: a SQLite `FILE` or a postgres:// URL (a URL with a password belongs in the environment, not on a command line other users can read)"},
+					&cli.StringFlag{Name: "to", EnvVars: []string{"AMARETTI_COPY_TO"}, Usage: "the target: a SQLite `FILE` (created when missing) or a postgres:// URL (likewise)"},
 					&cli.BoolFlag{Name: "replace", Usage: "delete what the target holds first (in the same transaction)"},
 					&cli.StringFlag{Name: "keys-from", Usage: "also copy the root keys (states and creation times kept) from this key `DIR`, or \"db\" for the source's database"},
 					&cli.StringFlag{Name: "keys-to", Usage: "…to this key `DIR` (created), or \"db\" for the target's database (sealed with --key-encryption-key-file / " + setup.KEKEnv + "); it must hold no key yet"},

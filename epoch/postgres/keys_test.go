@@ -155,11 +155,14 @@ func TestKeysRunningFollower(t *testing.T) {
 	_, b, ka, kb, _ := twoHosts(t)
 	reloaded := make(chan string, 16)
 	reload := kb.Reloader(slog.New(slog.DiscardHandler))
-	f := epoch.NewFollower(b, epoch.WithPollInterval(50*time.Millisecond), epoch.WithKeysChanged(func(ctx context.Context) {
-		reload(ctx)
+	f := epoch.NewFollower(b, epoch.WithPollInterval(50*time.Millisecond), epoch.WithKeysChanged(func(ctx context.Context) error {
+		if err := reload(ctx); err != nil {
+			return err
+		}
 		if k, err := kb.Current(); err == nil {
 			reloaded <- k.ID()
 		}
+		return nil
 	}))
 	done := make(chan struct{})
 	go func() { f.Run(ctx, nil); close(done) }()

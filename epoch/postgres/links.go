@@ -56,6 +56,9 @@ func (s *Store) link(ctx context.Context, q querier, editorID, provider, subject
 
 // Links returns the login identities of an editor, by provider.
 func (s *Store) Links(ctx context.Context, editorID string) ([]epoch.Link, error) {
+	if !storable(editorID) {
+		return nil, nil
+	}
 	ctx, cancel := s.write(ctx)
 	defer cancel()
 	rows, err := s.pool.Query(ctx, `SELECT provider, subject, editor_id, created FROM editor_links WHERE editor_id = $1 ORDER BY provider COLLATE "C"`, editorID)
@@ -149,6 +152,9 @@ func (s *Store) login(ctx context.Context, provider, subject, preferred string) 
 // Tokens already minted are untouched. It fails with epoch.ErrNotFound when
 // the editor has no identity at provider.
 func (s *Store) Unlink(ctx context.Context, editorID, provider string) (epoch.Link, error) {
+	if !storable(editorID, provider) {
+		return epoch.Link{}, fmt.Errorf("%w: no identity of that editor at that provider", epoch.ErrNotFound)
+	}
 	ctx, cancel := s.write(ctx)
 	defer cancel()
 	var l epoch.Link

@@ -25,7 +25,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -276,6 +278,9 @@ type querier interface {
 }
 
 func (s *Store) editor(ctx context.Context, q querier, where string, args ...any) (epoch.Editor, error) {
+	if !storable(args...) {
+		return epoch.Editor{}, epoch.ErrNotFound
+	}
 	return scanEditor(q.QueryRow(ctx, "SELECT "+editorColumns+" FROM editors e WHERE "+where, args...))
 }
 
@@ -368,6 +373,21 @@ func (s *Store) insert(ctx context.Context, tx pgx.Tx, n epoch.NewEditor) error 
 	return nil
 }
 
+// storable reports whether every string among args is text PostgreSQL
+// can hold: valid UTF-8 without a NUL byte. PostgreSQL refuses anything
+// else with an error (SQLSTATE 22021), where SQLite compares bytes and finds
+// nothing; an id or a name from a request that no row can hold is unknown,
+// on both stores, rather than a store failure (a daemon's 503). Writes
+// validate their input before they get here.
+func storable(args ...any) bool {
+	for _, a := range args {
+		if s, ok := a.(string); ok && (!utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
 // farFuture is epoch.FarFuture in SQL (a test checks they agree).
 const farFuture = `'9999-12-31 23:59:59.999999+00'::timestamptz`
 
@@ -423,6 +443,9 @@ func (s *Store) SetActive(ctx context.Context, id string, active bool) (epoch.Ed
 // update changes one editor and reads it back, in one transaction. set may
 // use $2… (args); $1 is the id.
 func (s *Store) update(ctx context.Context, id, set string, args ...any) (epoch.Editor, error) {
+	if !storable(id) {
+		return epoch.Editor{}, epoch.ErrNotFound
+	}
 	ctx, cancel := s.write(ctx)
 	defer cancel()
 	var e epoch.Editor

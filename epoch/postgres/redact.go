@@ -8,20 +8,57 @@ import (
 )
 
 // Redacted returns a connection URL fit for a log line or an error: a
-// postgres:// URL's password replaced by "xxxxx" and its query (which may
-// carry one) dropped, as setup.Redact does; in a key=value connection string
-// the value of password= is replaced.
+// postgres:// URL's password replaced by "xxxxx" and its query and fragment
+// (which may carry one) dropped, as setup.Redact does; in a key=value
+// connection string the value of password= is replaced.
+//
+// The user information is everything before the URL's last "@", even when
+// the password holds a character it should have escaped ("/", "?", "#"),
+// which a URL parser reads as the end of the host: such a password is
+// masked too. User information that is not "user:password" with a plain
+// user is masked whole.
 func Redacted(conn string) string {
-	lower := strings.ToLower(conn)
-	if !strings.HasPrefix(lower, "postgres://") && !strings.HasPrefix(lower, "postgresql://") {
+	scheme, rest, ok := cutScheme(conn)
+	if !ok {
 		return kvPassword.ReplaceAllString(conn, "${1}xxxxx")
 	}
-	u, err := url.Parse(conn)
-	if err != nil {
+	userinfo, hostpart, hasUser := splitUserinfo(rest)
+	u, err := url.Parse("postgres://" + hostpart)
+	if err != nil || u.User != nil {
 		return "postgres://(unparsable URL)"
 	}
-	u.RawQuery = ""
-	return u.Redacted()
+	u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = "", false, "", ""
+	out := strings.TrimPrefix(u.String(), "postgres://")
+	if hasUser {
+		user, _, hasPassword := strings.Cut(userinfo, ":")
+		switch {
+		case strings.ContainsAny(user, "/?#"):
+			userinfo = "xxxxx"
+		case hasPassword:
+			userinfo = user + ":xxxxx"
+		}
+		out = userinfo + "@" + out
+	}
+	return scheme + "://" + out
+}
+
+// cutScheme splits a postgres:// or postgresql:// URL (in any case) into
+// its scheme and the rest.
+func cutScheme(conn string) (scheme, rest string, ok bool) {
+	scheme, rest, ok = strings.Cut(conn, "://")
+	if !ok || !strings.EqualFold(scheme, "postgres") && !strings.EqualFold(scheme, "postgresql") {
+		return "", "", false
+	}
+	return scheme, rest, true
+}
+
+// splitUserinfo splits what follows a URL's "://" at its last "@".
+func splitUserinfo(rest string) (userinfo, hostpart string, ok bool) {
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return "", rest, false
+	}
+	return rest[:at], rest[at+1:], true
 }
 
 // kvPassword matches password=... in a key=value connection string, quoted
@@ -46,11 +83,15 @@ func urlSecrets(conn string) []string {
 	for _, m := range kvPassword.FindAllStringSubmatch(conn, -1) {
 		add(strings.Trim(m[2], "'"))
 	}
-	// The raw userinfo, escaped as written.
-	if _, rest, ok := strings.Cut(conn, "://"); ok {
-		if at := strings.LastIndex(strings.SplitN(rest, "/", 2)[0], "@"); at >= 0 {
-			if _, p, ok := strings.Cut(rest[:at], ":"); ok {
+	// The raw userinfo, escaped as written, up to the last "@" (as
+	// Redacted reads it).
+	if _, rest, ok := cutScheme(conn); ok {
+		if userinfo, _, ok := splitUserinfo(rest); ok {
+			if _, p, ok := strings.Cut(userinfo, ":"); ok {
 				add(p)
+				if unescaped, err := url.PathUnescape(p); err == nil {
+					add(unescaped)
+				}
 			}
 		}
 	}

@@ -59,6 +59,17 @@ func TestRedacted(t *testing.T) {
 		{"postgres://u:s3cret@[::1/x", "postgres://(unparsable URL)"},
 		{"host=db user=a password=s3cret dbname=x", "host=db user=a password=xxxxx dbname=x"},
 		{"host=db password='s3 cret' dbname=x", "host=db password=xxxxx dbname=x"},
+		// A password with a character the URL needed escaped: what Go
+		// parses as a host and port (or a path, a query, a fragment)
+		// must not show it.
+		{"postgres://amaretti:123/s3cret@db.example/amaretti", "postgres://amaretti:xxxxx@db.example/amaretti"},
+		{"postgres://amaretti:12?s3cret@db.example/amaretti", "postgres://amaretti:xxxxx@db.example/amaretti"},
+		{"postgres://amaretti:12#s3cret@db.example/amaretti", "postgres://amaretti:xxxxx@db.example/amaretti"},
+		{"postgres://amaretti:s3cret@db.example/amaretti#s3", "postgres://amaretti:xxxxx@db.example/amaretti"},
+		{"postgres://amaretti:s3cret@[::1]:5432/amaretti", "postgres://amaretti:xxxxx@[::1]:5432/amaretti"},
+		{"postgres://amaretti:p%40s3@db.example/amaretti", "postgres://amaretti:xxxxx@db.example/amaretti"},
+		{"POSTGRESQL://:s3cret@db.example/amaretti", "POSTGRESQL://:xxxxx@db.example/amaretti"},
+		{"postgres://db.example/amaretti?password=s3cret&application_name=a@b", "postgres://xxxxx@b"},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
 			if got := Redacted(tc.in); got != tc.want || strings.Contains(got, "s3") {

@@ -154,6 +154,9 @@ func (s *Store) nameFree(ctx context.Context, tx pgx.Tx, e epoch.Editor, name st
 
 // Token returns one registry row, or epoch.ErrTokenNotFound.
 func (s *Store) Token(ctx context.Context, tokenID string) (epoch.APIToken, error) {
+	if !storable(tokenID) {
+		return epoch.APIToken{}, epoch.ErrTokenNotFound
+	}
 	ctx, cancel := s.write(ctx)
 	defer cancel()
 	return scanToken(s.pool.QueryRow(ctx, "SELECT "+tokenColumns+" FROM api_tokens WHERE token_id = $1", tokenID))
@@ -162,6 +165,9 @@ func (s *Store) Token(ctx context.Context, tokenID string) (epoch.APIToken, erro
 // Tokens lists the registry rows of one editor, or of every editor when
 // editorID is "", oldest first.
 func (s *Store) Tokens(ctx context.Context, editorID string) ([]epoch.APIToken, error) {
+	if !storable(editorID) {
+		return nil, nil
+	}
 	q := "SELECT " + tokenColumns + " FROM api_tokens"
 	var args []any
 	if editorID != "" {
@@ -214,6 +220,9 @@ func (s *Store) queryTokens(ctx context.Context, q string, args ...any) ([]epoch
 // transaction. It returns the editor, to announce to verifiers, and the
 // row.
 func (s *Store) RevokeToken(ctx context.Context, tokenID string) (epoch.Editor, epoch.APIToken, error) {
+	if !storable(tokenID) {
+		return epoch.Editor{}, epoch.APIToken{}, epoch.ErrTokenNotFound
+	}
 	ctx, cancel := s.write(ctx)
 	defer cancel()
 	var e epoch.Editor
@@ -261,10 +270,10 @@ func (s *Store) RecordUses(ctx context.Context, uses []epoch.Use) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
 		for _, u := range uses {
-			from := u.From
-			if len(from) > epoch.MaxUseFrom {
-				from = from[:epoch.MaxUseFrom]
+			if !storable(u.TokenID) {
+				continue // no row has that id
 			}
+			from := epoch.StoredUseFrom(u.From)
 			b.Queue("UPDATE api_tokens SET last_used = $1, last_used_from = $2 WHERE token_id = $3 AND (last_used IS NULL OR last_used < $1)",
 				u.At, from, u.TokenID)
 		}

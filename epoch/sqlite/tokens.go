@@ -258,10 +258,7 @@ func (s *Store) RecordUses(ctx context.Context, uses []epoch.Use) error {
 	}
 	defer stmt.Close()
 	for _, u := range uses {
-		from := u.From
-		if len(from) > epoch.MaxUseFrom {
-			from = from[:epoch.MaxUseFrom]
-		}
+		from := epoch.StoredUseFrom(u.From)
 		if _, err := stmt.ExecContext(ctx, micros(u.At), from, u.TokenID, micros(u.At)); err != nil {
 			return err
 		}

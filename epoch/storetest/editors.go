@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -241,6 +242,60 @@ func testUnknownEditor(t *testing.T, s *suite) {
 			t.Fatalf("Links = %+v, %v", l, err)
 		}
 	})
+	// Ids and names no store can hold — invalid UTF-8, a NUL byte, too
+	// long — come from requests (a path, a query, an argument): they are
+	// unknown, as on every store, never a store error (which a daemon
+	// answers 503, and PostgreSQL raises for bytes a text column refuses).
+	for _, bad := range []struct{ name, v string }{
+		{"invalid UTF-8", "bad\xff\xfe"},
+		{"NUL byte", "nul\x00byte"},
+		{"100 kB", strings.Repeat("a", 100_000)},
+	} {
+		t.Run("unusable id: "+bad.name, func(t *testing.T) {
+			ops := []struct {
+				name string
+				do   func() error
+				want error
+			}{
+				{"Editor", func() error { _, err := s.a.Editor(ctx, bad.v); return err }, epoch.ErrNotFound},
+				{"State", func() error { _, err := s.a.State(ctx, bad.v); return err }, epoch.ErrNotFound},
+				{"EditorByUsername", func() error { _, err := s.a.EditorByUsername(ctx, bad.v); return err }, epoch.ErrNotFound},
+				{"Touch", func() error { _, err := s.a.Touch(ctx, bad.v); return err }, epoch.ErrNotFound},
+				{"Lock", func() error { _, err := s.a.Lock(ctx, bad.v); return err }, epoch.ErrNotFound},
+				{"Unlock", func() error { _, err := s.a.Unlock(ctx, bad.v); return err }, epoch.ErrNotFound},
+				{"SetActive", func() error { _, err := s.a.SetActive(ctx, bad.v, false); return err }, epoch.ErrNotFound},
+				{"Unlink", func() error { _, err := s.a.Unlink(ctx, bad.v, "dev"); return err }, epoch.ErrNotFound},
+				{"Unlink provider", func() error { _, err := s.a.Unlink(ctx, "nobody", bad.v); return err }, epoch.ErrNotFound},
+				{"LinkedEditor", func() error { _, err := s.a.LinkedEditor(ctx, "dev", bad.v); return err }, epoch.ErrNotFound},
+				{"Token", func() error { _, err := s.a.Token(ctx, bad.v); return err }, epoch.ErrTokenNotFound},
+				{"RevokeToken", func() error { _, _, err := s.a.RevokeToken(ctx, bad.v); return err }, epoch.ErrTokenNotFound},
+				{"Tokens", func() error {
+					if l, err := s.a.Tokens(ctx, bad.v); err != nil || len(l) != 0 {
+						return fmt.Errorf("Tokens = %+v, %w", l, err)
+					}
+					return nil
+				}, nil},
+				{"Links", func() error {
+					if l, err := s.a.Links(ctx, bad.v); err != nil || len(l) != 0 {
+						return fmt.Errorf("Links = %+v, %w", l, err)
+					}
+					return nil
+				}, nil},
+			}
+			for _, op := range ops {
+				t.Run(op.name, func(t *testing.T) {
+					err := s.noChange(t, op.do)
+					if op.want == nil {
+						if err != nil {
+							t.Fatal(err)
+						}
+						return
+					}
+					wantErr(t, err, op.want)
+				})
+			}
+		})
+	}
 }
 
 // testEpochRule: a token is valid only if created strictly after the

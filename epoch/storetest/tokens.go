@@ -49,6 +49,8 @@ func testRegisterToken(t *testing.T, s *suite) {
 		{"65-byte name", with(func(r *epoch.APIToken) { r.Name = strings.Repeat("n", 65) }), epoch.ErrInvalidToken},
 		{"name with a newline", with(func(r *epoch.APIToken) { r.Name = "a\nb" }), epoch.ErrInvalidToken},
 		{"name with a NUL", with(func(r *epoch.APIToken) { r.Name = "a\x00b" }), epoch.ErrInvalidToken},
+		{"name not UTF-8", with(func(r *epoch.APIToken) { r.Name = "laptop\xff" }), epoch.ErrInvalidToken},
+		{"description not UTF-8", with(func(r *epoch.APIToken) { r.Description = "my \xc3 laptop" }), epoch.ErrInvalidToken},
 		{"1025-byte description", with(func(r *epoch.APIToken) { r.Description = strings.Repeat("d", 1025) }), epoch.ErrInvalidToken},
 		{"description with an escape", with(func(r *epoch.APIToken) { r.Description = "a\x1b[31mb" }), epoch.ErrInvalidToken},
 		{"parent not a UUID", with(func(r *epoch.APIToken) { r.Parents = []string{tokenID(), "nope"} }), epoch.ErrInvalidToken},
@@ -466,6 +468,11 @@ func testRecordUses(t *testing.T, s *suite) {
 		{"an older use is ignored", []epoch.Use{{TokenID: r.TokenID, At: t0.Add(-time.Minute), From: "198.51.100.7"}}, t0, "192.0.2.1"},
 		{"the newest of a batch wins", []epoch.Use{{TokenID: r.TokenID, At: t0.Add(2 * time.Minute), From: "2001:db8::2"}, {TokenID: r.TokenID, At: t0.Add(time.Minute), From: "2001:db8::1"}}, t0.Add(2 * time.Minute), "2001:db8::2"},
 		{"a long address is cut", []epoch.Use{{TokenID: r.TokenID, At: t0.Add(3*time.Minute + 1234*time.Nanosecond), From: long}}, t0.Add(3*time.Minute + 1234*time.Nanosecond), long[:epoch.MaxUseFrom]},
+		// What a client sends (a forwarded address) is stored as text
+		// every store holds, and a batch is never lost to one odd use.
+		{"an address cut inside a character", []epoch.Use{{TokenID: r.TokenID, At: t0.Add(4 * time.Minute), From: long[:epoch.MaxUseFrom-1] + "é"}}, t0.Add(4 * time.Minute), long[:epoch.MaxUseFrom-1]},
+		{"an address not UTF-8, with a NUL", []epoch.Use{{TokenID: r.TokenID, At: t0.Add(5 * time.Minute), From: "192.0.2.\xff9\x00"}}, t0.Add(5 * time.Minute), "192.0.2.9"},
+		{"a token id not UTF-8 in the batch", []epoch.Use{{TokenID: "\xff\x00", At: t0.Add(7 * time.Minute)}, {TokenID: r.TokenID, At: t0.Add(6 * time.Minute), From: "192.0.2.6"}}, t0.Add(6 * time.Minute), "192.0.2.6"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -16,8 +16,8 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -73,13 +73,17 @@ const (
 	PostgreSQL
 )
 
+// keyValue matches a libpq key=value connection string ("host=db
+// dbname=amaretti …"), which postgres.Open takes: it is not a file name.
+var keyValue = regexp.MustCompile(`(?i)^\s*(host|hostaddr|port|dbname|user|password|passfile|sslmode|service|connect_timeout|application_name)\s*=`)
+
 // Parse tells which store db names and returns what that store opens: the
 // file path for SQLite (a sqlite: prefix removed, and the // of
 // sqlite:///abs/path), the URL itself for PostgreSQL.
 func Parse(db string) (Kind, string) {
 	lower := strings.ToLower(db)
 	switch {
-	case strings.HasPrefix(lower, "postgres://"), strings.HasPrefix(lower, "postgresql://"):
+	case strings.HasPrefix(lower, "postgres://"), strings.HasPrefix(lower, "postgresql://"), keyValue.MatchString(db):
 		return PostgreSQL, db
 	case strings.HasPrefix(lower, "sqlite:"):
 		path := db[len("sqlite:"):]
@@ -91,18 +95,12 @@ func Parse(db string) (Kind, string) {
 	return SQLite, db
 }
 
-// Redact returns db fit for a log line or an error: a URL's password
-// replaced by "xxxxx" and its query (which may carry one) dropped.
+// Redact returns db fit for a log line or an error: postgres.Redacted (a
+// URL's password replaced by "xxxxx", its query and fragment dropped; a
+// key=value string's password replaced), so that every program shows a
+// database the same way. A file path is shown as it is.
 func Redact(db string) string {
-	if k, _ := Parse(db); k != PostgreSQL {
-		return db
-	}
-	u, err := url.Parse(db)
-	if err != nil {
-		return "postgres://(unparsable URL)"
-	}
-	u.RawQuery = ""
-	return u.Redacted()
+	return postgres.Redacted(db)
 }
 
 // Migrate applies every pending schema migration to the existing store db
@@ -113,7 +111,7 @@ func Migrate(ctx context.Context, db string) (from, to int, err error) {
 		return postgres.Migrate(ctx, target)
 	}
 	if _, err := os.Stat(target); errors.Is(err, fs.ErrNotExist) {
-		return 0, 0, fmt.Errorf("%w at %s (run \"amaretti init\", or set --db / AMARETTI_DB)", ErrNoDatabase, target)
+		return 0, 0, fmt.Errorf("%w at %s (run \"amaretti init\", or set --db / AMARETTI_DB)", ErrNoDatabase, Redact(target))
 	}
 	return sqlite.Migrate(ctx, target)
 }
@@ -144,7 +142,7 @@ func Store(ctx context.Context, db string, o StoreOptions) (epoch.Store, error) 
 	}
 	if !o.Create {
 		if _, err := os.Stat(target); errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%w at %s (run \"amaretti init\", or set --db / AMARETTI_DB)", ErrNoDatabase, target)
+			return nil, fmt.Errorf("%w at %s (run \"amaretti init\", or set --db / AMARETTI_DB)", ErrNoDatabase, Redact(target))
 		}
 	}
 	var opts []sqlite.Option

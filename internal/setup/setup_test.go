@@ -65,6 +65,11 @@ func TestParse(t *testing.T) {
 		{"postgresql://h/db?sslmode=disable", setup.PostgreSQL, "postgresql://h/db?sslmode=disable"},
 		{"Postgres://h/db", setup.PostgreSQL, "Postgres://h/db"},
 		{"postgres.db", setup.SQLite, "postgres.db"},
+		// A libpq key=value string is PostgreSQL (postgres.Open takes
+		// it), not a SQLite file named after it, password and all.
+		{"host=db user=a password=s3cret dbname=x", setup.PostgreSQL, "host=db user=a password=s3cret dbname=x"},
+		{"  dbname=x", setup.PostgreSQL, "  dbname=x"},
+		{"hostname.db", setup.SQLite, "hostname.db"},
 	} {
 		t.Run(tc.db, func(t *testing.T) {
 			if k, target := setup.Parse(tc.db); k != tc.kind || target != tc.target {
@@ -81,6 +86,11 @@ func TestRedact(t *testing.T) {
 		{"postgres://db.example/amaretti?password=s3cret&sslmode=require", "postgres://db.example/amaretti"},
 		{"postgresql://amaretti@db.example/amaretti", "postgresql://amaretti@db.example/amaretti"},
 		{"postgres://u:s3cret@[::1/x", "postgres://(unparsable URL)"},
+		// One redaction for every program: setup's and the store's.
+		{"host=db user=a password=s3cret dbname=x", "host=db user=a password=xxxxx dbname=x"},
+		{"postgres://amaretti:123/s3cret@db.example/amaretti", "postgres://amaretti:xxxxx@db.example/amaretti"},
+		{"postgres://amaretti:1?s3cret@db.example/amaretti", "postgres://amaretti:xxxxx@db.example/amaretti"},
+		{"postgres://amaretti:s3cret@db.example/amaretti#frag", "postgres://amaretti:xxxxx@db.example/amaretti"},
 	} {
 		t.Run(tc.db, func(t *testing.T) {
 			got := setup.Redact(tc.db)
