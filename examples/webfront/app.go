@@ -38,15 +38,15 @@ const (
 // amarettid verify on every request; editors are found, created and linked
 // by amarettid, on the frontend's service token.
 type app struct {
-	minter   *macaroon.Minter
-	daemon   *daemonClient // everything else: logins, verification, tokens
-	oidc     *oidcLogin // nil: not configured
-	dev      bool       // the development login is on
-	ttl      time.Duration
-	policy   apitoken.Policy // what the tokens page offers
-	log      *slog.Logger
-	pages    map[string]*template.Template
-	now      func() time.Time
+	minter *macaroon.Minter
+	daemon *daemonClient // everything else: logins, verification, tokens
+	oidc   *oidcLogin    // nil: not configured
+	dev    bool          // the development login is on
+	ttl    time.Duration
+	policy apitoken.Policy // what the tokens page offers
+	log    *slog.Logger
+	pages  map[string]*template.Template
+	now    func() time.Time
 }
 
 // config is what main hands to newApp.
@@ -56,9 +56,9 @@ type config struct {
 	// ServiceToken is the frontend's token for amarettid's login
 	// endpoints: an admin editor's, limited to rights = admin:logins.
 	ServiceToken string
-	OIDC       *oidcLogin
-	DevLogin   bool
-	SessionTTL time.Duration
+	OIDC         *oidcLogin
+	DevLogin     bool
+	SessionTTL   time.Duration
 	// Policy is amarettid's lifetime policy, as far as the tokens page
 	// needs it: the lifetimes it offers are at most MaxAPI, and "never"
 	// only when AllowNoExpiry (amarettid refuses it otherwise). The zero
@@ -228,12 +228,12 @@ type user struct {
 
 // page is what every template receives.
 type page struct {
-	Title   string
-	User    *user
-	Notice  string
-	Error   string
-	Dev     bool   // the development login is on
-	OIDC    string // label of the OIDC login, "" when off
+	Title    string
+	User     *user
+	Notice   string
+	Error    string
+	Dev      bool   // the development login is on
+	OIDC     string // label of the OIDC login, "" when off
 	Tokens   *tokensPage
 	Created  *createdToken
 	Accounts *accountsPage

@@ -15,7 +15,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
 )
 
 // daemonPackage is what --with-daemon builds when it finds no amarettid.

@@ -83,9 +83,9 @@ type deployment struct {
 	daemon *testproc.Process
 	// service is the frontend's service token (admin:logins).
 	service string
-	app    *app
-	srv    *httptest.Server
-	logs   *syncBuffer
+	app     *app
+	srv     *httptest.Server
+	logs    *syncBuffer
 	// secrets are every token the test saw, none of which may be logged.
 	secrets []string
 }
