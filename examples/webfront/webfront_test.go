@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -561,6 +562,28 @@ func testLogoutEverywhere(t *testing.T, d *deployment) {
 	t.Run("daemon down", func(t *testing.T) {
 		saved := d.app.daemon
 		d.app.daemon = newDaemonClient("http://"+testproc.FreeAddr(t), d.service)
+		defer func() { d.app.daemon = saved }()
+		// Nothing can be checked: the user is told, and keeps the cookie.
+		a := d.do(t, "POST", "/logout/everywhere", current, nil)
+		if a.status != 503 || !strings.Contains(a.body, "cannot be checked") || a.cookie(session.DefaultName) != nil {
+			t.Fatalf("%d %v %s", a.status, a.cookies, a.body)
+		}
+	})
+	t.Run("touch fails", func(t *testing.T) {
+		// amarettid verifies, but the touch does not go through (a proxy
+		// in front of the real amarettid fails that one path).
+		target, _ := url.Parse(d.daemon.URL)
+		rp := httputil.NewSingleHostReverseProxy(target)
+		proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/v1/me/touch" {
+				http.Error(w, `{"error":"temporarily_unavailable"}`, http.StatusServiceUnavailable)
+				return
+			}
+			rp.ServeHTTP(w, r)
+		}))
+		defer proxy.Close()
+		saved := d.app.daemon
+		d.app.daemon = newDaemonClient(proxy.URL, d.service)
 		defer func() { d.app.daemon = saved }()
 		a := d.do(t, "POST", "/logout/everywhere", current, nil)
 		if a.status != 503 || !strings.Contains(a.body, "still valid") || a.cookie(session.DefaultName) != nil {
