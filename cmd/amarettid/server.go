@@ -92,6 +92,7 @@ func (s *server) adminRoutes(mux *http.ServeMux) {
 		}
 		return s.store.List(ctx)
 	}))
+	s.loginRoutes(mux) // logins.go
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
 }
 

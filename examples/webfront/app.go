@@ -18,7 +18,6 @@ import (
 	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/macaroon"
 	"github.com/amaretti-auth/amaretti/session"
-	"github.com/amaretti-auth/amaretti/verifier"
 )
 
 //go:embed templates/*.html
@@ -33,35 +32,33 @@ const (
 	expiringSoon = 7 * 24 * time.Hour
 )
 
-// app is the web frontend. It keeps no session state: who is logged in is
-// the macaroon in the session cookie, which the app mints after a login and
-// verifies on every request (signature and caveats in process; the editor's
-// epoch through a short-lived cache).
+// app is the web frontend. It keeps no state and opens no database: who is
+// logged in is the macaroon in the session cookie, which the app mints
+// after a login (with the root key it reads from a key directory) and has
+// amarettid verify on every request; editors are found, created and linked
+// by amarettid, on the frontend's service token.
 type app struct {
-	logins   epoch.Store // first logins create and link editors
-	minter   *macaroon.Minter
-	verifier *verifier.Verifier
-	cache    *epoch.Cache // invalidated here on "log out everywhere"
-	daemon   *daemonClient
-	oidc     *oidcLogin // nil: not configured
-	dev      bool       // the development login is on
-	ttl      time.Duration
-	policy   apitoken.Policy // what the tokens page offers
-	log      *slog.Logger
-	pages    map[string]*template.Template
-	now      func() time.Time
+	minter *macaroon.Minter
+	daemon *daemonClient // everything else: logins, verification, tokens
+	oidc   *oidcLogin    // nil: not configured
+	dev    bool          // the development login is on
+	ttl    time.Duration
+	policy apitoken.Policy // what the tokens page offers
+	log    *slog.Logger
+	pages  map[string]*template.Template
+	now    func() time.Time
 }
 
 // config is what main hands to newApp.
 type config struct {
-	Store      epoch.Store
-	Minter     *macaroon.Minter
-	Verifier   *verifier.Verifier
-	Cache      *epoch.Cache
-	DaemonURL  string
-	OIDC       *oidcLogin
-	DevLogin   bool
-	SessionTTL time.Duration
+	Minter    *macaroon.Minter
+	DaemonURL string
+	// ServiceToken is the frontend's token for amarettid's login
+	// endpoints: an admin editor's, limited to rights = admin:logins.
+	ServiceToken string
+	OIDC         *oidcLogin
+	DevLogin     bool
+	SessionTTL   time.Duration
 	// Policy is amarettid's lifetime policy, as far as the tokens page
 	// needs it: the lifetimes it offers are at most MaxAPI, and "never"
 	// only when AllowNoExpiry (amarettid refuses it otherwise). The zero
@@ -83,7 +80,7 @@ type config struct {
 var errNoAllowedHosts = errors.New("webfront: no allowed Host values")
 
 func newApp(c config) (*app, http.Handler, error) {
-	a := &app{logins: c.Store, minter: c.Minter, verifier: c.Verifier, cache: c.Cache, daemon: newDaemonClient(c.DaemonURL),
+	a := &app{minter: c.Minter, daemon: newDaemonClient(c.DaemonURL, c.ServiceToken),
 		oidc: c.OIDC, dev: c.DevLogin, ttl: c.SessionTTL, policy: c.Policy, log: c.Log, now: time.Now}
 	if a.policy == (apitoken.Policy{}) {
 		a.policy = apitoken.DefaultPolicy()
@@ -164,6 +161,9 @@ func (a *app) routes() http.Handler {
 	mux.HandleFunc("GET /tokens", a.authed(a.handleTokens))
 	mux.HandleFunc("POST /tokens", a.authed(a.handleCreateToken))
 	mux.HandleFunc("POST /tokens/{id}/revoke", a.authed(a.handleRevokeToken))
+	mux.HandleFunc("GET /accounts", a.authed(a.handleAccounts))
+	mux.HandleFunc("POST /accounts/link/dev", a.authed(a.handleLinkDev))
+	mux.HandleFunc("POST /accounts/link/oidc", a.authed(a.handleLinkOIDCStart))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	return mux
 }
@@ -228,14 +228,15 @@ type user struct {
 
 // page is what every template receives.
 type page struct {
-	Title   string
-	User    *user
-	Notice  string
-	Error   string
-	Dev     bool   // the development login is on
-	OIDC    string // label of the OIDC login, "" when off
-	Tokens  *tokensPage
-	Created *createdToken
+	Title    string
+	User     *user
+	Notice   string
+	Error    string
+	Dev      bool   // the development login is on
+	OIDC     string // label of the OIDC login, "" when off
+	Tokens   *tokensPage
+	Created  *createdToken
+	Accounts *accountsPage
 }
 
 // tokensPage is the tokens page's own data.
@@ -267,20 +268,17 @@ func (a *app) authed(h authedHandler) http.HandlerFunc {
 			http.Redirect(w, r, "/login", http.StatusSeeOther)
 			return
 		}
-		id, err := a.verifier.Verify(r.Context(), c.Value, caveat.Request{Method: r.Method, Path: r.URL.Path})
+		id, err := a.daemon.verify(r.Context(), c.Value, r.Method, r.URL.Path)
 		if err != nil {
-			var d *verifier.Denial
-			attrs := []any{"path", r.URL.Path, "reason", err.Error()}
-			if errors.As(err, &d) {
-				attrs = append(attrs, "token_id", d.TokenID, "editor_id", d.EditorID)
-			}
-			if errors.Is(err, verifier.ErrUnavailable) || errors.Is(err, verifier.ErrInternal) {
-				// Keep the cookie: the session may be fine once the store answers.
-				a.log.Error("session not verified", attrs...)
+			if status := statusOf(err); status == 0 || status >= 500 || status == http.StatusTooManyRequests {
+				// Keep the cookie: the session may be fine once amarettid answers.
+				a.log.Error("session not verified", "path", r.URL.Path, "err", err)
 				a.render(w, r, http.StatusServiceUnavailable, "error", page{Title: "Unavailable", Error: "Sessions cannot be checked right now. Try again in a moment."})
 				return
 			}
-			a.log.Info("session refused", attrs...)
+			var de *daemonError
+			errors.As(err, &de)
+			a.log.Info("session refused", "path", r.URL.Path, "status", de.Status, "reason", de.Description)
 			a.endSession(w, r, "ended")
 			return
 		}
@@ -318,8 +316,13 @@ func (a *app) handleDevLogin(w http.ResponseWriter, r *http.Request) {
 		a.loginFailed(w, r, http.StatusBadRequest, "A username is 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit.")
 		return
 	}
+	provider, ok := devProviderOf(r.PostFormValue("provider"))
+	if !ok {
+		a.loginFailed(w, r, http.StatusBadRequest, "The development login has the providers dev and dev2.")
+		return
+	}
 	// One subject per name, whatever its case.
-	a.completeLogin(w, r, identity{Provider: devProvider, Subject: strings.ToLower(name), Username: name})
+	a.completeLogin(w, r, identity{Provider: provider, Subject: strings.ToLower(name), Username: name})
 }
 
 func (a *app) handleOIDCStart(w http.ResponseWriter, r *http.Request) {
@@ -327,7 +330,7 @@ func (a *app) handleOIDCStart(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	a.oidc.start(w, r)
+	a.oidc.start(w, r, "")
 }
 
 func (a *app) handleOIDCCallback(w http.ResponseWriter, r *http.Request) {
@@ -335,10 +338,23 @@ func (a *app) handleOIDCCallback(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	id, err := a.oidc.callback(w, r)
+	id, linkTo, err := a.oidc.callback(w, r)
 	if err != nil {
 		a.log.Warn("OIDC login failed", "err", err)
 		a.loginFailed(w, r, http.StatusBadRequest, "Logging in failed: "+strings.TrimPrefix(err.Error(), errLoginFailed.Error()+": "))
+		return
+	}
+	if linkTo != "" {
+		// "Add another account": the flow was started from the accounts
+		// page by this editor (a same-origin POST), and the session must
+		// still be theirs.
+		a.authed(func(w http.ResponseWriter, r *http.Request, u user, _ string) {
+			if u.ID != linkTo {
+				a.render(w, r, http.StatusForbidden, "error", page{Title: "Not linked", User: &u, Error: "This sign-in was started by another session, so nothing was linked."})
+				return
+			}
+			a.linkIdentity(w, r, u, id)
+		})(w, r)
 		return
 	}
 	a.completeLogin(w, r, id)
@@ -353,9 +369,13 @@ func (a *app) loginFailed(w http.ResponseWriter, r *http.Request, status int, ms
 // as the session cookie.
 func (a *app) completeLogin(w http.ResponseWriter, r *http.Request, id identity) {
 	ctx := r.Context()
-	e, created, err := a.logins.Login(ctx, id.Provider, id.Subject, id.Username)
+	e, created, err := a.daemon.login(ctx, id)
 	if err != nil {
-		a.log.Error("login: store", "provider", id.Provider, "err", err)
+		a.log.Error("login: amarettid", "provider", id.Provider, "err", err)
+		if status := statusOf(err); status == http.StatusBadRequest {
+			a.loginFailed(w, r, http.StatusBadRequest, "This login identity cannot be used.")
+			return
+		}
 		a.loginFailed(w, r, http.StatusServiceUnavailable, "Logging in is not possible right now. Try again in a moment.")
 		return
 	}
@@ -363,7 +383,7 @@ func (a *app) completeLogin(w http.ResponseWriter, r *http.Request, id identity)
 	case !e.Active:
 		a.loginFailed(w, r, http.StatusForbidden, "This account is deactivated.")
 		return
-	case e.Locked():
+	case e.Locked:
 		a.loginFailed(w, r, http.StatusForbidden, "This account is locked.")
 		return
 	}
@@ -404,7 +424,6 @@ func (a *app) handleLogoutEverywhere(w http.ResponseWriter, r *http.Request, u u
 			Error: "Logging out everywhere did not work, so your sessions and tokens are still valid. Try again in a moment."})
 		return
 	}
-	a.cache.Invalidate(u.ID) // this frontend sees it at once; others via the daemon's announcement
 	a.log.Info("logged out everywhere", "editor_id", u.ID)
 	a.endSession(w, r, "everywhere")
 }
@@ -596,7 +615,7 @@ func (a *app) parseTemplates() error {
 		},
 	}
 	a.pages = map[string]*template.Template{}
-	for _, name := range []string{"login", "home", "tokens", "error"} {
+	for _, name := range []string{"login", "home", "tokens", "accounts", "error"} {
 		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
 			return err

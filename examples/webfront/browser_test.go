@@ -38,7 +38,7 @@ func TestBrowser(t *testing.T) {
 	d := newDeployment(t) // store, keys and a running amarettid
 	front, api := testproc.FreeAddr(t), testproc.FreeAddr(t)
 	web := testproc.Start(t, d.dir, filepath.Join(bin, "webfront"), front, "/healthz",
-		[]string{"--listen", front, "--dev-login", "--daemon", d.daemon.URL}, d.env)
+		[]string{"--listen", front, "--dev-login", "--daemon", d.daemon.URL}, append(d.env, "WEBFRONT_SERVICE_TOKEN="+d.service))
 	apiSvc := testproc.Start(t, d.dir, filepath.Join(bin, "api-service"), api, "/v1/hello",
 		[]string{"--listen", api, "--last-use-interval", "100ms"}, d.env)
 

@@ -8,9 +8,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/amaretti-auth/amaretti/apitoken"
+	"github.com/amaretti-auth/amaretti/epoch"
+	"github.com/amaretti-auth/amaretti/verifier"
 )
 
 // errDaemonUnavailable means amarettid could not be reached or did not
@@ -37,17 +40,94 @@ func statusOf(err error) int {
 	return 0
 }
 
-// daemonClient calls amarettid on behalf of a logged-in user, with the
-// user's own session token as the bearer: the daemon decides what the user
-// may do, and announces every revocation to all verifiers.
+// daemonClient calls amarettid: on behalf of a logged-in user, with the
+// user's own session token as the bearer (the daemon decides what the user
+// may do, and announces every revocation to all verifiers), and, for
+// logins, with the frontend's service token (rights = admin:logins).
 type daemonClient struct {
-	base string
-	http *http.Client
+	base    string
+	service string // the service token; never logged
+	http    *http.Client
 }
 
-func newDaemonClient(base string) *daemonClient {
-	return &daemonClient{base: base, http: &http.Client{Timeout: 10 * time.Second}}
+func newDaemonClient(base, service string) *daemonClient {
+	return &daemonClient{base: base, service: service, http: &http.Client{Timeout: 10 * time.Second}}
 }
+
+// verify asks amarettid whether a session token is good for a request of
+// this frontend (its method and path, which the token's caveats may
+// restrict), and who it is. Every revocation amarettid knows of applies at
+// once: it follows the store, and this frontend keeps nothing.
+func (d *daemonClient) verify(ctx context.Context, session, method, path string) (verifier.Identity, error) {
+	var id verifier.Identity
+	err := d.do(ctx, http.MethodPost, "/v1/verify", session, map[string]string{"method": method, "path": path}, &id)
+	if err == nil && id.EditorID == "" {
+		err = fmt.Errorf("%w: the identity names no editor", errDaemonUnavailable)
+	}
+	return id, err
+}
+
+// checkService asks amarettid whether the service token is good for the
+// login endpoints (it verifies with the right admin:logins), so that a
+// wrong token fails at start rather than at the first login. A
+// *daemonError is a refusal; errDaemonUnavailable, amarettid not answering.
+func (d *daemonClient) checkService(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err := d.do(ctx, http.MethodPost, "/v1/verify", d.service, map[string][]string{"rights": {"admin:logins"}}, nil)
+	if de := (*daemonError)(nil); errors.As(err, &de) && de.Status < 500 {
+		return fmt.Errorf("%w: amarettid refuses it for admin:logins (%w); mint one for an admin editor with --right admin:logins", errServiceToken, de)
+	}
+	return err
+}
+
+// loginEditor is an editor as amarettid's login endpoints answer it.
+type loginEditor struct {
+	ID       string     `json:"id"`
+	Username string     `json:"username"`
+	Role     epoch.Role `json:"role"`
+	Active   bool       `json:"active"`
+	Locked   bool       `json:"locked"`
+}
+
+// login finds the editor of an identity or, on its first login, has
+// amarettid create and link one (in one transaction of the store: one
+// editor however many first logins race).
+func (d *daemonClient) login(ctx context.Context, id identity) (loginEditor, bool, error) {
+	var out struct {
+		Editor  loginEditor `json:"editor"`
+		Created bool        `json:"created"`
+	}
+	err := d.do(ctx, http.MethodPost, "/v1/admin/logins", d.service,
+		map[string]string{"provider": id.Provider, "subject": id.Subject, "username": id.Username}, &out)
+	if err == nil && out.Editor.ID == "" {
+		err = fmt.Errorf("%w: the answer names no editor", errDaemonUnavailable)
+	}
+	return out.Editor, out.Created, err
+}
+
+// link links another identity to an editor ("add another account"). A
+// *daemonError with Code errLinkedElsewhere or errProviderLinked says why
+// it was refused.
+func (d *daemonClient) link(ctx context.Context, editorID string, id identity) error {
+	return d.do(ctx, http.MethodPost, "/v1/admin/editors/"+url.PathEscape(editorID)+"/links", d.service,
+		map[string]string{"provider": id.Provider, "subject": id.Subject}, nil)
+}
+
+// links lists an editor's identities.
+func (d *daemonClient) links(ctx context.Context, editorID string) ([]epoch.Link, error) {
+	var out struct {
+		Links []epoch.Link `json:"links"`
+	}
+	err := d.do(ctx, http.MethodGet, "/v1/admin/editors/"+url.PathEscape(editorID)+"/links", d.service, nil, &out)
+	return out.Links, err
+}
+
+// The codes of amarettid's 409 answers to a link.
+const (
+	errLinkedElsewhere = "linked_to_another_editor"
+	errProviderLinked  = "provider_already_linked"
+)
 
 // tokenRow is an API token as amarettid lists it: the registry row (never
 // the secret) with its status under amarettid's lifetime policy.
@@ -92,7 +172,9 @@ func (d *daemonClient) touchSelf(ctx context.Context, session string) error {
 	return d.do(ctx, http.MethodPost, "/v1/me/touch", session, nil, nil)
 }
 
-func (d *daemonClient) do(ctx context.Context, method, path, session string, in, out any) error {
+// do sends one request with bearer as the token and decodes the answer
+// into out.
+func (d *daemonClient) do(ctx context.Context, method, path, bearer string, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -105,7 +187,7 @@ func (d *daemonClient) do(ctx context.Context, method, path, session string, in,
 	if err != nil {
 		return fmt.Errorf("%w: %v", errDaemonUnavailable, err)
 	}
-	req.Header.Set("Authorization", "Bearer "+session)
+	req.Header.Set("Authorization", "Bearer "+bearer)
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

@@ -15,8 +15,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/amaretti-auth/amaretti/internal/setup"
 )
 
 // daemonPackage is what --with-daemon builds when it finds no amarettid.
@@ -128,16 +126,12 @@ func startDaemon(ctx context.Context, o options, addr string, log *slog.Logger) 
 }
 
 // daemonEnv is the environment of the amarettid of --with-daemon: the
-// frontend's own, with the store and keys the frontend uses. They go in the
+// frontend's own, with the store and the key directory. They go in the
 // environment, not on the command line, where anyone on the host could
-// read a postgres:// URL's password (ps) or the key-encryption key; the
-// later value of a variable wins.
+// read a postgres:// URL's password (ps); the later value of a variable
+// wins.
 func daemonEnv(environ []string, o options) []string {
-	env := append(environ[:len(environ):len(environ)], "AMARETTI_DB="+o.db, "AMARETTI_KEYS="+o.keys, setup.KEKFileEnv+"="+o.kekFile)
-	if o.kek != "" {
-		env = append(env, setup.KEKEnv+"="+o.kek)
-	}
-	return env
+	return append(environ[:len(environ):len(environ)], "AMARETTI_DB="+o.db, "AMARETTI_KEYS="+o.keys)
 }
 
 // exitError is errDaemonExited with how it exited; call after done.

@@ -67,11 +67,17 @@ func newOIDCLogin(ctx context.Context, issuer, clientID, clientSecret, redirectU
 	}, nil
 }
 
-// start sends the browser to the provider.
-func (o *oidcLogin) start(w http.ResponseWriter, r *http.Request) {
+// start sends the browser to the provider. linkTo is the editor that the
+// identity is to be linked to ("add another account"), or "" for a login;
+// it travels in the state cookie, which only this frontend sets.
+func (o *oidcLogin) start(w http.ResponseWriter, r *http.Request, linkTo string) {
 	state, nonce, pkce := rand.Text(), rand.Text(), oauth2.GenerateVerifier()
+	value := state + "." + nonce + "." + pkce
+	if linkTo != "" {
+		value += "." + linkTo // an editor id: no dots
+	}
 	http.SetCookie(w, &http.Cookie{
-		Name: stateCookie, Value: state + "." + nonce + "." + pkce,
+		Name: stateCookie, Value: value,
 		Path: callbackPath, MaxAge: 600, HttpOnly: true, Secure: session.OverTLS(r),
 		SameSite: http.SameSiteLaxMode, // sent on the provider's top-level redirect back
 	})
@@ -82,8 +88,22 @@ func (o *oidcLogin) start(w http.ResponseWriter, r *http.Request) {
 // to show to the user.
 var errLoginFailed = errors.New("login failed")
 
-// callback completes the flow and returns who logged in.
-func (o *oidcLogin) callback(w http.ResponseWriter, r *http.Request) (identity, error) {
+// callback completes the flow and returns who logged in, and the editor
+// the flow was started to link the identity to ("" for a login).
+func (o *oidcLogin) callback(w http.ResponseWriter, r *http.Request) (identity, string, error) {
+	id, err := o.complete(w, r)
+	if err != nil {
+		return identity{}, "", err
+	}
+	c, _ := r.Cookie(stateCookie) // complete read it
+	parts := strings.Split(c.Value, ".")
+	if len(parts) == 4 {
+		return id, parts[3], nil
+	}
+	return id, "", nil
+}
+
+func (o *oidcLogin) complete(w http.ResponseWriter, r *http.Request) (identity, error) {
 	c, err := r.Cookie(stateCookie)
 	http.SetCookie(w, &http.Cookie{Name: stateCookie, Path: callbackPath, MaxAge: -1, HttpOnly: true})
 	if err != nil {
@@ -91,7 +111,7 @@ func (o *oidcLogin) callback(w http.ResponseWriter, r *http.Request) (identity, 
 	}
 	parts := strings.Split(c.Value, ".")
 	q := r.URL.Query()
-	if len(parts) != 3 || subtle.ConstantTimeCompare([]byte(parts[0]), []byte(q.Get("state"))) != 1 {
+	if (len(parts) != 3 && len(parts) != 4) || subtle.ConstantTimeCompare([]byte(parts[0]), []byte(q.Get("state"))) != 1 {
 		return identity{}, fmt.Errorf("%w: the login state does not match; try again", errLoginFailed)
 	}
 	if e := q.Get("error"); e != "" {

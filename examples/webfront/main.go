@@ -23,19 +23,16 @@ import (
 	"github.com/amaretti-auth/amaretti/internal/setup"
 
 	"github.com/amaretti-auth/amaretti/apitoken"
-	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/macaroon"
-	"github.com/amaretti-auth/amaretti/verifier"
 )
 
 func main() {
 	var o options
 	flag.StringVar(&o.listen, "listen", envOr("WEBFRONT_LISTEN", "127.0.0.1:8082"), "address to listen on")
-	flag.StringVar(&o.db, "db", envOr("AMARETTI_DB", "./amaretti.db"), "the store shared with amarettid: a SQLite database file made by amaretti init (or sqlite:FILE), or a postgres:// URL (env AMARETTI_DB; keep a password out of ps: set it there, or in PGPASSWORD or ~/.pgpass)")
-	flag.BoolVar(&o.noMigrate, "no-migrate", envBool("AMARETTI_NO_MIGRATE"), "refuse to start on a database whose schema is older than this program (run \"amaretti migrate\" first) instead of upgrading it (env AMARETTI_NO_MIGRATE)")
-	flag.StringVar(&o.keys, "keys", envOr("AMARETTI_KEYS", "./keys"), "root key directory made by amaretti init, or \"db\" for keys kept (sealed) in the PostgreSQL database --db names (shared with amarettid)")
-	flag.StringVar(&o.kekFile, "key-encryption-key-file", os.Getenv(setup.KEKFileEnv), "file (mode 0600) holding the key-encryption key of keys kept in the database (--keys db; env "+setup.KEKFileEnv+"); or set "+setup.KEKEnv+" to the key itself")
-	flag.DurationVar(&o.poll, "poll", envDuration("AMARETTI_POLL", epoch.DefaultPollInterval), "read the store's change log this often (PostgreSQL also wakes it at once with NOTIFY): the bound on how late a log out everywhere, a lock or, with --keys db, a key rotation made elsewhere reaches this frontend (env AMARETTI_POLL)")
+	flag.StringVar(&o.db, "db", envOr("AMARETTI_DB", "./amaretti.db"), "with --with-daemon only, the store amarettid opens (the frontend opens no database): a SQLite file or a postgres:// URL (env AMARETTI_DB; keep a password out of ps: set it there, or in PGPASSWORD or ~/.pgpass)")
+	flag.BoolVar(&o.noMigrate, "no-migrate", envBool("AMARETTI_NO_MIGRATE"), "with --with-daemon: passed on to amarettid (env AMARETTI_NO_MIGRATE)")
+	flag.StringVar(&o.keys, "keys", envOr("AMARETTI_KEYS", "./keys"), "root key directory (the one amarettid verifies with, or a copy): the frontend mints sessions with its current key; re-read every 30 s and on SIGHUP")
+	flag.StringVar(&o.serviceTokenFile, "service-token-file", os.Getenv("WEBFRONT_SERVICE_TOKEN_FILE"), "file (mode 0600) holding the frontend's token for amarettid's login endpoints: an admin editor's, limited to admin:logins (env WEBFRONT_SERVICE_TOKEN_FILE; or the token itself in WEBFRONT_SERVICE_TOKEN)")
 	flag.StringVar(&o.location, "location", envOr("AMARETTI_LOCATION", ""), "location written into session tokens")
 	flag.StringVar(&o.daemon, "daemon", envOr("WEBFRONT_DAEMON", "http://127.0.0.1:8080"), "base URL of amarettid")
 	flag.StringVar(&o.publicURL, "public-url", envOr("WEBFRONT_PUBLIC_URL", ""), "URL users reach the frontend at (default http://LISTEN); the only Host answered besides loopback names, and the OIDC redirect is PUBLIC-URL/login/oidc/callback")
@@ -45,9 +42,8 @@ func main() {
 		"longest API token lifetime the tokens page offers; amarettid's --max-api-token-lifetime decides (env AMARETTI_MAX_API_TOKEN_LIFETIME)")
 	flag.BoolVar(&o.policy.AllowNoExpiry, "allow-no-expiry", os.Getenv("AMARETTI_ALLOW_NO_EXPIRY") == "true" || os.Getenv("AMARETTI_ALLOW_NO_EXPIRY") == "1",
 		"offer API tokens that never expire on the tokens page; amarettid's --allow-no-expiry decides (env AMARETTI_ALLOW_NO_EXPIRY)")
-	flag.DurationVar(&o.cacheTTL, "cache-ttl", epoch.DefaultCacheTTL, "how long an editor's epoch is cached; the change log follower (--poll) drops an entry as soon as it reads a change to it")
 	flag.BoolVar(&o.dev, "dev-login", os.Getenv("WEBFRONT_DEV_LOGIN") == "1", "enable the development login: anyone logs in as any username, no password (loopback addresses only)")
-	flag.BoolVar(&o.withDaemon, "with-daemon", os.Getenv("WEBFRONT_WITH_DAEMON") == "1", "for local use: run amarettid as a child process on the --daemon address (loopback only), with the same --db, --keys (and key-encryption key), --no-migrate and --location; it stops with the frontend")
+	flag.BoolVar(&o.withDaemon, "with-daemon", os.Getenv("WEBFRONT_WITH_DAEMON") == "1", "for local use: run amarettid as a child process on the --daemon address (loopback only), with --db, the same --keys, --no-migrate and --location; it stops with the frontend")
 	flag.StringVar(&o.daemonBin, "daemon-bin", envOr("WEBFRONT_DAEMON_BIN", ""), "amarettid binary for --with-daemon (default: next to webfront, else on PATH, else built with go build)")
 	flag.StringVar(&o.issuer, "oidc-issuer", envOr("WEBFRONT_OIDC_ISSUER", ""), "OpenID Connect issuer URL (enables OIDC login)")
 	flag.StringVar(&o.clientID, "oidc-client-id", envOr("WEBFRONT_OIDC_CLIENT_ID", ""), "OIDC client id")
@@ -59,7 +55,7 @@ func main() {
 		return
 	}
 	o.clientSecret = os.Getenv("WEBFRONT_OIDC_CLIENT_SECRET") // only from the environment: never in ps output
-	o.kek = os.Getenv(setup.KEKEnv)                           // likewise
+	o.serviceToken = os.Getenv("WEBFRONT_SERVICE_TOKEN")      // likewise
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	if err := run(o, log); err != nil {
 		// One plain line, like amaretti and amarettid: it names the fix.
@@ -71,8 +67,8 @@ func main() {
 type options struct {
 	listen, db, keys, location, daemon, publicURL string
 	noMigrate                                     bool
-	kekFile, kek                                  string // the key-encryption key of --keys db
-	sessionTTL, cacheTTL, poll                    time.Duration
+	serviceTokenFile, serviceToken                string // the token for amarettid's login endpoints
+	sessionTTL                                    time.Duration
 	policy                                        apitoken.Policy // MaxAPI and AllowNoExpiry, as amarettid's
 	dev, withDaemon                               bool
 	daemonBin                                     string
@@ -94,9 +90,9 @@ func envBool(name string) bool {
 	return v == "1" || v == "true"
 }
 
-// keyOptions says where o's root keys live.
+// keyOptions says where o's root keys live: a directory.
 func (o options) keyOptions() setup.KeyOptions {
-	return setup.KeyOptions{Keys: o.keys, DB: o.db, KEKFile: o.kekFile, KEK: o.kek}
+	return setup.KeyOptions{Keys: o.keys}
 }
 
 func envOr(name, def string) string {
@@ -119,17 +115,47 @@ func loopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// Errors of starting up that name what to do, in the CLI's words.
+// Errors of starting up that name what to do.
 var (
 	errNoKeyStore = setup.ErrNoKeyStore
-	errNoDatabase = setup.ErrNoDatabase
+	// errKeysInDatabase: --keys db, which needs the database the frontend
+	// does not open.
+	errKeysInDatabase = errors.New(`--keys db: the frontend opens no database; give it a key directory (the one amarettid verifies with, or a copy)`)
+	// errNoServiceToken: no token for amarettid's login endpoints.
+	errNoServiceToken = errors.New("no service token: set WEBFRONT_SERVICE_TOKEN_FILE (or --service-token-file) to a file holding a token of an admin editor limited to admin:logins, made with: amaretti token mint EDITOR_ID --right admin:logins --expires 8760h")
+	// errServiceToken: the service token file cannot be used.
+	errServiceToken = errors.New("service token")
 )
 
-// openKeys and openStore open what "amaretti init" made, or say how to.
-var (
-	openKeys  = setup.OpenKeys
-	openStore = setup.Store
-)
+// openKeys opens what "amaretti init" made, or says how to.
+var openKeys = setup.OpenKeys
+
+// readServiceToken reads the service token: from the environment, or from a
+// file readable by its owner only. Errors never hold the token.
+func (o options) readServiceToken() (string, error) {
+	if o.serviceToken != "" {
+		return strings.TrimSpace(o.serviceToken), nil
+	}
+	if o.serviceTokenFile == "" {
+		return "", errNoServiceToken
+	}
+	fi, err := os.Stat(o.serviceTokenFile)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", errServiceToken, err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("%w: %s is readable by others than its owner (chmod 600 it)", errServiceToken, o.serviceTokenFile)
+	}
+	raw, err := os.ReadFile(o.serviceTokenFile)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", errServiceToken, err)
+	}
+	tok := strings.TrimSpace(string(raw))
+	if tok == "" || strings.ContainsAny(tok, " \t\r\n") {
+		return "", fmt.Errorf("%w: %s must hold one token and nothing else", errServiceToken, o.serviceTokenFile)
+	}
+	return tok, nil
+}
 
 // allowedHosts returns the Host values the frontend answers: the public
 // URL's host, and, when local is set, the loopback names (localhost,
@@ -187,37 +213,19 @@ func run(o options, log *slog.Logger) error {
 			return err
 		}
 	}
-	if o.poll <= 0 {
-		o.poll = epoch.DefaultPollInterval
+	if setup.KeysInDatabase(o.keys) {
+		return errKeysInDatabase
 	}
-	// A key directory is opened first (its absence is said first); keys
-	// in the database once the store is open.
-	inDB := setup.KeysInDatabase(o.keys)
-	var keys *macaroon.KeyStore
-	if !inDB {
-		if keys, err = openKeys(ctx, o.keyOptions(), nil); err != nil {
-			return err
-		}
-	}
-	store, err := openStore(ctx, o.db, setup.StoreOptions{NoMigrate: o.noMigrate})
+	keys, err := openKeys(ctx, o.keyOptions(), nil)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	if inDB {
-		if keys, err = openKeys(ctx, o.keyOptions(), store); err != nil {
-			return err
-		}
+	service, err := o.readServiceToken()
+	if err != nil {
+		return err
 	}
-	cache := epoch.NewCache(store, 0, o.cacheTTL)
 	bg, stopBg := context.WithCancel(ctx)
 	defer stopBg()
-	waitFollow := follow(bg, store, cache, keys, inDB, o.poll, log)
-	defer func() { stopBg(); waitFollow() }()
-	v, err := verifier.New(keys, cache, o.policy.VerifierOptions()...)
-	if err != nil {
-		return err
-	}
 	minter, err := macaroon.NewMinter(keys, o.location)
 	if err != nil {
 		return err
@@ -240,7 +248,7 @@ func run(o options, log *slog.Logger) error {
 	}
 	defer ln.Close()
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	_, handler, err := newApp(config{Store: store, Minter: minter, Verifier: v, Cache: cache, DaemonURL: o.daemon,
+	a, handler, err := newApp(config{Minter: minter, DaemonURL: o.daemon, ServiceToken: service,
 		OIDC: login, DevLogin: o.dev, SessionTTL: o.sessionTTL, Policy: o.policy, TrustedOrigins: []string{public.Scheme + "://" + public.Host},
 		AllowedHosts: allowedHosts(public, port, o.dev || loopback(o.listen)), Log: log})
 	if err != nil {
@@ -262,13 +270,20 @@ func run(o options, log *slog.Logger) error {
 		log.Info("amarettid ready", "url", o.daemon)
 		daemonExited = d.done
 	}
+	if err := a.daemon.checkService(ctx); err != nil {
+		if statusOf(err) != 0 {
+			return err // refused: a configuration error
+		}
+		// amarettid may start later (many hosts): pages say so meanwhile.
+		log.Warn("the service token could not be checked", "err", err)
+	}
 	if o.dev {
 		log.Warn("DEVELOPMENT LOGIN ENABLED: anyone reaching this address can log in as any username")
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	go keys.KeepLoaded(bg, 30*time.Second, hup, log) // mint with the current key after a rotation (a key directory's; the follower reloads keys in the database at once)
+	go keys.KeepLoaded(bg, 30*time.Second, hup, log) // mint with the current key after a rotation
 
 	srv := &http.Server{
 		Handler:           handler,
@@ -297,7 +312,7 @@ func run(o options, log *slog.Logger) error {
 		stopped <- cause
 	}()
 	log.Info("webfront listening", "addr", ln.Addr().String(), "public_url", o.publicURL, "daemon", o.daemon, "dev_login", o.dev, "oidc", o.issuer, "with_daemon", o.withDaemon,
-		"db", setup.Redact(o.db), "keys", setup.KeysWhere(o.keyOptions()), "poll", o.poll.String())
+		"keys", setup.KeysWhere(o.keyOptions()))
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}

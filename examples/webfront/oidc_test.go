@@ -198,7 +198,7 @@ func TestOIDCLogin(t *testing.T) {
 	if again := d.oidcLogin(t, true, nil); again.status != http.StatusSeeOther {
 		t.Fatalf("second login: %d %s", again.status, again.body)
 	}
-	if editors, _ := d.store.List(context.Background()); len(editors) != 1 {
+	if editors, _ := d.store.List(context.Background()); len(editors) != 2 { // the user and the frontend's service editor
 		t.Fatalf("%d editors after two logins of one subject", len(editors))
 	}
 

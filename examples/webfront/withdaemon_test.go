@@ -33,15 +33,21 @@ func initStore(t *testing.T) (string, []string) {
 	t.Helper()
 	dir := t.TempDir()
 	db, keys := filepath.Join(dir, "amaretti.db"), filepath.Join(dir, "keys")
-	if _, _, err := macaroon.InitKeyStore(keys); err != nil {
+	ks, _, err := macaroon.InitKeyStore(keys)
+	if err != nil {
 		t.Fatal(err)
 	}
 	s, err := sqlite.Open(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Close()
-	return dir, []string{"PATH=" + os.Getenv("PATH"), "AMARETTI_DB=" + db, "AMARETTI_KEYS=" + keys}
+	defer s.Close()
+	minter, _ := macaroon.NewMinter(ks, "")
+	tokenFile := filepath.Join(dir, "webfront.token")
+	if err := os.WriteFile(tokenFile, []byte(serviceToken(t, s, minter)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir, []string{"PATH=" + os.Getenv("PATH"), "AMARETTI_DB=" + db, "AMARETTI_KEYS=" + keys, "WEBFRONT_SERVICE_TOKEN_FILE=" + tokenFile}
 }
 
 // stack is "webfront --with-daemon" running as a process.
@@ -288,8 +294,9 @@ func TestWithDaemonFails(t *testing.T) {
 	}
 }
 
-// TestNoKeyStore (issue 11 §5): without a key store or a database the
-// webfront says where it looked and how to make one, in the CLI's words.
+// TestNoKeyStore (issue 11 §5): without a key store or a service token the
+// webfront says where it looked and how to make one, in the CLI's words;
+// it never opens a database.
 func TestNoKeyStore(t *testing.T) {
 	t.Run("process, default paths", func(t *testing.T) {
 		dir := t.TempDir()
@@ -308,23 +315,35 @@ func TestNoKeyStore(t *testing.T) {
 		}
 	})
 	dir, _ := initStore(t)
+	open := filepath.Join(dir, "open.token")
+	if err := os.WriteFile(open, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	two := filepath.Join(dir, "two.token")
+	if err := os.WriteFile(two, []byte("a b"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keys, token := filepath.Join(dir, "keys"), filepath.Join(dir, "webfront.token")
 	for _, tc := range []struct {
-		name     string
-		keys, db string
-		sentinel error
-		want     string
+		name            string
+		keys, tokenFile string
+		sentinel        error
+		want            string
 	}{
-		{"no key store", "/nonexistent/keys", filepath.Join(dir, "amaretti.db"), errNoKeyStore,
+		{"no key store", "/nonexistent/keys", token, errNoKeyStore,
 			`no key store at /nonexistent/keys (run "amaretti init", or set --keys / AMARETTI_KEYS)`},
-		{"no database", filepath.Join(dir, "keys"), filepath.Join(dir, "other.db"), errNoDatabase,
-			`no database at ` + filepath.Join(dir, "other.db") + ` (run "amaretti init", or set --db / AMARETTI_DB)`},
+		{"keys in the database", "db", token, errKeysInDatabase, errKeysInDatabase.Error()},
+		{"no service token", keys, "", errNoServiceToken, errNoServiceToken.Error()},
+		{"service token file missing", keys, filepath.Join(dir, "none"), errServiceToken, "service token: stat " + filepath.Join(dir, "none") + ": no such file or directory"},
+		{"service token file open to others", keys, open, errServiceToken, "service token: " + open + " is readable by others than its owner (chmod 600 it)"},
+		{"two words in the file", keys, two, errServiceToken, "service token: " + two + " must hold one token and nothing else"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := run(options{listen: "127.0.0.1:0", dev: true, sessionTTL: time.Hour, keys: tc.keys, db: tc.db}, slog.New(slog.DiscardHandler))
+			err := run(options{listen: "127.0.0.1:0", dev: true, sessionTTL: time.Hour, keys: tc.keys, serviceTokenFile: tc.tokenFile, db: filepath.Join(dir, "other.db")}, slog.New(slog.DiscardHandler))
 			if !errors.Is(err, tc.sentinel) || err.Error() != tc.want {
 				t.Fatalf("run: %v, want %q", err, tc.want)
 			}
-			if _, err := os.Stat(tc.db); tc.sentinel == errNoDatabase && !errors.Is(err, os.ErrNotExist) {
+			if _, err := os.Stat(filepath.Join(dir, "other.db")); !errors.Is(err, os.ErrNotExist) {
 				t.Error("a database was created")
 			}
 		})
