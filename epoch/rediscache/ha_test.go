@@ -105,6 +105,17 @@ type token struct {
 	created time.Time
 }
 
+// addToken registers another token for an existing editor.
+func addToken(t *testing.T, sh shared, editorID string, n int) token {
+	t.Helper()
+	tok := token{editor: editorID, id: fmt.Sprintf("6F1C3A52-0000-4000-8000-%012d", n), created: time.Now().Add(time.Millisecond)}
+	if err := sh.store.RegisterToken(context.Background(), epoch.APIToken{TokenID: tok.id, EditorID: editorID, Name: "t", Created: tok.created, Creator: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Millisecond)
+	return tok
+}
+
 func newToken(t *testing.T, sh shared, username string, n int) token {
 	t.Helper()
 	ctx := context.Background()
@@ -128,16 +139,17 @@ func (e *env) admits(tok token) bool {
 	return err == nil && st.Admit(tok.created, tok.id) == nil
 }
 
-// revoke revokes tok in the store and announces it through e; it returns
-// when the store committed.
-func (e *env) revoke(t *testing.T, tok token) (time.Time, error) {
+// revoke revokes tok in the store, notes the commit's time in rev (before
+// announcing, which may take a while with Redis failing), then announces
+// it through e.
+func (e *env) revoke(t *testing.T, tok token, rev *revocations) error {
 	t.Helper()
 	ed, _, err := e.store.RevokeToken(context.Background(), tok.id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	at := time.Now()
-	return at, e.layer.Announce(context.Background(), ed)
+	rev.set(tok, time.Now())
+	return e.layer.Announce(context.Background(), ed)
 }
 
 // load verifies tokens in a loop on each verifier until stop is closed.
