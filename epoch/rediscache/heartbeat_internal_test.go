@@ -17,7 +17,10 @@ func TestHeartbeatTokens(t *testing.T) {
 	}{
 		{"own, fresh", func(h *heartbeats) bool { return h.take(h.add(maxAge), maxAge) }, true},
 		{"replayed", func(h *heartbeats) bool { tok := h.add(maxAge); h.take(tok, maxAge); return h.take(tok, maxAge) }, false},
-		{"another verifier's", func(h *heartbeats) bool { h.add(maxAge); return h.take((&heartbeats{sent: map[string]time.Time{}}).add(maxAge), maxAge) }, false},
+		{"another verifier's", func(h *heartbeats) bool {
+			h.add(maxAge)
+			return h.take((&heartbeats{sent: map[string]time.Time{}}).add(maxAge), maxAge)
+		}, false},
 		{"forged", func(h *heartbeats) bool { h.add(maxAge); return h.take("00000000000000000000000000000000", maxAge) }, false},
 		{"stale", func(h *heartbeats) bool {
 			tok := h.add(maxAge)
