@@ -35,7 +35,7 @@ func newMetrics(cache *epoch.Cache, layer *rediscache.Layer) *metrics {
 		}, []string{"handler"}),
 		feedUp: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "amaretti_invalidation_feed_up",
-			Help: "1 while the Redis invalidation subscription is up (always 0 without Redis).",
+			Help: "1 while the Redis invalidation feed delivers: subscribed and this daemon's own heartbeats come back (always 0 without Redis; while 0, every verification reads the store).",
 		}),
 		notifyUp: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "amaretti_changelog_notify_up",

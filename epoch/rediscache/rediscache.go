@@ -52,14 +52,17 @@ package rediscache
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	neturl "net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -68,8 +71,26 @@ import (
 )
 
 // Channel is the pub/sub channel of invalidations. A message is an editor
-// id, or "*" for every editor.
+// id, "*" for every editor, or a verifier's heartbeat (see Watch).
+//
+// With a Redis Cluster (a NewClient URL with addr parameters and no
+// master_name) the channel is a sharded one: SPUBLISH and SSUBSCRIBE
+// (Redis 7 or later). Its name hashes to one slot, so every message and
+// every subscriber stays on the shard that owns that slot (its master and
+// replicas), while the editor states (keys amaretti:editor:<id>) spread over
+// every slot. Classic PUBLISH would work too, but a cluster broadcasts each
+// classic message to every node over its bus whoever listens, and a
+// subscriber is not told when the node it listens on stops mattering; a
+// shard channel's subscriber is told (sunsubscribe) when its slot moves, and
+// resubscribes where it went. A shard that is down takes the feed with it,
+// which the heartbeat reports (the feed is down) and the change-log poll
+// covers, as for any lost feed. With a single server or Sentinel, classic
+// PUBLISH and SUBSCRIBE (any Redis version).
 const Channel = "amaretti:invalidate"
+
+// heartbeatPrefix starts a heartbeat message: "~heartbeat <token>", never
+// an editor id.
+const heartbeatPrefix = "~heartbeat "
 
 const (
 	keyPrefix = "amaretti:editor:"
@@ -124,8 +145,13 @@ type Layer struct {
 	// downUntil (UnixNano) is set after a Redis failure: until then reads
 	// go straight to the store instead of waiting on Redis again.
 	downUntil atomic.Int64
+	// sharded: invalidations use SPUBLISH/SSUBSCRIBE (a Cluster client).
+	sharded bool
+	// quiet is set while a Watch runs and its feed is down (its own
+	// heartbeats do not come back): reads go to the store, Redis unused.
+	quiet atomic.Bool
 
-	hits, misses, untrusted, fallbacks, redisErrors, invalidations atomic.Int64
+	hits, misses, untrusted, fallbacks, redisErrors, invalidations, heartbeats, quietTimes atomic.Int64
 }
 
 // breakFor is how long reads skip Redis after it failed.
@@ -163,6 +189,7 @@ func WithLogger(log *slog.Logger) Option { return func(l *Layer) { l.log = log }
 // New returns a Layer over src using rdb.
 func New(rdb redis.UniversalClient, src epoch.Source, opts ...Option) *Layer {
 	l := &Layer{rdb: rdb, src: src, ttl: DefaultTTL, log: slog.New(slog.DiscardHandler)}
+	_, l.sharded = rdb.(*redis.ClusterClient)
 	for _, o := range opts {
 		o(l)
 	}
@@ -300,7 +327,9 @@ func (l *Layer) decode(ctx context.Context, editorID, v string) (epoch.State, er
 // value, else the store (filling Redis). When Redis fails it reads the
 // store and says so in the log and Stats.
 func (l *Layer) State(ctx context.Context, editorID string) (epoch.State, error) {
-	if time.Now().UnixNano() < l.downUntil.Load() {
+	if time.Now().UnixNano() < l.downUntil.Load() || l.quiet.Load() {
+		// Redis failed a moment ago, or the feed is down (Watch): the
+		// store, without waiting on Redis or trusting what it holds.
 		l.fallbacks.Add(1)
 		return l.src.State(ctx, editorID)
 	}
@@ -379,7 +408,7 @@ func (l *Layer) put(ctx context.Context, editorID string, st epoch.State, readAt
 func (l *Layer) Announce(ctx context.Context, editors ...epoch.Editor) error {
 	var errs []error
 	if len(editors) > 16 {
-		errs = append(errs, l.rdb.Publish(ctx, Channel, everyone).Err())
+		errs = append(errs, l.publish(ctx, everyone))
 	} else {
 		for _, e := range editors {
 			if _, err := l.fill(ctx, e.ID); err != nil && !errors.Is(err, epoch.ErrNotFound) {
@@ -387,7 +416,7 @@ func (l *Layer) Announce(ctx context.Context, editors ...epoch.Editor) error {
 			}
 		}
 		for _, e := range editors {
-			errs = append(errs, l.rdb.Publish(ctx, Channel, e.ID).Err())
+			errs = append(errs, l.publish(ctx, e.ID))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -397,22 +426,37 @@ func (l *Layer) Announce(ctx context.Context, editors ...epoch.Editor) error {
 	return nil
 }
 
+// publish sends msg on Channel: SPUBLISH on a Cluster, PUBLISH otherwise.
+func (l *Layer) publish(ctx context.Context, msg string) error {
+	if l.sharded {
+		return l.rdb.SPublish(ctx, Channel, msg).Err()
+	}
+	return l.rdb.Publish(ctx, Channel, msg).Err()
+}
+
 // Stats are counters since the Layer was made.
 type Stats struct {
 	// Hits and Misses count Redis lookups; Untrusted counts values found
 	// but not served because the follower could not vouch for them.
 	Hits, Misses, Untrusted int64
-	// Fallbacks counts reads that went to the store because Redis failed.
+	// Fallbacks counts reads that went to the store because Redis failed
+	// or the feed was down (see Watch).
 	Fallbacks int64
 	// RedisErrors counts failed Redis operations of any kind.
 	RedisErrors int64
-	// Invalidations counts messages Watch received and applied.
+	// Invalidations counts messages Watch received and applied
+	// (heartbeats not included).
 	Invalidations int64
+	// Heartbeats counts the Watch's own heartbeats that came back.
+	Heartbeats int64
+	// Quiet counts the times a subscribed feed was found quiet: its own
+	// heartbeats did not come back within the health interval.
+	Quiet int64
 }
 
 // Stats returns the Layer's counters.
 func (l *Layer) Stats() Stats {
-	return Stats{l.hits.Load(), l.misses.Load(), l.untrusted.Load(), l.fallbacks.Load(), l.redisErrors.Load(), l.invalidations.Load()}
+	return Stats{l.hits.Load(), l.misses.Load(), l.untrusted.Load(), l.fallbacks.Load(), l.redisErrors.Load(), l.invalidations.Load(), l.heartbeats.Load(), l.quietTimes.Load()}
 }
 
 // Ping checks that Redis answers.
@@ -421,38 +465,92 @@ func (l *Layer) Ping(ctx context.Context) error { return l.rdb.Ping(ctx).Err() }
 // Watch subscribes to Channel until ctx ends. Each message drops that
 // editor (every editor, for "*") from cache at once, the fast path, and
 // wakes the Layer's follower, which reads the change log and is what makes
-// caches correct. A subscription that fails, or goes silent (no answer to a
-// ping within health), is made again; onChange, when not nil, is told each
-// time the subscription comes up or goes down. While it is down changes
-// still arrive, within the follower's poll interval. When it comes up, the
-// follower is woken, since messages may have been missed meanwhile.
+// caches correct.
+//
+// Heartbeats: while subscribed, Watch publishes a heartbeat to itself on
+// Channel every health/4 — a random token it remembers — and counts the
+// feed as up only while its own heartbeats come back: a feed whose last
+// heartbeat is older than health is quiet, even if its connection looks
+// healthy (pings answered, no error), as when the server holds publishes
+// (CLIENT PAUSE WRITE) or the subscriber listens on a server the
+// publishers no longer use. A quiet feed is subscribed again.
+//
+// While the feed is down (not subscribed, or quiet) the verifier trusts
+// neither its in-process cache nor Redis: cache is bypassed
+// (cache.SetBypass(true), re-asserted every health/4 should the follower
+// turn it back on meanwhile) and the Layer reads the store without asking
+// Redis. So a change made while the feed is silent reaches this verifier
+// within health, even when the follower's poll is slower. When a heartbeat
+// comes back the cache is used again (if the follower, when it has a
+// Current method, is current) and the follower is woken, since messages
+// may have been missed.
+//
+// A heartbeat only proves that the channel delivers: it turns the extra
+// distrust off, never makes a value trusted that the follower's Fresh
+// refuses, so a forged or replayed heartbeat can at most hide a silence
+// for as long as the follower's poll bounds staleness anyway. Each token
+// is accepted once, and only while recent (health).
+//
+// onChange, when not nil, is told each time the feed comes up (a heartbeat
+// back) or goes down. A Layer without a running Watch trusts Redis values
+// as its follower allows (the CLI's case).
 func (l *Layer) Watch(ctx context.Context, cache *epoch.Cache, health time.Duration, onChange func(up bool)) {
 	if health <= 0 {
 		health = time.Second
 	}
-	up := false
+	beat := max(health/4, 5*time.Millisecond)
+	var up atomic.Bool
+	l.quiet.Store(true)
+	cache.SetBypass(true)
+	defer l.quiet.Store(false)
 	set := func(now bool, err error) {
-		if now == up {
+		if now == up.Load() {
 			return
 		}
-		up = now
+		up.Store(now)
+		l.quiet.Store(!now)
 		if now {
+			l.trustCache(cache)
 			l.wake()
-			l.log.Info("invalidation feed subscribed", "channel", Channel)
+			l.log.Info("invalidation feed up: own heartbeats come back", "channel", Channel)
 		} else {
-			l.log.Warn("invalidation feed lost; changes arrive through the change-log poll until resubscribed", "err", err)
+			cache.SetBypass(true)
+			l.log.Warn("invalidation feed down; reading the store, in-process cache and Redis values unused, until it is back", "err", err)
 		}
 		if onChange != nil {
 			onChange(now)
 		}
 	}
+	// While down, keep the cache bypassed: the follower turns it back on
+	// when it becomes current, not knowing about the feed.
+	guardDone := make(chan struct{})
+	go func() {
+		defer close(guardDone)
+		t := time.NewTicker(beat)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if !up.Load() && !cache.Bypassed() {
+					cache.SetBypass(true)
+				}
+			}
+		}
+	}()
+	defer func() { <-guardDone }()
 	backoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
-		err := l.watchOnce(ctx, cache, health, func() { set(true, nil); backoff = 50 * time.Millisecond })
+		err := l.watchOnce(ctx, cache, health, beat, func() { set(true, nil); backoff = 50 * time.Millisecond })
 		if ctx.Err() != nil {
 			return
 		}
-		l.redisErrors.Add(1)
+		if errors.Is(err, errQuiet) {
+			l.quietTimes.Add(1)
+		} else {
+			l.redisErrors.Add(1)
+		}
 		set(false, err)
 		select {
 		case <-ctx.Done():
@@ -463,59 +561,149 @@ func (l *Layer) Watch(ctx context.Context, cache *epoch.Cache, health time.Durat
 	}
 }
 
+// trustCache turns the in-process cache back on when the follower is
+// current; checked again after, so that a follower that went stale in
+// between (and bypassed the cache) is not overridden.
+func (l *Layer) trustCache(cache *epoch.Cache) {
+	cur, ok := l.fol.(interface{ Current() bool })
+	if !ok {
+		if l.fol == nil {
+			cache.SetBypass(false)
+		}
+		return
+	}
+	if cur.Current() {
+		cache.SetBypass(false)
+		if !cur.Current() {
+			cache.SetBypass(true)
+		}
+	}
+}
+
 func (l *Layer) wake() {
 	if l.fol != nil {
 		l.fol.Wake()
 	}
 }
 
-// watchOnce runs one subscription until it fails. The PubSub is made with
-// no channel and subscribed explicitly, so that a failure of the first
-// SUBSCRIBE is an error here instead of a silent retry inside go-redis.
-func (l *Layer) watchOnce(ctx context.Context, cache *epoch.Cache, health time.Duration, subscribed func()) error {
-	ps := l.rdb.Subscribe(ctx)
+// errQuiet: subscribed, but the Watch's own heartbeats stopped coming back.
+var errQuiet = errors.New("invalidation feed quiet: own heartbeats not delivered")
+
+// errUnsubscribed: the server ended the subscription (a shard channel
+// whose slot moved).
+var errUnsubscribed = errors.New("subscription ended by the server")
+
+// heartbeats are the tokens a Watch sent and not yet seen back.
+type heartbeats struct {
+	mu   sync.Mutex
+	sent map[string]time.Time
+}
+
+// add makes a new token, remembered until it comes back or is older than
+// maxAge.
+func (h *heartbeats) add(maxAge time.Duration) string {
+	var b [16]byte
+	rand.Read(b[:])
+	tok := hex.EncodeToString(b[:])
+	now := time.Now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for k, at := range h.sent {
+		if now.Sub(at) > maxAge {
+			delete(h.sent, k)
+		}
+	}
+	h.sent[tok] = now
+	return tok
+}
+
+// take reports whether tok is one of ours, recent, and not seen before.
+func (h *heartbeats) take(tok string, maxAge time.Duration) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	at, ok := h.sent[tok]
+	delete(h.sent, tok)
+	return ok && time.Since(at) <= maxAge
+}
+
+// watchOnce runs one subscription until it fails or goes quiet. The PubSub
+// is made with no channel and subscribed explicitly, so that a failure of
+// the first SUBSCRIBE is an error here instead of a silent retry inside
+// go-redis. subscribed is called on each own heartbeat that comes back.
+func (l *Layer) watchOnce(ctx context.Context, cache *epoch.Cache, health, beat time.Duration, subscribed func()) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var ps *redis.PubSub
+	var err error
+	if l.sharded {
+		ps = l.rdb.SSubscribe(ctx)
+		err = ps.SSubscribe(ctx, Channel)
+	} else {
+		ps = l.rdb.Subscribe(ctx)
+		err = ps.Subscribe(ctx, Channel)
+	}
 	defer ps.Close()
-	if err := ps.Subscribe(ctx, Channel); err != nil {
+	if err != nil {
 		return err
 	}
-	// A silent connection is one that answers nothing for 3 × health: a
-	// ping is sent after health without traffic, and again after another.
-	// One health of silence after a single ping is not enough on a loaded
-	// machine, where a healthy Redis may take that long to be scheduled,
-	// and declaring such a feed dead made it flap (and TestWatch flaky).
-	pings := 0
-	for {
-		msg, err := ps.ReceiveTimeout(ctx, health)
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
+	hb := &heartbeats{sent: map[string]time.Time{}}
+	beaterDone := make(chan struct{})
+	go func() {
+		defer close(beaterDone)
+		t := time.NewTicker(beat)
+		defer t.Stop()
+		for {
+			// A publish that fails or hangs is not an error of its own:
+			// its heartbeat does not come back.
+			pctx, pcancel := context.WithTimeout(ctx, health)
+			l.publish(pctx, heartbeatPrefix+hb.add(health))
+			pcancel()
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
 			}
-			if isTimeout(err) {
-				if pings == 2 {
-					return errors.New("no answer to two pings")
-				}
-				if err := ps.Ping(ctx); err != nil {
-					return err
-				}
-				pings++
-				continue
-			}
-			return err
 		}
-		pings = 0
-		switch m := msg.(type) {
-		case *redis.Subscription:
-			if m.Kind == "subscribe" && m.Channel == Channel {
-				subscribed()
+	}()
+	defer func() { cancel(); <-beaterDone }()
+	// The grace before the first heartbeat counts from the subscription.
+	last := time.Now()
+	for {
+		msg, err := ps.ReceiveTimeout(ctx, beat)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil && !isTimeout(err):
+			return err
+		case err != nil: // no message within beat: see below
+		default:
+			switch m := msg.(type) {
+			case *redis.Subscription:
+				if m.Channel == Channel && (m.Kind == "unsubscribe" || m.Kind == "sunsubscribe") {
+					return errUnsubscribed
+				}
+			case *redis.Message:
+				if tok, ok := strings.CutPrefix(m.Payload, heartbeatPrefix); ok {
+					// Another verifier's heartbeat, or one of ours too old
+					// or seen before, proves nothing about this feed.
+					if hb.take(tok, health) {
+						last = time.Now()
+						l.heartbeats.Add(1)
+						subscribed()
+					}
+					continue
+				}
+				l.invalidations.Add(1)
+				if m.Payload == everyone {
+					cache.Invalidate()
+				} else {
+					cache.Invalidate(m.Payload)
+				}
+				l.wake()
 			}
-		case *redis.Message:
-			l.invalidations.Add(1)
-			if m.Payload == everyone {
-				cache.Invalidate()
-			} else {
-				cache.Invalidate(m.Payload)
-			}
-			l.wake()
+		}
+		if time.Since(last) > health {
+			return errQuiet
 		}
 	}
 }

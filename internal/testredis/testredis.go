@@ -6,6 +6,7 @@ package testredis
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"os/exec"
 	"strconv"
@@ -16,9 +17,11 @@ import (
 
 // Server is a running redis-server.
 type Server struct {
-	t       testing.TB
-	port    int
-	dir     string
+	t    testing.TB
+	port int
+	dir  string
+	// conf is a configuration file given first (a sentinel's), or "".
+	conf    string
 	persist []string
 	cmd     *exec.Cmd
 	// exited is closed when cmd has exited.
@@ -43,19 +46,31 @@ func StartPersistent(t testing.TB) *Server {
 
 func start(t testing.TB, persist ...string) *Server {
 	t.Helper()
+	s := newServer(t, persist...)
+	s.start()
+	return s
+}
+
+// newServer makes a Server on a free port, not started, killed when the
+// test ends.
+func newServer(t testing.TB, args ...string) *Server {
+	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatal("redis-server is not installed: run scripts/test, which installs it")
 	}
+	s := &Server{t: t, port: freePort(t), dir: t.TempDir(), persist: args}
+	t.Cleanup(s.Kill)
+	return s
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	s := &Server{t: t, port: port, dir: t.TempDir(), persist: persist}
-	s.start()
-	t.Cleanup(s.Kill)
-	return s
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 // Addr returns host:port.
@@ -66,7 +81,11 @@ func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
 
 func (s *Server) start() {
 	s.t.Helper()
-	args := append([]string{"--bind", "127.0.0.1", "--port", strconv.Itoa(s.port)}, s.persist...)
+	var args []string
+	if s.conf != "" {
+		args = append(args, s.conf)
+	}
+	args = append(append(args, "--bind", "127.0.0.1", "--port", strconv.Itoa(s.port)), s.persist...)
 	s.cmd = exec.Command("redis-server", append(args, "--dir", s.dir, "--daemonize", "no", "--loglevel", "warning")...)
 	var out strings.Builder
 	s.cmd.Stdout = &out
@@ -137,6 +156,98 @@ func (s *Server) pid() (string, error) {
 		}
 	}
 }
+
+// Do sends one command (arguments, not an inline line) to the server and
+// returns its reply as text: a simple string, an integer, a bulk string,
+// or an array's elements joined by newlines (nested arrays flattened); an
+// error reply is returned as an error.
+func (s *Server) Do(args ...string) (string, error) {
+	c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	if _, err := c.Write([]byte(b.String())); err != nil {
+		return "", err
+	}
+	var out []string
+	if err := readReply(bufio.NewReader(c), &out); err != nil {
+		return "", err
+	}
+	return strings.Join(out, "\n"), nil
+}
+
+// readReply reads one RESP2 reply, appending its strings to out.
+func readReply(r *bufio.Reader, out *[]string) error {
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return err
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return fmt.Errorf("empty reply line")
+	}
+	switch line[0] {
+	case '+', ':':
+		*out = append(*out, line[1:])
+	case '-':
+		return fmt.Errorf("redis: %s", line[1:])
+	case '$':
+		n, err := strconv.Atoi(line[1:])
+		if err != nil || n < 0 {
+			return err // nil bulk: nothing
+		}
+		buf := make([]byte, n+2)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return err
+		}
+		*out = append(*out, string(buf[:n]))
+	case '*':
+		n, err := strconv.Atoi(line[1:])
+		if err != nil {
+			return err
+		}
+		for range max(n, 0) {
+			if err := readReply(r, out); err != nil {
+				return err
+			}
+		}
+	default:
+		return fmt.Errorf("unexpected reply %q", line)
+	}
+	return nil
+}
+
+// Info returns the field of an INFO section ("" when absent).
+func (s *Server) Info(section, field string) (string, error) {
+	v, err := s.Do("INFO", section)
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(v, "\n") {
+		if f, ok := strings.CutPrefix(strings.TrimSpace(line), field+":"); ok {
+			return f, nil
+		}
+	}
+	return "", nil
+}
+
+// Pid returns the server's process id, or 0 when it is not running.
+func (s *Server) Pid() int {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
+// Port returns the server's port.
+func (s *Server) Port() int { return s.port }
 
 // command sends one inline command and returns the first line of the
 // answer.
