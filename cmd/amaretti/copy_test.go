@@ -117,7 +117,7 @@ func TestStoreCopyFromEnvironment(t *testing.T) {
 	to := filepath.Join(t.TempDir(), "copy.db")
 	env := &runner{t: t, dir: c.dir, env: append(append([]string{}, c.env...),
 		"AMARETTI_COPY_FROM="+filepath.Join(c.dir, "amaretti.db"), "AMARETTI_COPY_TO="+to)}
-	if out := env.ok("", "db", "copy"); !strings.Contains(out, "copied 1 editors") {
+	if out := env.ok("", "db", "copy"); !strings.Contains(out, "copied 1 editor,") {
 		t.Fatalf("db copy: %s", out)
 	}
 }
