@@ -547,7 +547,11 @@ func (s *Store) Head(ctx context.Context) (epoch.Head, error) {
 	ctx, cancel := s.read(ctx)
 	defer cancel()
 	var h epoch.Head
-	err := s.pool.QueryRow(ctx, `SELECT (SELECT store_id FROM store_meta),
+	// The store id names the database as well as its content: a database
+	// restored from a dump (pg_restore into a database made for it) has
+	// the dumped store_meta row but another oid, so followers see another
+	// store and drop what they cached.
+	err := s.pool.QueryRow(ctx, `SELECT (SELECT store_id FROM store_meta) || '.' || (SELECT oid FROM pg_database WHERE datname = current_database()),
 		(SELECT coalesce(max(seq), 0) FROM changes), (SELECT coalesce(min(seq), 0) FROM changes)`).Scan(&h.StoreID, &h.Seq, &h.Oldest)
 	if err != nil {
 		return h, err

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,7 @@ func TestHeadAndStoreID(t *testing.T) {
 		t.Fatal(err)
 	}
 	hb, _ := b.Head(ctx)
-	if len(ha.StoreID) != 32 || ha.StoreID == hb.StoreID {
+	if !storeIDForm.MatchString(ha.StoreID) || ha.StoreID == hb.StoreID {
 		t.Fatalf("store ids %q %q", ha.StoreID, hb.StoreID)
 	}
 	if ha.Seq != 1 || ha.Oldest != 1 {
@@ -90,5 +91,38 @@ func TestStateReadUsesIndexes(t *testing.T) {
 		if !strings.Contains(all, index) {
 			t.Errorf("the state read does not use %s:\n%s", index, all)
 		}
+	}
+}
+
+// storeIDForm is a store id: the random id in store_meta, then the
+// database's oid.
+var storeIDForm = regexp.MustCompile(`^[0-9a-f]{32}\.[0-9]+$`)
+
+// TestRestoredIsAnotherStore: a byte-for-byte copy of a database in a
+// database of its own (CREATE DATABASE … TEMPLATE, what a restore into a
+// new database amounts to) carries the same store_meta row, yet is another
+// store to followers, which then drop their caches.
+func TestRestoredIsAnotherStore(t *testing.T) {
+	ctx := context.Background()
+	a, url := open(t)
+	h, err := a.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close() // a template must have no connection
+	copyName := dbName(url) + "_restored"
+	if err := server.Exec(ctx, "postgres", "CREATE DATABASE "+copyName+" TEMPLATE "+dbName(url)); err != nil {
+		t.Fatal(err)
+	}
+	b := openURL(t, server.URL(copyName))
+	hb, err := b.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hb.StoreID == h.StoreID || hb.Seq != h.Seq || !storeIDForm.MatchString(hb.StoreID) {
+		t.Fatalf("the copy's head %+v, the original's %+v: want another store id, the same log", hb, h)
+	}
+	if strings.Split(hb.StoreID, ".")[0] != strings.Split(h.StoreID, ".")[0] {
+		t.Fatal("the copy's store_meta differs: the test copied nothing")
 	}
 }

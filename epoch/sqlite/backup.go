@@ -2,16 +2,32 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // ErrBackupExists means the backup's destination exists already: a backup
 // never overwrites a file. It wraps fs.ErrExist.
 var ErrBackupExists = fmt.Errorf("backup file exists: %w", fs.ErrExist)
+
+// newStoreID gives the database file at path a store id of its own. A
+// backup gets one so that, restored, it is another store to every follower
+// (epoch.Head.StoreID): they drop what they cached rather than trust
+// states read from the database it replaced, whose change log went further.
+func newStoreID(ctx context.Context, path string) error {
+	db, err := sql.Open("sqlite3", "file:"+strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	_, err = db.ExecContext(ctx, "UPDATE store_meta SET store_id = lower(hex(randomblob(16)))")
+	return err
+}
 
 // Backup writes a consistent copy of the database to path while the store
 // (and other processes, such as running daemons) keep reading and writing
@@ -42,6 +58,9 @@ func (s *Store) Backup(ctx context.Context, path string) error {
 		return fmt.Errorf("backup: %w", err)
 	}
 	if err := os.Chmod(part, 0o600); err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	if err := newStoreID(ctx, part); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
 	if f, err := os.Open(part); err == nil {

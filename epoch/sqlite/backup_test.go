@@ -116,3 +116,32 @@ func TestBackupWhileWriting(t *testing.T) {
 		}
 	}
 }
+
+// TestBackupIsAnotherStore: a backup has a store id of its own, so that
+// verifiers following a database restored from it drop their caches
+// instead of trusting states read from the database it replaced.
+func TestBackupIsAnotherStore(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := Open(ctx, filepath.Join(dir, "amaretti.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Backup(ctx, filepath.Join(dir, "backup.db")); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(ctx, filepath.Join(dir, "backup.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	live, _ := s.Head(ctx)
+	restored, err := b.Head(ctx)
+	if err != nil || restored.StoreID == live.StoreID || len(restored.StoreID) != 32 {
+		t.Fatalf("store ids: live %q, backup %q (%v)", live.StoreID, restored.StoreID, err)
+	}
+	if restored.Seq != live.Seq {
+		t.Fatalf("the backup's change log ends at %d, the database's at %d", restored.Seq, live.Seq)
+	}
+}
