@@ -173,7 +173,7 @@ func TestPostgresWalkthrough(t *testing.T) {
 
 			// Bootstrap, twice.
 			envDir := filepath.Join(base.dir, "env")
-			if out := c.ok("", "bootstrap", "--env-dir", envDir); strings.Count(out, "created editor") != 2 || !strings.Contains(out, "editor import-bot exists") || strings.Count(out, "wrote") != 3 {
+			if out := c.ok("", "bootstrap", "--env-dir", envDir); strings.Count(out, "created editor") != 3 || !strings.Contains(out, "editor import-bot exists") || strings.Count(out, "wrote") != 4 {
 				t.Fatalf("bootstrap:\n%s", out)
 			}
 			raw, err := os.ReadFile(filepath.Join(envDir, "root.env"))

@@ -207,16 +207,24 @@ var bootstrapEditors = []struct {
 	username string
 	role     epoch.Role
 	bot      bool
+	// rights limit the editor's token (nil: its role's); variable is the
+	// environment variable its env file sets.
+	rights   []string
+	variable string
 }{
-	{"root", epoch.RoleSuperuser, false},
-	{"import-bot", epoch.RoleAdmin, true},
-	{"demo-user", epoch.RoleEditor, false},
+	{"root", epoch.RoleSuperuser, false, nil, "AMARETTI_TOKEN"},
+	{"import-bot", epoch.RoleAdmin, true, nil, "AMARETTI_TOKEN"},
+	{"demo-user", epoch.RoleEditor, false, nil, "AMARETTI_TOKEN"},
+	// The web frontend's service token: it finds, creates and links the
+	// editors who log in (fatcat's "special editor that can create editor
+	// accounts via API"), and nothing else.
+	{"webfront", epoch.RoleAdmin, true, []string{"admin:logins"}, "WEBFRONT_SERVICE_TOKEN"},
 }
 
 func (e *env) bootstrapCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "bootstrap",
-		Usage: "create the root, import-bot and demo-user editors if missing, and write a token for each to DIR/<name>.env (0600)",
+		Usage: "create the root, import-bot, demo-user and webfront editors if missing, and write a token for each to DIR/<name>.env (0600; webfront's is limited to admin:logins, as WEBFRONT_SERVICE_TOKEN)",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "env-dir", Required: true, Usage: "`DIR` for the .env files"},
 			expiresFlag(caveat.KindBootstrap),
@@ -281,11 +289,11 @@ func (e *env) bootstrapCommand() *cli.Command {
 					}
 				}
 				secret, _, err := iss.Create(c.Context, apitoken.Request{EditorID: ed.ID, Name: "bootstrap", Description: "written by amaretti bootstrap to " + path,
-					Creator: "cli", Kind: caveat.KindBootstrap, TTL: ttl, NoExpiry: never})
+					Creator: "cli", Kind: caveat.KindBootstrap, TTL: ttl, NoExpiry: never, Rights: b.rights})
 				if err != nil {
 					return err
 				}
-				content := fmt.Sprintf("# %s (%s), editor %s\nAMARETTI_TOKEN=%s\n", b.username, b.role, ed.ID, secret)
+				content := fmt.Sprintf("# %s (%s), editor %s\n%s=%s\n", b.username, b.role, ed.ID, b.variable, secret)
 				if err := writePrivate(path, []byte(content)); err != nil {
 					return err
 				}

@@ -68,7 +68,7 @@ func TestBootstrap(t *testing.T) {
 	c.ok("", "init")
 	dir := filepath.Join(c.dir, "env")
 	first := c.ok("", "bootstrap", "--env-dir", dir)
-	if strings.Count(first, "created editor") != 3 || strings.Count(first, "wrote") != 3 {
+	if strings.Count(first, "created editor") != 4 || strings.Count(first, "wrote") != 4 {
 		t.Fatalf("first bootstrap:\n%s", first)
 	}
 	read := func(name string) string {
@@ -76,16 +76,20 @@ func TestBootstrap(t *testing.T) {
 		if err != nil || fi.Mode().Perm() != 0o600 {
 			t.Fatalf("%s.env: %v %v", name, fi.Mode(), err)
 		}
+		variable := "AMARETTI_TOKEN="
+		if name == "webfront" {
+			variable = "WEBFRONT_SERVICE_TOKEN="
+		}
 		b, _ := os.ReadFile(filepath.Join(dir, name+".env"))
 		for _, line := range strings.Split(string(b), "\n") {
-			if tok, ok := strings.CutPrefix(line, "AMARETTI_TOKEN="); ok {
+			if tok, ok := strings.CutPrefix(line, variable); ok {
 				return tok
 			}
 		}
-		t.Fatalf("%s.env has no AMARETTI_TOKEN", name)
+		t.Fatalf("%s.env has no %s", name, variable)
 		return ""
 	}
-	roles := map[string]string{"root": "superuser", "import-bot": "admin", "demo-user": "editor"}
+	roles := map[string]string{"root": "superuser", "import-bot": "admin", "demo-user": "editor", "webfront": "admin"}
 	tokens := map[string]string{}
 	for name, role := range roles {
 		tokens[name] = read(name)
@@ -99,9 +103,13 @@ func TestBootstrap(t *testing.T) {
 	}
 	var eds []editorJSON
 	c.jsonOut(&eds, "editor", "list")
-	if len(eds) != 3 || !eds[1].Bot || eds[0].Bot {
+	if len(eds) != 4 || !eds[1].Bot || eds[0].Bot || !eds[3].Bot {
 		t.Fatalf("editors %+v", eds)
 	}
+	// The web frontend's service token may find, create and link editors
+	// who log in, and nothing else its role allows.
+	c.ok("", "token", "verify", tokens["webfront"], "--right", "admin:logins")
+	c.fail("rights", "", "token", "verify", tokens["webfront"], "--right", "admin:touch")
 
 	// Again: nothing duplicated, files unchanged.
 	second := c.ok("", "bootstrap", "--env-dir", dir)
@@ -109,7 +117,7 @@ func TestBootstrap(t *testing.T) {
 		t.Fatalf("second bootstrap:\n%s", second)
 	}
 	c.jsonOut(&eds, "editor", "list")
-	if len(eds) != 3 || read("root") != tokens["root"] {
+	if len(eds) != 4 || read("root") != tokens["root"] {
 		t.Fatal("second bootstrap changed something")
 	}
 	// A lost file: a new token, and the lost one revoked.
