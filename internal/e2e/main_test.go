@@ -26,13 +26,13 @@ func TestMain(m *testing.M) {
 	if removed, err := netns.Sweep(false); err != nil || len(removed) > 0 {
 		fmt.Fprintf(os.Stderr, "e2e: removed leftovers of an earlier run: %v %v\n", removed, err)
 	}
+	timer := time.AfterFunc(time.Duration(1<<63-1), func() {})
 	if f := flag.Lookup("test.timeout"); f != nil {
 		if d, err := time.ParseDuration(f.Value.String()); err == nil && d > time.Minute {
-			timer := time.AfterFunc(d-30*time.Second, func() {
+			timer = time.AfterFunc(d-30*time.Second, func() {
 				removed, err := netns.Sweep(true)
 				fmt.Fprintf(os.Stderr, "e2e: the test timeout is 30 s away: removed every namespace and process of this run: %v %v\n", removed, err)
 			})
-			defer timer.Stop()
 		}
 	}
 	dir, err := testproc.Build("github.com/amaretti-auth/amaretti/cmd/amarettid",
@@ -44,6 +44,7 @@ func TestMain(m *testing.M) {
 	}
 	bin = dir
 	code := m.Run()
+	timer.Stop()
 	if removed, err := netns.Sweep(true); err != nil || len(removed) > 0 {
 		fmt.Fprintf(os.Stderr, "e2e: namespaces left after the tests (removed now): %v %v\n", removed, err)
 		code = 1
