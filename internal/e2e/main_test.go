@@ -23,6 +23,10 @@ var bin string
 // once more after the tests.
 func TestMain(m *testing.M) {
 	flag.Parse()
+	if err := netns.Check(); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: the end-to-end test builds network namespaces: %v; run it as root on Linux with iproute2 (CI does)\n", err)
+		os.Exit(1)
+	}
 	if removed, err := netns.Sweep(false); err != nil || len(removed) > 0 {
 		fmt.Fprintf(os.Stderr, "e2e: removed leftovers of an earlier run: %v %v\n", removed, err)
 	}
