@@ -60,6 +60,42 @@ type Server struct {
 	closed bool
 
 	dbs atomic.Int64 // databases made by NewDatabase
+
+	opts Options
+}
+
+// A Namespace is a network namespace a server can run in (internal/netns's
+// NS): Do runs a function with the calling thread inside it, so that a
+// process forked there belongs to it, and DialContext opens a connection
+// from inside it.
+type Namespace interface {
+	Do(fn func() error) error
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Options run a server elsewhere than on this host's loopback (StartIn).
+type Options struct {
+	// Netns is the network namespace the server runs in; the URLs of the
+	// server (127.0.0.1 there) are reached from inside it by Exec and the
+	// readiness check.
+	Netns Namespace
+	// ListenAlso are addresses to listen on besides 127.0.0.1.
+	ListenAlso []string
+	// HBA are pg_hba.conf lines added after the default ones, such as
+	// "host all all 10.0.0.0/24 scram-sha-256".
+	HBA []string
+}
+
+// StartIn is Start with options: in a network namespace, listening on
+// more addresses, with more pg_hba.conf lines.
+func StartIn(t testing.TB, opts Options) *Server {
+	t.Helper()
+	s, err := startMain(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
 }
 
 // Start starts a server for the test and closes it (stopping it and removing
@@ -76,12 +112,14 @@ func Start(t testing.TB) *Server {
 
 // StartMain starts a server outside of a test, for a TestMain: the caller
 // must Close it when m.Run returns.
-func StartMain() (*Server, error) {
+func StartMain() (*Server, error) { return startMain(Options{}) }
+
+func startMain(opts Options) (*Server, error) {
 	bin, err := BinDir()
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{bin: bin}
+	s := &Server{bin: bin, opts: opts}
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
@@ -175,6 +213,9 @@ func (s *Server) init() error {
 	hba := "local all all trust\n" +
 		"host all " + Superuser + " 127.0.0.1/32 trust\n" +
 		"host all all 127.0.0.1/32 scram-sha-256\n"
+	for _, line := range s.opts.HBA {
+		hba += line + "\n"
+	}
 	if err := os.WriteFile(filepath.Join(s.data, "pg_hba.conf"), []byte(hba), 0o600); err != nil {
 		return fmt.Errorf("testpg: %w", err)
 	}
@@ -205,7 +246,7 @@ func (s *Server) Start() error {
 		return nil
 	}
 	cmd := s.command("postgres", "-D", s.data,
-		"-c", "listen_addresses=127.0.0.1",
+		"-c", "listen_addresses="+strings.Join(append([]string{"127.0.0.1"}, s.opts.ListenAlso...), ","),
 		"-c", "port="+strconv.Itoa(s.port),
 		"-c", "unix_socket_directories="+s.dir,
 		"-c", "max_connections=200",
@@ -217,7 +258,11 @@ func (s *Server) Start() error {
 	)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
+	start := cmd.Start
+	if s.opts.Netns != nil {
+		start = func() error { return s.opts.Netns.Do(cmd.Start) }
+	}
+	if err := start(); err != nil {
 		return fmt.Errorf("testpg: starting postgres: %w", err)
 	}
 	exited := make(chan struct{})
@@ -249,7 +294,7 @@ func (s *Server) waitReady(pid int, exited <-chan struct{}) error {
 		if last == nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			var c *pgx.Conn
-			c, last = pgx.Connect(ctx, s.URL("postgres"))
+			c, last = s.connect(ctx, s.URL("postgres"))
 			if last == nil {
 				var got int
 				last = c.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&got)
@@ -287,6 +332,19 @@ func postmasterReady(path string, pid int) error {
 		return fmt.Errorf("postmaster status %q", lines[7])
 	}
 	return nil
+}
+
+// connect connects to url, from inside the server's namespace if it has
+// one.
+func (s *Server) connect(ctx context.Context, url string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return nil, err
+	}
+	if s.opts.Netns != nil {
+		cfg.DialFunc = s.opts.Netns.DialContext
+	}
+	return pgx.ConnectConfig(ctx, cfg)
 }
 
 // Port returns the TCP port on 127.0.0.1.
@@ -332,7 +390,7 @@ func (s *Server) NewDatabase(t testing.TB) string {
 func (s *Server) Exec(ctx context.Context, db, sql string, args ...any) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	c, err := pgx.Connect(ctx, s.URL(db))
+	c, err := s.connect(ctx, s.URL(db))
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ package testproc
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -72,6 +73,17 @@ type Process struct {
 	addr    string
 	exited  chan struct{}
 	waitErr error
+	// client asks for readiness (readinessClient unless in a namespace).
+	client *http.Client
+}
+
+// A Namespace is a network namespace a process can run in (internal/netns's
+// NS): Do runs a function with the calling thread inside it, so that a
+// process forked there belongs to it, and DialContext opens a connection
+// from inside it.
+type Namespace interface {
+	Do(fn func() error) error
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // readinessClient never waits long for one answer: a process that accepts
@@ -87,7 +99,14 @@ var readinessClient = &http.Client{Timeout: 2 * time.Second}
 // test ends.
 func Start(t testing.TB, dir, binary, addr, health string, args, env []string) *Process {
 	t.Helper()
-	p := launch(t, dir, binary, addr, args, env)
+	return StartIn(t, nil, dir, binary, addr, health, args, env)
+}
+
+// StartIn is Start with the process inside the network namespace ns (nil:
+// this process's own), its readiness asked over connections made there.
+func StartIn(t testing.TB, ns Namespace, dir, binary, addr, health string, args, env []string) *Process {
+	t.Helper()
+	p := launch(t, ns, dir, binary, addr, args, env)
 	if err := p.Ready(health, StartTimeout); err != nil {
 		t.Fatalf("%s did not come up: %v\n%s", filepath.Base(binary), err, p.Log())
 	}
@@ -96,7 +115,7 @@ func Start(t testing.TB, dir, binary, addr, health string, args, env []string) *
 
 // launch starts the process and arranges for it to be stopped when the
 // test ends, without waiting for it to be ready.
-func launch(t testing.TB, dir, binary, addr string, args, env []string) *Process {
+func launch(t testing.TB, ns Namespace, dir, binary, addr string, args, env []string) *Process {
 	t.Helper()
 	logf, err := os.CreateTemp(dir, filepath.Base(binary)+"-*.log")
 	if err != nil {
@@ -105,11 +124,17 @@ func launch(t testing.TB, dir, binary, addr string, args, env []string) *Process
 	cmd := exec.Command(binary, args...)
 	cmd.Env = env
 	cmd.Stderr = logf
-	if err := cmd.Start(); err != nil {
+	client := readinessClient
+	start := cmd.Start
+	if ns != nil {
+		start = func() error { return ns.Do(cmd.Start) }
+		client = &http.Client{Timeout: readinessClient.Timeout, Transport: &http.Transport{DialContext: ns.DialContext, DisableKeepAlives: true}}
+	}
+	if err := start(); err != nil {
 		logf.Close()
 		t.Fatal(err)
 	}
-	p := &Process{URL: "http://" + addr, Cmd: cmd, LogPath: logf.Name(), addr: addr, exited: make(chan struct{})}
+	p := &Process{URL: "http://" + addr, Cmd: cmd, LogPath: logf.Name(), addr: addr, exited: make(chan struct{}), client: client}
 	go func() { p.waitErr = cmd.Wait(); close(p.exited) }()
 	t.Cleanup(func() { p.Stop(); logf.Close() })
 	return p
@@ -128,7 +153,7 @@ func (p *Process) Ready(health string, limit time.Duration) error {
 		default:
 		}
 		if p.loggedListening() {
-			resp, err := readinessClient.Get(p.URL + health)
+			resp, err := p.client.Get(p.URL + health)
 			if err != nil {
 				last = err.Error()
 			} else {

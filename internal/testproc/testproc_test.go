@@ -63,7 +63,7 @@ func launchChild(t *testing.T, mode, addr string) *Process {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return launch(t, t.TempDir(), self, addr, nil, []string{"TESTPROC_CHILD=" + mode, "TESTPROC_ADDR=" + addr})
+	return launch(t, nil, t.TempDir(), self, addr, nil, []string{"TESTPROC_CHILD=" + mode, "TESTPROC_ADDR=" + addr})
 }
 
 // TestReady: Start returns only when this very process is ready, and fails

@@ -5,6 +5,7 @@ package testredis
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -26,6 +27,42 @@ type Server struct {
 	cmd     *exec.Cmd
 	// exited is closed when cmd has exited.
 	exited chan struct{}
+	// ns is the network namespace it runs in (nil: this process's), and
+	// also are addresses it binds besides 127.0.0.1 (StartIn).
+	ns   Namespace
+	also []string
+}
+
+// A Namespace is a network namespace a server can run in (internal/netns's
+// NS): Do runs a function with the calling thread inside it, so that a
+// process forked there belongs to it, and DialContext opens a connection
+// from inside it.
+type Namespace interface {
+	Do(fn func() error) error
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// StartIn starts a redis-server without persistence inside the network
+// namespace ns, listening on 127.0.0.1 there and on the addresses also (with
+// protected mode off, so that other hosts may connect without a password),
+// and stops it when the test ends. Addr and the commands of Server reach it
+// from inside ns.
+func StartIn(t testing.TB, ns Namespace, also ...string) *Server {
+	t.Helper()
+	s := newServer(t, "--save", "", "--appendonly", "no", "--protected-mode", "no")
+	s.ns, s.also = ns, also
+	s.start()
+	return s
+}
+
+// dial connects to the server, from inside its namespace if it has one.
+func (s *Server) dial() (net.Conn, error) {
+	if s.ns == nil {
+		return net.DialTimeout("tcp", s.Addr(), time.Second)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	return s.ns.DialContext(ctx, "tcp", s.Addr())
 }
 
 // Start starts a redis-server on a free port of 127.0.0.1 and stops it
@@ -85,12 +122,16 @@ func (s *Server) start() {
 	if s.conf != "" {
 		args = append(args, s.conf)
 	}
-	args = append(append(args, "--bind", "127.0.0.1", "--port", strconv.Itoa(s.port)), s.persist...)
+	args = append(append(append(append(args, "--bind", "127.0.0.1"), s.also...), "--port", strconv.Itoa(s.port)), s.persist...)
 	s.cmd = exec.Command("redis-server", append(args, "--dir", s.dir, "--daemonize", "no", "--loglevel", "warning")...)
 	var out strings.Builder
 	s.cmd.Stdout = &out
 	s.cmd.Stderr = &out
-	if err := s.cmd.Start(); err != nil {
+	start := s.cmd.Start
+	if s.ns != nil {
+		start = func() error { return s.ns.Do(s.cmd.Start) }
+	}
+	if err := start(); err != nil {
 		s.t.Fatalf("starting redis-server: %v", err)
 	}
 	exited := make(chan struct{})
@@ -126,7 +167,7 @@ func (s *Server) start() {
 
 // pid asks the server on the port for its process id (INFO server).
 func (s *Server) pid() (string, error) {
-	c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
+	c, err := s.dial()
 	if err != nil {
 		return "", err
 	}
@@ -162,7 +203,7 @@ func (s *Server) pid() (string, error) {
 // or an array's elements joined by newlines (nested arrays flattened); an
 // error reply is returned as an error.
 func (s *Server) Do(args ...string) (string, error) {
-	c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
+	c, err := s.dial()
 	if err != nil {
 		return "", err
 	}
@@ -252,7 +293,7 @@ func (s *Server) Port() int { return s.port }
 // command sends one inline command and returns the first line of the
 // answer.
 func (s *Server) command(cmd string) (string, error) {
-	c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
+	c, err := s.dial()
 	if err != nil {
 		return "", err
 	}
