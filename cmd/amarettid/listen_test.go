@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"database/sql"
 	"encoding/json"
 	"encoding/pem"
 	"io"
@@ -425,6 +426,7 @@ func TestStartupErrors(t *testing.T) {
 	openKey := write("open-key.pem", good.keyPEM, 0o644)
 	otherKey := write("other-key.pem", other.keyPEM, 0o600)
 	empty := t.TempDir()
+	old := oldDatabase(t)
 	env := d.env()
 	noKeysEnv := []string{"PATH=" + os.Getenv("PATH")}
 
@@ -442,6 +444,8 @@ func TestStartupErrors(t *testing.T) {
 			"amarettid: no key store at /nonexistent/keys (run \"amaretti init\", or set --keys / AMARETTI_KEYS)\n"},
 		{"no database", env, empty, []string{"--db", filepath.Join(empty, "other.db")}, 1,
 			"amarettid: no database at " + filepath.Join(empty, "other.db") + " (run \"amaretti init\", or set --db / AMARETTI_DB)\n"},
+		{"--no-migrate on an old schema", env, empty, []string{"--db", old, "--no-migrate"}, 1,
+			"amarettid: epoch store " + old + ": the database schema is older than this program: run \"amaretti migrate\" (schema version 1, this program needs 6)\n"},
 		{"--tls-cert alone", env, empty, []string{"--tls-cert", cert}, 2,
 			"amarettid: usage: --tls-cert and --tls-key go together: set both, or neither\n"},
 		{"--tls-key alone", env, empty, []string{"--tls-key", key}, 2,
@@ -523,3 +527,23 @@ func checkJSONLog(t *testing.T, log string, secrets ...string) {
 // pemBody is the first line of a PEM block's base64, enough to find it in
 // a log.
 func pemBody(b []byte) string { return strings.Split(string(b), "\n")[1] }
+
+// oldDatabase writes a SQLite database at schema version 1, from the
+// frozen fixture of the schema as it shipped.
+func oldDatabase(t *testing.T) string {
+	t.Helper()
+	fixture, err := os.ReadFile("../../epoch/sqlite/testdata/schema-v1.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite3", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(string(fixture)); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
