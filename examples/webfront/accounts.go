@@ -114,6 +114,11 @@ func (a *app) linkIdentity(w http.ResponseWriter, r *http.Request, u user, id id
 		p.Error = "That " + providerLabel(a, id.Provider) + " account is already linked to another user, so it was not linked to yours. Log in with it and log out everywhere, or ask an administrator."
 	case status == http.StatusConflict:
 		p.Error = "You already have a " + providerLabel(a, id.Provider) + " account linked. One account per provider."
+	case status == http.StatusForbidden && asDaemonError(err, &de) && de.Code == errRoleNotBelow:
+		// The service token links identities only to editors below its
+		// own role (admin): never to an administrator or a superuser.
+		a.log.Info("link refused: the editor's role is not below the service token's", "editor_id", u.ID, "provider", id.Provider)
+		p.Error = "Accounts of administrators are linked by an operator (amaretti editor link), not from this page."
 	case status == http.StatusNotFound:
 		a.endSession(w, r, "ended")
 		return
