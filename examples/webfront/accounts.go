@@ -90,13 +90,13 @@ func (a *app) handleLinkDev(w http.ResponseWriter, r *http.Request, u user, _ st
 // provider to link that identity to the logged-in editor. It is a POST,
 // which passes cross-origin protection, so that another site cannot start
 // a flow that links the attacker's identity to the victim's editor; the
-// callback links only for the session that started it.
-func (a *app) handleLinkOIDCStart(w http.ResponseWriter, r *http.Request, u user, _ string) {
+// callback links only for the session that started it (sessionBinding).
+func (a *app) handleLinkOIDCStart(w http.ResponseWriter, r *http.Request, u user, token string) {
 	if a.oidc == nil {
 		http.NotFound(w, r)
 		return
 	}
-	a.oidc.start(w, r, u.ID)
+	a.oidc.start(w, r, u.ID, token)
 }
 
 // linkIdentity has amarettid link id to the user's editor and says how it
