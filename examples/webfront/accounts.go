@@ -31,6 +31,10 @@ type accountsPage struct {
 	Links        []epoch.Link
 	DevProviders []string // the development providers not linked yet
 	OIDCLinked   bool     // the OIDC provider is linked already
+	// ByOperator: the user's role is not below the service token's (an
+	// admin's), so amarettid links no identity to them for this frontend;
+	// the operator does (amaretti editor link). No forms are shown.
+	ByOperator bool
 }
 
 // handleAccounts: GET /accounts — the identities the user logs in with,
@@ -52,13 +56,13 @@ func (a *app) renderAccounts(w http.ResponseWriter, r *http.Request, status int,
 		p.Error = firstNonEmpty(p.Error, "Your accounts cannot be listed right now. Try again in a moment.")
 		status = max(status, http.StatusServiceUnavailable)
 	}
-	ap := &accountsPage{Links: links}
+	ap := &accountsPage{Links: links, ByOperator: !epoch.RoleAdmin.Outranks(p.User.Role)}
 	linked := map[string]bool{}
 	for _, l := range links {
 		linked[l.Provider] = true
 	}
 	for _, prov := range devProviders {
-		if a.dev && !linked[prov] {
+		if a.dev && !linked[prov] && !ap.ByOperator {
 			ap.DevProviders = append(ap.DevProviders, prov)
 		}
 	}

@@ -111,6 +111,10 @@ func testAddAnotherAccount(t *testing.T, d *deployment) {
 			t.Fatal(err)
 		}
 		boss := d.loginAs(t, "dev", "boss")
+		page := d.do(t, "GET", "/accounts", boss, nil)
+		if page.status != 200 || !strings.Contains(page.body, "<td>dev</td><td>boss</td>") || strings.Contains(page.body, `action="/accounts/link/dev"`) || !strings.Contains(page.body, "amaretti editor link") {
+			t.Fatalf("an administrator's accounts page: %d %s", page.status, page.body)
+		}
 		a := d.do(t, "POST", "/accounts/link/dev", boss, url.Values{"provider": {"dev2"}, "username": {"bossy"}})
 		if a.status != http.StatusForbidden || !strings.Contains(a.body, "administrator") {
 			t.Fatalf("%d %s", a.status, a.body)
