@@ -58,6 +58,30 @@ func (r Role) Valid() bool {
 	return false
 }
 
+// rank orders the roles, from 1 (editor) up; 0 for an unknown role.
+func (r Role) rank() int {
+	switch r {
+	case RoleEditor:
+		return 1
+	case RoleBot:
+		return 2
+	case RoleAdmin:
+		return 3
+	case RoleSuperuser:
+		return 4
+	}
+	return 0
+}
+
+// Outranks reports whether r is above o in the order editor < bot < admin
+// < superuser: what an editor of role r may do to an editor of role o
+// without making anything more powerful than itself (linking a login
+// identity to an editor is a way to log in as it). It is false when
+// either role is unknown, and for equal roles.
+func (r Role) Outranks(o Role) bool {
+	return r.rank() > 0 && o.rank() > 0 && r.rank() > o.rank()
+}
+
 // Permits reports whether an editor of role r may exercise right at all,
 // whatever its tokens say: rights named "admin:…" need admin or superuser,
 // "superuser:…" superuser; others are for every role. A token's caveats can

@@ -8,6 +8,7 @@ import (
 
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch"
+	"github.com/amaretti-auth/amaretti/verifier"
 )
 
 // loginsRight is the right of a web frontend's service token: it finds,
@@ -42,6 +43,41 @@ const errLinkedElsewhere = "linked_to_another_editor"
 // errProviderLinked is the code of a 409: the editor already has another
 // identity at that provider (one per provider per editor).
 const errProviderLinked = "provider_already_linked"
+
+// errRoleNotBelow is the code of a 403: the caller may link and unlink the
+// identities only of editors whose role is below its own.
+const errRoleNotBelow = "editor_role_not_below_caller"
+
+// mayRelink answers whether the caller may link or unlink the login
+// identities of editor id, answering the request itself when not: an
+// unknown editor is a 404, a store error a 503, and an editor whose role
+// is not below the caller's a 403. Nothing a token creates is more
+// powerful than that token: an identity linked to an editor is a login as
+// that editor through the frontend, so the frontend's service token (an
+// admin's, limited to admin:logins) manages the identities of editors and
+// bots only, never of an admin (its own editor included) or a superuser,
+// and a superuser's those of admins too. The identities of admins and
+// superusers are the operator's (amaretti editor link, unlink). Roles never
+// change once an editor exists, so the check cannot go stale before the
+// change it guards.
+func (s *server) mayRelink(w http.ResponseWriter, r *http.Request, action string, caller verifier.Identity, id string) bool {
+	e, err := s.store.Editor(r.Context(), id)
+	switch {
+	case errors.Is(err, epoch.ErrNotFound):
+		apiError(w, http.StatusNotFound, "not_found", "unknown editor")
+		return false
+	case err != nil:
+		s.storeFailed(w, action, err)
+		return false
+	case !caller.Role.Outranks(e.Role):
+		s.m.verifications.WithLabelValues("logins", "insufficient_scope").Inc()
+		s.log.Info("request denied", "handler", "logins", "status", http.StatusForbidden, "reason", errRoleNotBelow,
+			"action", action, "by", caller.EditorID, "token_id", caller.TokenID, "editor_id", id)
+		apiError(w, http.StatusForbidden, errRoleNotBelow, "the identities of an editor whose role is not below the caller's are linked and unlinked by an operator (amaretti editor link, unlink)")
+		return false
+	}
+	return true
+}
 
 // strictQuery reads a query of exactly the names given, each once.
 func strictQuery(raw string, names ...string) (url.Values, error) {
@@ -223,6 +259,9 @@ func (s *server) handleLink(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "invalid_request", linkProblem(err))
 		return
 	}
+	if !s.mayRelink(w, r, "link", caller, id) {
+		return
+	}
 	l, err := s.store.Link(r.Context(), id, body.Provider, body.Subject)
 	switch {
 	case err == nil:
@@ -284,6 +323,9 @@ func (s *server) handleUnlink(w http.ResponseWriter, r *http.Request) {
 	provider := q.Get("provider")
 	if err := epoch.CheckLink(provider, "x"); err != nil {
 		apiError(w, http.StatusBadRequest, "invalid_request", linkProblem(err))
+		return
+	}
+	if !s.mayRelink(w, r, "unlink", caller, id) {
 		return
 	}
 	l, err := s.store.Unlink(r.Context(), id, provider)

@@ -364,3 +364,99 @@ func TestConcurrentFirstLoginsHTTP(t *testing.T) {
 		})
 	}
 }
+
+// TestLinkRoleBound: nothing a token creates is more powerful than the
+// token. A caller links and unlinks the identities only of editors whose
+// role is below its own: the frontend's service token (an admin's) cannot
+// link its holder's identity to an admin or superuser (itself included),
+// which would be a login as that editor through the real frontend, nor
+// unlink theirs; a superuser's token may also manage admins. A first login
+// makes a plain editor, whatever the body says.
+func TestLinkRoleBound(t *testing.T) {
+	for _, b := range loginBackends {
+		t.Run(b, func(t *testing.T) {
+			f := newLoginFixture(t, b)
+			ctx := context.Background()
+			mk := func(name string, role epoch.Role) string {
+				e, err := f.store.Create(ctx, epoch.NewEditor{Username: name, Role: role})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return e.ID
+			}
+			targets := map[epoch.Role]string{
+				epoch.RoleEditor:    f.alice.ID,
+				epoch.RoleBot:       mk("somebot", epoch.RoleBot),
+				epoch.RoleAdmin:     mk("otheradmin", epoch.RoleAdmin),
+				epoch.RoleSuperuser: mk("root2", epoch.RoleSuperuser),
+			}
+			su := mk("su", epoch.RoleSuperuser)
+			time.Sleep(time.Millisecond) // tokens are created after the editors' epochs
+			suService := f.mintT(t, su, caveat.Rights{loginsRight})
+			self := editorID(t, f, "webfront")
+			for i, tc := range []struct {
+				name, token, target string
+				allowed             bool
+			}{
+				{"admin → editor", f.service, targets[epoch.RoleEditor], true},
+				{"admin → bot", f.service, targets[epoch.RoleBot], true},
+				{"admin → another admin", f.service, targets[epoch.RoleAdmin], false},
+				{"admin → itself", f.service, self, false},
+				{"admin → superuser", f.service, targets[epoch.RoleSuperuser], false},
+				{"admin unrestricted → superuser", f.admin, targets[epoch.RoleSuperuser], false},
+				{"superuser → admin", suService, targets[epoch.RoleAdmin], true},
+				{"superuser → editor", suService, targets[epoch.RoleEditor], true},
+				{"superuser → another superuser", suService, targets[epoch.RoleSuperuser], false},
+				{"superuser → itself", suService, su, false},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					// Providers of the case's own: a target is in several.
+					n := string(rune('a' + i))
+					op, evil, subject := "op-"+n, "evil-"+n, "attacker"
+					links := "/v1/admin/editors/" + tc.target + "/links"
+					// An identity the target already has, linked by the operator.
+					if _, err := f.store.Link(ctx, tc.target, op, "op-"+subject); err != nil {
+						t.Fatal(err)
+					}
+					status, out := f.call(t, "POST", links, tc.token, `{"provider":"`+evil+`","subject":"`+subject+`"}`)
+					switch {
+					case tc.allowed && status != 201:
+						t.Fatalf("link: %d %v, want 201", status, out)
+					case !tc.allowed && (status != 403 || out["error"] != errRoleNotBelow):
+						t.Fatalf("link: %d %v, want 403 %s", status, out, errRoleNotBelow)
+					}
+					e, err := f.store.LinkedEditor(ctx, evil, subject)
+					if tc.allowed != (err == nil) || (err == nil && e.ID != tc.target) {
+						t.Fatalf("after the link: %v %v", e.ID, err)
+					}
+					status, out = f.call(t, "DELETE", links+"?provider="+op, tc.token, "")
+					switch {
+					case tc.allowed && status != 200:
+						t.Fatalf("unlink: %d %v, want 200", status, out)
+					case !tc.allowed && (status != 403 || out["error"] != errRoleNotBelow):
+						t.Fatalf("unlink: %d %v, want 403 %s", status, out, errRoleNotBelow)
+					}
+					if _, err := f.store.LinkedEditor(ctx, op, "op-"+subject); tc.allowed == (err == nil) {
+						t.Fatalf("after the unlink: %v", err)
+					}
+					// Reading an editor's links and finding it by identity
+					// stay open: the frontend shows an admin's accounts page
+					// and logs them in.
+					if status, out := f.call(t, "GET", links, tc.token, ""); status != 200 {
+						t.Fatalf("links: %d %v", status, out)
+					}
+				})
+			}
+			t.Run("a first login makes an editor", func(t *testing.T) {
+				status, out := f.call(t, "POST", "/v1/admin/logins", suService, `{"provider":"evil","subject":"newcomer","username":"newcomer"}`)
+				if e := editorOf(t, out); status != 201 || e["role"] != string(epoch.RoleEditor) {
+					t.Fatalf("%d %v", status, out)
+				}
+				status, out = f.call(t, "POST", "/v1/admin/logins", f.service, `{"provider":"evil","subject":"n2","username":"n2","role":"superuser"}`)
+				if status != 400 {
+					t.Fatalf("a role in the body: %d %v", status, out)
+				}
+			})
+		})
+	}
+}

@@ -31,6 +31,10 @@ type accountsPage struct {
 	Links        []epoch.Link
 	DevProviders []string // the development providers not linked yet
 	OIDCLinked   bool     // the OIDC provider is linked already
+	// ByOperator: the user's role is not below the service token's (an
+	// admin's), so amarettid links no identity to them for this frontend;
+	// the operator does (amaretti editor link). No forms are shown.
+	ByOperator bool
 }
 
 // handleAccounts: GET /accounts — the identities the user logs in with,
@@ -52,13 +56,13 @@ func (a *app) renderAccounts(w http.ResponseWriter, r *http.Request, status int,
 		p.Error = firstNonEmpty(p.Error, "Your accounts cannot be listed right now. Try again in a moment.")
 		status = max(status, http.StatusServiceUnavailable)
 	}
-	ap := &accountsPage{Links: links}
+	ap := &accountsPage{Links: links, ByOperator: !epoch.RoleAdmin.Outranks(p.User.Role)}
 	linked := map[string]bool{}
 	for _, l := range links {
 		linked[l.Provider] = true
 	}
 	for _, prov := range devProviders {
-		if a.dev && !linked[prov] {
+		if a.dev && !linked[prov] && !ap.ByOperator {
 			ap.DevProviders = append(ap.DevProviders, prov)
 		}
 	}
@@ -90,13 +94,13 @@ func (a *app) handleLinkDev(w http.ResponseWriter, r *http.Request, u user, _ st
 // provider to link that identity to the logged-in editor. It is a POST,
 // which passes cross-origin protection, so that another site cannot start
 // a flow that links the attacker's identity to the victim's editor; the
-// callback links only for the session that started it.
-func (a *app) handleLinkOIDCStart(w http.ResponseWriter, r *http.Request, u user, _ string) {
+// callback links only for the session that started it (sessionBinding).
+func (a *app) handleLinkOIDCStart(w http.ResponseWriter, r *http.Request, u user, token string) {
 	if a.oidc == nil {
 		http.NotFound(w, r)
 		return
 	}
-	a.oidc.start(w, r, u.ID)
+	a.oidc.start(w, r, u.ID, token)
 }
 
 // linkIdentity has amarettid link id to the user's editor and says how it
@@ -114,6 +118,11 @@ func (a *app) linkIdentity(w http.ResponseWriter, r *http.Request, u user, id id
 		p.Error = "That " + providerLabel(a, id.Provider) + " account is already linked to another user, so it was not linked to yours. Log in with it and log out everywhere, or ask an administrator."
 	case status == http.StatusConflict:
 		p.Error = "You already have a " + providerLabel(a, id.Provider) + " account linked. One account per provider."
+	case status == http.StatusForbidden && asDaemonError(err, &de) && de.Code == errRoleNotBelow:
+		// The service token links identities only to editors below its
+		// own role (admin): never to an administrator or a superuser.
+		a.log.Info("link refused: the editor's role is not below the service token's", "editor_id", u.ID, "provider", id.Provider)
+		p.Error = "Accounts of administrators are linked by an operator (amaretti editor link), not from this page."
 	case status == http.StatusNotFound:
 		a.endSession(w, r, "ended")
 		return

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/session"
 )
 
@@ -96,6 +97,30 @@ func testAddAnotherAccount(t *testing.T, d *deployment) {
 		}
 		if a := d.do(t, "POST", "/login/dev", "", url.Values{"provider": {"github"}, "username": {"x"}}); a.status != http.StatusBadRequest {
 			t.Errorf("dev login at an unknown provider: %d", a.status)
+		}
+	})
+	t.Run("an administrator's identities are the operator's", func(t *testing.T) {
+		// The service token is an admin's: it links identities only to
+		// editors below it, so an admin who logs in here cannot add an
+		// account from the page (the operator links it), and is told so.
+		adm, err := d.store.Create(ctx, epoch.NewEditor{Username: "boss", Role: epoch.RoleAdmin})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.store.Link(ctx, adm.ID, "dev", "boss"); err != nil {
+			t.Fatal(err)
+		}
+		boss := d.loginAs(t, "dev", "boss")
+		page := d.do(t, "GET", "/accounts", boss, nil)
+		if page.status != 200 || !strings.Contains(page.body, "<td>dev</td><td>boss</td>") || strings.Contains(page.body, `action="/accounts/link/dev"`) || !strings.Contains(page.body, "amaretti editor link") {
+			t.Fatalf("an administrator's accounts page: %d %s", page.status, page.body)
+		}
+		a := d.do(t, "POST", "/accounts/link/dev", boss, url.Values{"provider": {"dev2"}, "username": {"bossy"}})
+		if a.status != http.StatusForbidden || !strings.Contains(a.body, "administrator") {
+			t.Fatalf("%d %s", a.status, a.body)
+		}
+		if _, err := d.store.LinkedEditor(ctx, "dev2", "bossy"); err == nil {
+			t.Fatal("an identity was linked to an admin through the frontend")
 		}
 	})
 	t.Run("not logged in", func(t *testing.T) {

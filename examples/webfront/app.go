@@ -330,7 +330,7 @@ func (a *app) handleOIDCStart(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	a.oidc.start(w, r, "")
+	a.oidc.start(w, r, "", "")
 }
 
 func (a *app) handleOIDCCallback(w http.ResponseWriter, r *http.Request) {
@@ -338,7 +338,7 @@ func (a *app) handleOIDCCallback(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	id, linkTo, err := a.oidc.callback(w, r)
+	id, linkTo, binding, err := a.oidc.callback(w, r)
 	if err != nil {
 		a.log.Warn("OIDC login failed", "err", err)
 		a.loginFailed(w, r, http.StatusBadRequest, "Logging in failed: "+strings.TrimPrefix(err.Error(), errLoginFailed.Error()+": "))
@@ -346,10 +346,11 @@ func (a *app) handleOIDCCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	if linkTo != "" {
 		// "Add another account": the flow was started from the accounts
-		// page by this editor (a same-origin POST), and the session must
-		// still be theirs.
-		a.authed(func(w http.ResponseWriter, r *http.Request, u user, _ string) {
-			if u.ID != linkTo {
+		// page (a same-origin POST) by this very session, which must still
+		// verify: the editor id alone is no secret, so a state cookie
+		// planted by someone else could name it.
+		a.authed(func(w http.ResponseWriter, r *http.Request, u user, token string) {
+			if u.ID != linkTo || !boundTo(binding, token) {
 				a.render(w, r, http.StatusForbidden, "error", page{Title: "Not linked", User: &u, Error: "This sign-in was started by another session, so nothing was linked."})
 				return
 			}

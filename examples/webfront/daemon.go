@@ -107,8 +107,8 @@ func (d *daemonClient) login(ctx context.Context, id identity) (loginEditor, boo
 }
 
 // link links another identity to an editor ("add another account"). A
-// *daemonError with Code errLinkedElsewhere or errProviderLinked says why
-// it was refused.
+// *daemonError with Code errLinkedElsewhere, errProviderLinked or
+// errRoleNotBelow says why it was refused.
 func (d *daemonClient) link(ctx context.Context, editorID string, id identity) error {
 	return d.do(ctx, http.MethodPost, "/v1/admin/editors/"+url.PathEscape(editorID)+"/links", d.service,
 		map[string]string{"provider": id.Provider, "subject": id.Subject}, nil)
@@ -123,10 +123,13 @@ func (d *daemonClient) links(ctx context.Context, editorID string) ([]epoch.Link
 	return out.Links, err
 }
 
-// The codes of amarettid's 409 answers to a link.
+// The codes of amarettid's 409 answers to a link, and of its 403 for an
+// editor whose role is not below the service token's (an admin or a
+// superuser: their identities are the operator's).
 const (
 	errLinkedElsewhere = "linked_to_another_editor"
 	errProviderLinked  = "provider_already_linked"
+	errRoleNotBelow    = "editor_role_not_below_caller"
 )
 
 // tokenRow is an API token as amarettid lists it: the registry row (never

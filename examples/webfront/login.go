@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -69,12 +71,16 @@ func newOIDCLogin(ctx context.Context, issuer, clientID, clientSecret, redirectU
 
 // start sends the browser to the provider. linkTo is the editor that the
 // identity is to be linked to ("add another account"), or "" for a login;
-// it travels in the state cookie, which only this frontend sets.
-func (o *oidcLogin) start(w http.ResponseWriter, r *http.Request, linkTo string) {
+// sessionToken is then the session that started the flow. Both travel in
+// the state cookie, the session as its sessionBinding: a cookie planted by
+// someone else (from a sibling host, or over plain HTTP), with their own
+// state, nonce and PKCE verifier and the victim's editor id (no secret),
+// cannot name a session it does not know.
+func (o *oidcLogin) start(w http.ResponseWriter, r *http.Request, linkTo, sessionToken string) {
 	state, nonce, pkce := rand.Text(), rand.Text(), oauth2.GenerateVerifier()
 	value := state + "." + nonce + "." + pkce
 	if linkTo != "" {
-		value += "." + linkTo // an editor id: no dots
+		value += "." + linkTo + "." + sessionBinding(sessionToken) // an editor id, base64url: no dots
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: stateCookie, Value: value,
@@ -88,19 +94,32 @@ func (o *oidcLogin) start(w http.ResponseWriter, r *http.Request, linkTo string)
 // to show to the user.
 var errLoginFailed = errors.New("login failed")
 
-// callback completes the flow and returns who logged in, and the editor
-// the flow was started to link the identity to ("" for a login).
-func (o *oidcLogin) callback(w http.ResponseWriter, r *http.Request) (identity, string, error) {
-	id, err := o.complete(w, r)
+// sessionBinding is what a link flow's state cookie holds of the session
+// that started it: a hash, so that the cookie never carries the token.
+func sessionBinding(sessionToken string) string {
+	sum := sha256.Sum256([]byte("amaretti webfront oidc link\x00" + sessionToken))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// boundTo reports whether a link flow's binding is the session's.
+func boundTo(binding, sessionToken string) bool {
+	return sessionToken != "" && subtle.ConstantTimeCompare([]byte(binding), []byte(sessionBinding(sessionToken))) == 1
+}
+
+// callback completes the flow and returns who logged in, the editor the
+// flow was started to link the identity to ("" for a login), and the
+// sessionBinding of the session that started it.
+func (o *oidcLogin) callback(w http.ResponseWriter, r *http.Request) (id identity, linkTo, binding string, err error) {
+	id, err = o.complete(w, r)
 	if err != nil {
-		return identity{}, "", err
+		return identity{}, "", "", err
 	}
 	c, _ := r.Cookie(stateCookie) // complete read it
 	parts := strings.Split(c.Value, ".")
-	if len(parts) == 4 {
-		return id, parts[3], nil
+	if len(parts) == 5 {
+		return id, parts[3], parts[4], nil
 	}
-	return id, "", nil
+	return id, "", "", nil
 }
 
 func (o *oidcLogin) complete(w http.ResponseWriter, r *http.Request) (identity, error) {
@@ -111,7 +130,7 @@ func (o *oidcLogin) complete(w http.ResponseWriter, r *http.Request) (identity, 
 	}
 	parts := strings.Split(c.Value, ".")
 	q := r.URL.Query()
-	if (len(parts) != 3 && len(parts) != 4) || subtle.ConstantTimeCompare([]byte(parts[0]), []byte(q.Get("state"))) != 1 {
+	if (len(parts) != 3 && len(parts) != 5) || subtle.ConstantTimeCompare([]byte(parts[0]), []byte(q.Get("state"))) != 1 {
 		return identity{}, fmt.Errorf("%w: the login state does not match; try again", errLoginFailed)
 	}
 	if e := q.Get("error"); e != "" {

@@ -244,3 +244,85 @@ func TestOIDCLogin(t *testing.T) {
 		t.Error("a failed login created an editor")
 	}
 }
+
+// TestOIDCLinkBoundToSession: "add another account" with the OIDC
+// provider links the identity to the editor of the session that started
+// the flow, and only for that very session. A state cookie is only the
+// frontend's to set, but one planted from a sibling host or over plain
+// HTTP (cookie tossing), carrying the attacker's own state, nonce and PKCE
+// verifier and the victim's editor id (which is no secret), must not make
+// the victim's browser link the attacker's identity to the victim: the
+// attacker would then log in as the victim.
+func TestOIDCLinkBoundToSession(t *testing.T) {
+	d := newDeployment(t)
+	idp := newFakeIssuer(t)
+	login, err := newOIDCLogin(context.Background(), idp.srv.URL, idp.clientID, idp.secret, d.srv.URL+callbackPath, "Example ID")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.app.oidc = login
+	ctx := context.Background()
+	alice, mallory := d.loginAs(t, "dev", "alice"), d.loginAs(t, "dev", "mallory")
+	aliceEd, err := d.store.LinkedEditor(ctx, "dev", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// flow starts a link from session and walks the provider's side; it
+	// returns the state cookie's value and the callback path.
+	flow := func(t *testing.T, session, subject string) (string, string) {
+		t.Helper()
+		idp.mu.Lock()
+		idp.subject, idp.username = subject, subject
+		idp.mu.Unlock()
+		start := d.do(t, "POST", "/accounts/link/oidc", session, url.Values{})
+		state := start.cookie(stateCookie)
+		if start.status != http.StatusSeeOther || state == nil {
+			t.Fatalf("start: %d %s", start.status, start.body)
+		}
+		resp, err := noRedirects.Get(start.location)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return state.Value, strings.TrimPrefix(resp.Header.Get("Location"), d.srv.URL)
+	}
+	t.Run("a planted state naming the victim's editor", func(t *testing.T) {
+		value, callback := flow(t, mallory, "mallory-sub")
+		parts := strings.Split(value, ".")
+		if len(parts) < 4 {
+			t.Fatalf("a link flow's state cookie: %q", value)
+		}
+		// The attacker's state, nonce and verifier; the victim's editor.
+		planted := strings.Join(append(parts[:3:3], aliceEd.ID), ".")
+		a := d.do(t, "GET", callback, alice, nil, "Cookie", stateCookie+"="+planted)
+		if a.status == http.StatusSeeOther && strings.Contains(a.location, "linked") {
+			t.Fatalf("linked: %d %s", a.status, a.location)
+		}
+		if e, err := d.store.LinkedEditor(ctx, idp.srv.URL, "mallory-sub"); err == nil {
+			t.Fatalf("the attacker's identity is linked to %s", e.Username)
+		}
+	})
+	t.Run("another session's flow", func(t *testing.T) {
+		value, callback := flow(t, mallory, "mallory-sub2")
+		a := d.do(t, "GET", callback, alice, nil, "Cookie", stateCookie+"="+value)
+		if a.status != http.StatusForbidden {
+			t.Fatalf("%d %s", a.status, a.location)
+		}
+		if _, err := d.store.LinkedEditor(ctx, idp.srv.URL, "mallory-sub2"); err == nil {
+			t.Fatal("linked")
+		}
+	})
+	t.Run("the session that started it", func(t *testing.T) {
+		value, callback := flow(t, alice, "alice-sub")
+		a := d.do(t, "GET", callback, alice, nil, "Cookie", stateCookie+"="+value)
+		if a.status != http.StatusSeeOther || a.location != "/accounts?m=linked" {
+			t.Fatalf("%d %s %s", a.status, a.location, a.body)
+		}
+		if e, err := d.store.LinkedEditor(ctx, idp.srv.URL, "alice-sub"); err != nil || e.ID != aliceEd.ID {
+			t.Fatalf("%+v %v", e, err)
+		}
+	})
+	if logs := d.logs.String(); strings.Contains(logs, "mallory-sub") || strings.Contains(logs, "alice-sub") {
+		t.Error("a subject reached the log")
+	}
+}
