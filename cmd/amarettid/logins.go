@@ -61,22 +61,8 @@ const errRoleNotBelow = "editor_role_not_below_caller"
 // change once an editor exists, so the check cannot go stale before the
 // change it guards.
 func (s *server) mayRelink(w http.ResponseWriter, r *http.Request, action string, caller verifier.Identity, id string) bool {
-	e, err := s.store.Editor(r.Context(), id)
-	switch {
-	case errors.Is(err, epoch.ErrNotFound):
-		apiError(w, http.StatusNotFound, "not_found", "unknown editor")
-		return false
-	case err != nil:
-		s.storeFailed(w, action, err)
-		return false
-	case !caller.Role.Outranks(e.Role):
-		s.m.verifications.WithLabelValues("logins", "insufficient_scope").Inc()
-		s.log.Info("request denied", "handler", "logins", "status", http.StatusForbidden, "reason", errRoleNotBelow,
-			"action", action, "by", caller.EditorID, "token_id", caller.TokenID, "editor_id", id)
-		apiError(w, http.StatusForbidden, errRoleNotBelow, "the identities of an editor whose role is not below the caller's are linked and unlinked by an operator (amaretti editor link, unlink)")
-		return false
-	}
-	return true
+	return s.outranks(w, r, "logins", action, caller, id,
+		"the identities of an editor whose role is not below the caller's are linked and unlinked by an operator (amaretti editor link, unlink)")
 }
 
 // strictQuery reads a query of exactly the names given, each once.
@@ -116,7 +102,7 @@ func (s *server) loginAllowed(_ *http.Request, action, by, tokenID, editorID, pr
 
 // storeFailed answers 503 for a store error and logs it.
 func (s *server) storeFailed(w http.ResponseWriter, action string, err error) {
-	s.log.Error("login endpoint: store", "action", action, "err", err)
+	s.log.Error("store failed", "action", action, "err", err)
 	apiError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the store could not answer")
 }
 

@@ -72,6 +72,28 @@ func (s *server) publicRoutes(mux *http.ServeMux) {
 }
 
 // adminRoutes registers the operators' endpoints: /v1/admin/... and
+// outranks answers 403 unless the caller's role is above that of editor
+// id (404 for an unknown editor, 503 when the store cannot say): handler
+// names the endpoint family in metrics and logs, fix what to do instead.
+func (s *server) outranks(w http.ResponseWriter, r *http.Request, handler, action string, caller verifier.Identity, id, fix string) bool {
+	e, err := s.store.Editor(r.Context(), id)
+	switch {
+	case errors.Is(err, epoch.ErrNotFound):
+		apiError(w, http.StatusNotFound, "not_found", "unknown editor")
+		return false
+	case err != nil:
+		s.storeFailed(w, action, err)
+		return false
+	case !caller.Role.Outranks(e.Role):
+		s.m.verifications.WithLabelValues(handler, "insufficient_scope").Inc()
+		s.log.Info("request denied", "handler", handler, "status", http.StatusForbidden, "reason", errRoleNotBelow,
+			"action", action, "by", caller.EditorID, "token_id", caller.TokenID, "editor_id", id)
+		apiError(w, http.StatusForbidden, errRoleNotBelow, fix)
+		return false
+	}
+	return true
+}
+
 // /metrics, served only on the admin listener when there is one.
 func (s *server) adminRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/admin/editors/{id}/touch", s.admin("touch", "admin:touch", func(ctx context.Context, id string) ([]epoch.Editor, error) {
@@ -340,7 +362,11 @@ func (s *server) deny(w http.ResponseWriter, r *http.Request, handler string, er
 
 // admin wraps an epoch change that needs right, an "admin:" right: only
 // admin and superuser editors hold those (epoch.Role.Permits), and a token
-// that restricts rights must list it.
+// that restricts rights must list it. A change to one editor needs a
+// caller whose role is above the editor's (outranks): an admin touches,
+// locks and unlocks editors and bots, a superuser admins too; nobody
+// locks a peer or a superior through the API (the operator's CLI does).
+// Touch-all, the emergency "log out everyone", touches every role.
 func (s *server) admin(action, right string, change func(ctx context.Context, id string) ([]epoch.Editor, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		caller, _, ok := s.caller(w, r, "admin", right)
@@ -348,6 +374,10 @@ func (s *server) admin(action, right string, change func(ctx context.Context, id
 			return
 		}
 		target := r.PathValue("id")
+		if target != "" && !s.outranks(w, r, "admin", action, caller, target,
+			"an editor whose role is not below the caller's is touched, locked and unlocked by an operator (amaretti editor touch, lock, unlock)") {
+			return
+		}
 		editors, err := change(r.Context(), target)
 		switch {
 		case errors.Is(err, epoch.ErrNotFound):
