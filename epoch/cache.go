@@ -43,6 +43,9 @@ type flight struct {
 	done  chan struct{} // closed when state and err are set
 	state State
 	err   error
+	// store is false for a read made while the cache is bypassed: its
+	// answer is shared, never kept.
+	store bool
 }
 
 type cacheEntry struct {
@@ -80,19 +83,24 @@ func NewCache(src Source, size int, ttl time.Duration, opts ...CacheOption) *Cac
 
 // State implements Source.
 func (c *Cache) State(ctx context.Context, editorID string) (State, error) {
-	if c.bypass.Load() {
-		return c.src.State(ctx, editorID)
-	}
+	bypass := c.bypass.Load()
 	now := c.now()
 	c.mu.RLock()
 	e, ok := c.entries[editorID]
 	gen := c.gen
 	c.mu.RUnlock()
-	if ok && now.Before(e.expires) {
-		c.hits.Add(1)
-		return e.state, nil
+	if !bypass {
+		if ok && now.Before(e.expires) {
+			c.hits.Add(1)
+			return e.state, nil
+		}
+		c.misses.Add(1)
 	}
-	c.misses.Add(1)
+	// Bypassed or not, concurrent reads of one editor share one Source
+	// read: a bypassed cache (an invalidation feed down) sends every
+	// lookup to the store, and must not multiply them. Invalidate and
+	// SetBypass drop the reads in flight, so a lookup never joins a read
+	// that began before a change the cache has heard of.
 	c.mu.Lock()
 	if f, ok := c.inflight[editorID]; ok && c.gen == gen {
 		c.mu.Unlock()
@@ -103,7 +111,7 @@ func (c *Cache) State(ctx context.Context, editorID string) (State, error) {
 			return State{}, ctx.Err()
 		}
 	}
-	f := &flight{done: make(chan struct{})}
+	f := &flight{done: make(chan struct{}), store: !bypass}
 	c.inflight[editorID] = f
 	gen = c.gen
 	c.mu.Unlock()
@@ -127,7 +135,7 @@ func (c *Cache) fill(ctx context.Context, editorID string, f *flight, gen uint64
 	if c.inflight[editorID] == f {
 		delete(c.inflight, editorID)
 	}
-	if err == nil && c.gen == gen {
+	if err == nil && f.store && c.gen == gen && !c.bypass.Load() {
 		if old, ok := c.entries[editorID]; !ok || old.state.Version <= s.Version {
 			if !ok && len(c.entries) >= c.size {
 				for k := range c.entries {

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/amaretti-auth/amaretti/epoch"
@@ -313,4 +314,42 @@ func TestCacheSourcePanicDenies(t *testing.T) {
 			t.Fatalf("lookup %d: a read that panicked answered", i)
 		}
 	}
+}
+
+// TestCacheBypassSharesReads: a bypassed cache keeps nothing, but
+// concurrent lookups of one editor still share one store read, so an
+// invalidation feed going down does not multiply the store's load. In a
+// synctest bubble, Wait returns once every lookup has either joined the
+// read in flight or started one of its own.
+func TestCacheBypassSharesReads(t *testing.T) {
+	ctx := context.Background()
+	s, _, _ := setup(t)
+	e, _ := s.Create(ctx, epoch.NewEditor{Username: "alice"})
+	synctest.Test(t, func(t *testing.T) {
+		g := &gated{src: s, started: make(chan struct{}, 100), release: make(chan struct{})}
+		c := epoch.NewCache(g, 10, time.Minute)
+		c.SetBypass(true)
+		const n = 16
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() {
+				if st, err := c.State(ctx, e.ID); err != nil || st.Version != e.Version {
+					t.Errorf("State = %+v, %v", st, err)
+				}
+			})
+		}
+		synctest.Wait()
+		if got := g.reads.Load(); got != 1 {
+			t.Errorf("%d bypassed lookups in flight read the store %d times, want once", n, got)
+		}
+		close(g.release)
+		wg.Wait()
+		if c.Len() != 0 {
+			t.Fatal("a bypassed cache kept a state")
+		}
+		// Nothing is kept while bypassed: the next lookup reads again.
+		if _, err := c.State(ctx, e.ID); err != nil || g.reads.Load() != 2 {
+			t.Fatalf("a lookup after the shared read: %v, %d reads", err, g.reads.Load())
+		}
+	})
 }
