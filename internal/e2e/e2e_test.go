@@ -261,6 +261,22 @@ func (c *cluster) waitStatus(v *verifier, tok string, want int) time.Duration {
 	return 0
 }
 
+// settle waits until v answers want for tok, accepting only 503 (a
+// fail-closed refusal while v cannot reach its store) on the way: any other
+// answer fails the test at once.
+func (c *cluster) settle(v *verifier, tok string, want int) {
+	c.t.Helper()
+	for start := time.Now(); ; time.Sleep(time.Millisecond) {
+		st := c.status(v, tok)
+		if st == want {
+			return
+		}
+		if st != http.StatusServiceUnavailable || time.Since(start) > wait {
+			c.t.Fatalf("%s answers %d, want %d", v.host.Short, st, want)
+		}
+	}
+}
+
 // metric reads one metric of v.
 func (c *cluster) metric(v *verifier, name string) string {
 	c.t.Helper()
@@ -674,20 +690,30 @@ func TestE2E(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 		t.Logf("link to PostgreSQL restored → v1 serves again after %s; the token revoked during the cut was never accepted", ms(time.Since(up)))
+		// Connections of v1's pool that were mid-query when the link went
+		// down may still time out once or twice (503, fail-closed) while
+		// the pool replaces them; the revoked token is never accepted, and
+		// is refused as revoked (401) from then on.
+		flaps := 0
+		c.settle(v1, tokB, http.StatusUnauthorized)
 		for range 50 {
-			if st := c.status(v1, tokB); st != http.StatusUnauthorized {
+			switch st := c.status(v1, tokB); st {
+			case http.StatusUnauthorized:
+			case http.StatusServiceUnavailable:
+				flaps++
+			default:
 				t.Fatalf("the token revoked during the cut: %d at v1 after the link returned", st)
 			}
 		}
+		t.Logf("after the link returned: %d of 50 answers 503 (fail-closed while the pool replaced its connections), the rest 401", flaps)
 	})
 
 	scenario(t, "v2 restarted", func() {
 		start := time.Now()
 		v2.p.Stop()
-		// v1 serves meanwhile.
-		if st := c.status(v1, valid); st != http.StatusOK {
-			t.Fatalf("v1 while v2 is down: %d", st)
-		}
+		// v1 serves meanwhile (after a 503 or two, fail-closed, should its
+		// pool still be replacing connections the cut above broke).
+		c.settle(v1, valid, http.StatusOK)
 		nv2 := c.startVerifier("v2")
 		ready := time.Since(start)
 		if st := c.status(nv2, revokedDuringCut); st != http.StatusUnauthorized {
