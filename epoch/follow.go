@@ -192,10 +192,21 @@ func (f *Follower) Run(ctx context.Context, cache *Cache) {
 	if cache != nil {
 		cache.SetBypass(true)
 	}
-	t := time.NewTicker(f.interval)
+	t := time.NewTimer(f.interval)
 	defer t.Stop()
+	retry := time.Duration(0)
 	for {
-		f.Poll(ctx, cache)
+		next := f.interval
+		if err := f.Poll(ctx, cache); err != nil {
+			// A failed poll is retried soon, backing off up to the
+			// interval: with a long interval, a store that comes back
+			// would otherwise wait a whole interval for its verifiers.
+			retry = min(max(2*retry, retryMin), f.interval)
+			next = retry
+		} else {
+			retry = 0
+		}
+		t.Reset(next)
 		select {
 		case <-ctx.Done():
 			return
@@ -204,6 +215,10 @@ func (f *Follower) Run(ctx context.Context, cache *Cache) {
 		}
 	}
 }
+
+// retryMin is the first wait before a failed poll is retried (then twice
+// as long each time, up to the poll interval).
+const retryMin = 50 * time.Millisecond
 
 // Poll reads the log once, applies what it finds to cache (which may be
 // nil), and reports the error that left the follower not current, if any.

@@ -2,9 +2,11 @@ package epoch_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/amaretti-auth/amaretti/epoch"
@@ -87,4 +89,43 @@ func TestFollowerKeysChanged(t *testing.T) {
 			}
 		})
 	}
+}
+
+// failingLog is a sliceLog whose reads fail while down is set.
+type failingLog struct {
+	sliceLog
+	down atomic.Bool
+}
+
+func (l *failingLog) Head(ctx context.Context) (epoch.Head, error) {
+	if l.down.Load() {
+		return epoch.Head{}, errors.New("store down")
+	}
+	return l.sliceLog.Head(ctx)
+}
+
+// TestFollowerRetriesSoon: a follower whose poll failed retries soon
+// (backing off up to its interval), so that it is current again shortly
+// after the store comes back, not a whole poll interval later.
+func TestFollowerRetriesSoon(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		log := &failingLog{sliceLog: sliceLog{storeID: "a"}}
+		log.add(epoch.Change{EditorID: "alice", Version: 1})
+		log.down.Store(true)
+		f := epoch.NewFollower(log, epoch.WithPollInterval(time.Hour))
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go f.Run(ctx, nil)
+		time.Sleep(10 * time.Second) // the store is down: polls fail
+		if f.Current() {
+			t.Fatal("current while the store is down")
+		}
+		log.down.Store(false)
+		time.Sleep(20 * time.Second) // the backoff is at most 10 s by now
+		if !f.Current() {
+			t.Fatal("not current 20 s after the store came back (poll interval 1 h)")
+		}
+		cancel()
+		synctest.Wait()
+	})
 }
