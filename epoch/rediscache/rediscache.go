@@ -507,11 +507,16 @@ func (l *Layer) Watch(ctx context.Context, cache *epoch.Cache, health time.Durat
 		if now == up.Load() {
 			return
 		}
+		if now && !l.catchUp(ctx, cache) {
+			// Not trusted again yet: a message lost in the silence may be
+			// a revocation Redis and the cache do not know of. The next
+			// heartbeat tries again.
+			return
+		}
 		up.Store(now)
 		l.quiet.Store(!now)
 		if now {
 			l.trustCache(cache)
-			l.wake()
 			l.log.Info("invalidation feed up: own heartbeats come back", "channel", Channel)
 		} else {
 			cache.SetBypass(true)
@@ -559,6 +564,22 @@ func (l *Layer) Watch(ctx context.Context, cache *epoch.Cache, health time.Durat
 		}
 		backoff = min(2*backoff, time.Second)
 	}
+}
+
+// catchUp reads the change log before the feed is trusted again after a
+// silence: announcements lost meanwhile may be revocations, and Redis may
+// still hold the states from before them. With an *epoch.Follower it polls
+// synchronously — a poll that starts after the heartbeats came back, so it
+// sees every change committed during the silence — and reports whether that
+// poll succeeded; with another follower it wakes it (best effort).
+func (l *Layer) catchUp(ctx context.Context, cache *epoch.Cache) bool {
+	if p, ok := l.fol.(interface {
+		Poll(ctx context.Context, cache *epoch.Cache) error
+	}); ok {
+		return p.Poll(ctx, cache) == nil
+	}
+	l.wake()
+	return true
 }
 
 // trustCache turns the in-process cache back on when the follower is
