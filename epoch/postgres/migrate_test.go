@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/amaretti-auth/amaretti/epoch"
+	"github.com/jackc/pgx/v5"
 )
 
 // openAt opens url with only the first k migrations applied, as an older
@@ -140,5 +141,65 @@ func TestFarFuture(t *testing.T) {
 	var got time.Time
 	if err := s.pool.QueryRow(context.Background(), "SELECT "+farFuture).Scan(&got); err != nil || !got.Equal(epoch.FarFuture) {
 		t.Fatalf("%v, %v", got, err)
+	}
+}
+
+// TestMigrateTimeout: applying migrations is bounded by the migrate
+// timeout, not by the write timeout: a start that waits for another
+// process's migration (the advisory lock held here by hand) longer than
+// the write timeout still succeeds, and one that waits longer than the
+// migrate timeout fails with a deadline error instead of hanging.
+func TestMigrateTimeout(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name    string
+		migrate time.Duration
+		ok      bool
+	}{
+		{"lock released within the migrate timeout", time.Minute, true},
+		{"lock held past the migrate timeout", 300 * time.Millisecond, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			url := server.NewDatabase(t)
+			c, err := pgx.Connect(ctx, url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close(ctx)
+			if _, err := c.Exec(ctx, "SELECT pg_advisory_lock($1)", int64(migrateLock)); err != nil {
+				t.Fatal(err)
+			}
+			type result struct {
+				s   *Store
+				err error
+			}
+			done := make(chan result, 1)
+			go func() {
+				s, err := Open(ctx, url, WithWriteTimeout(200*time.Millisecond), WithMigrateTimeout(tc.migrate))
+				done <- result{s, err}
+			}()
+			var r result
+			if tc.ok {
+				// Hold the lock past the write timeout, then let go.
+				select {
+				case r = <-done:
+					t.Fatalf("Open returned while the lock was held: %v", r.err)
+				case <-time.After(time.Second):
+				}
+				if _, err := c.Exec(ctx, "SELECT pg_advisory_unlock($1)", int64(migrateLock)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r = <-done
+			if r.s != nil {
+				defer r.s.Close()
+			}
+			switch {
+			case tc.ok && r.err != nil:
+				t.Fatalf("Open after the lock was released: %v", r.err)
+			case !tc.ok && !errors.Is(r.err, context.DeadlineExceeded):
+				t.Fatalf("Open with the lock held: %v, want a deadline error", r.err)
+			}
+		})
 	}
 }

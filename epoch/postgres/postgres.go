@@ -45,9 +45,14 @@ const (
 	// Changes, Head): well under Envoy's 200 ms, so that a slow database
 	// makes a verification fail (and deny) rather than hang.
 	DefaultReadTimeout = 100 * time.Millisecond
-	// DefaultWriteTimeout bounds every other operation (writes, lists,
-	// migrations).
+	// DefaultWriteTimeout bounds every other operation (connecting,
+	// writes, lists).
 	DefaultWriteTimeout = 5 * time.Second
+	// DefaultMigrateTimeout bounds applying migrations, waiting for the
+	// advisory lock another process holds while it migrates included:
+	// schema changes are rare, may rewrite a large table, and failing a
+	// start half way through one helps nobody.
+	DefaultMigrateTimeout = 2 * time.Minute
 )
 
 // Channel is the NOTIFY channel of the change log: its payload is the new
@@ -85,6 +90,7 @@ type Store struct {
 	noMigrate                 bool          // see WithNoMigrate
 	skipSchema                bool          // Migrate: neither check nor migrate on Open
 	readTimeout, writeTimeout time.Duration // see WithQueryTimeout, WithWriteTimeout
+	migrateTimeout            time.Duration // see WithMigrateTimeout
 }
 
 // An Option configures a Store.
@@ -141,6 +147,16 @@ func WithWriteTimeout(d time.Duration) Option {
 	}
 }
 
+// WithMigrateTimeout bounds applying migrations on Open and in Migrate
+// (default DefaultMigrateTimeout).
+func WithMigrateTimeout(d time.Duration) Option {
+	return func(s *Store) {
+		if d > 0 {
+			s.migrateTimeout = d
+		}
+	}
+}
+
 // WithLogger sets where Watch reports lost connections (default: discard).
 func WithLogger(l *slog.Logger) Option {
 	return func(s *Store) {
@@ -161,7 +177,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	s := &Store{
 		rand: rand.Reader, logger: slog.New(slog.DiscardHandler),
 		maxLive: DefaultMaxLiveTokens, maxRevoked: DefaultMaxRevokedTokens, retention: DefaultChangeRetention,
-		readTimeout: DefaultReadTimeout, writeTimeout: DefaultWriteTimeout,
+		readTimeout: DefaultReadTimeout, writeTimeout: DefaultWriteTimeout, migrateTimeout: DefaultMigrateTimeout,
 		redacted: Redacted(url), secrets: urlSecrets(url),
 	}
 	for _, o := range opts {
@@ -175,22 +191,24 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		s.secrets = append(s.secrets, cfg.ConnConfig.Password)
 	}
 	s.connConfig = cfg.ConnConfig.Copy()
-	ctx, cancel := context.WithTimeout(ctx, s.writeTimeout)
+	cctx, cancel := context.WithTimeout(ctx, s.writeTimeout)
 	defer cancel()
-	s.pool, err = pgxpool.NewWithConfig(ctx, cfg)
+	s.pool, err = pgxpool.NewWithConfig(cctx, cfg)
 	if err != nil {
 		return nil, s.connErr("connecting", err)
 	}
-	if err := s.pool.Ping(ctx); err != nil {
+	if err := s.pool.Ping(cctx); err != nil {
 		s.pool.Close()
 		return nil, s.connErr("connecting", err)
 	}
 	switch {
 	case s.skipSchema:
 	case s.noMigrate:
-		err = s.checkSchema(ctx)
+		err = s.checkSchema(cctx)
 	default:
-		_, _, err = s.migrate(ctx, len(migrations))
+		mctx, cancel := context.WithTimeout(ctx, s.migrateTimeout)
+		_, _, err = s.migrate(mctx, len(migrations))
+		cancel()
 	}
 	if err != nil {
 		s.pool.Close()
@@ -208,7 +226,7 @@ func Migrate(ctx context.Context, url string) (from, to int, err error) {
 		return 0, 0, err
 	}
 	defer s.Close()
-	ctx, cancel := context.WithTimeout(ctx, s.writeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.migrateTimeout)
 	defer cancel()
 	from, to, err = s.migrate(ctx, len(migrations))
 	if err != nil {
