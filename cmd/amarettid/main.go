@@ -6,6 +6,7 @@
 //	POST /v1/admin/editors/{id}/touch       admin and superuser tokens only; also lock, unlock
 //	POST /v1/admin/touch-all
 //	/v1/admin/logins, /v1/admin/editors/{id}/links   a web frontend's logins (admin:logins; logins.go)
+//	GET /v1/admin/audit                     the audit trail, newest first (admin:audit; audit.go)
 //	GET /healthz, /readyz, /metrics
 //
 // With --tls-cert and --tls-key it serves HTTPS, re-reading the pair on
