@@ -618,3 +618,7 @@ var (
 	_ epoch.ChangeLog = (*Store)(nil)
 )
 var _ epoch.Store = (*Store)(nil)
+
+// SchemaVersions is the number of migrations this program knows: the
+// schema version Open leaves a database at.
+func SchemaVersions() int { return len(migrations) }
