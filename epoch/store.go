@@ -366,6 +366,8 @@ type Store interface {
 	Registry
 	Logins
 	ChangeLog
+	Audit
+	Notifications
 	// Ping checks that the store answers.
 	Ping(ctx context.Context) error
 	// SchemaVersion returns the number of schema migrations applied.

@@ -127,6 +127,7 @@ func (e *env) app() *cli.App {
 			e.bootstrapCommand(),
 			e.dbCommand(),
 			e.migrateCommand(),
+			e.auditCommand(),
 			e.completionCommand(),
 		},
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/amaretti-auth/amaretti/audit"
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch"
 )
@@ -37,6 +38,12 @@ func epochText(ed epoch.Editor) string {
 	return formatTime(ed.AuthEpoch)
 }
 
+// editorActions are the audit actions of oneEditor's verbs.
+var editorActions = map[string]epoch.AuditAction{
+	"locked": epoch.AuditEditorLocked, "unlocked": epoch.AuditEditorUnlocked,
+	"activated": epoch.AuditEditorActivated, "deactivated": epoch.AuditEditorDeactivated,
+}
+
 func (e *env) editorCommand() *cli.Command {
 	show := func(c *cli.Context, ed epoch.Editor) error {
 		if c.Bool("json") {
@@ -62,6 +69,7 @@ func (e *env) editorCommand() *cli.Command {
 			if err != nil {
 				return fmt.Errorf("%s: %w", target.ID, err)
 			}
+			e.record(c, s, editorActions[verb], audit.Target{EditorID: ed.ID})
 			if err := e.announce(c, s, ed); err != nil {
 				return err
 			}
@@ -111,6 +119,7 @@ func (e *env) editorCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
+					e.record(c, s, epoch.AuditEditorCreated, audit.Target{EditorID: ed.ID, Detail: "role " + string(ed.Role)})
 					if c.Bool("json") {
 						return e.printJSON(toJSON(ed))
 					}
@@ -200,6 +209,7 @@ func (e *env) editorCommand() *cli.Command {
 					if err != nil {
 						return fmt.Errorf("unlink %s: %w", ed.ID, err)
 					}
+					e.record(c, s, epoch.AuditEditorUnlinked, audit.Target{EditorID: ed.ID, Detail: "provider " + l.Provider})
 					if c.Bool("json") {
 						return e.printJSON(l)
 					}
@@ -225,6 +235,7 @@ func (e *env) editorCommand() *cli.Command {
 						if err != nil {
 							return fmt.Errorf("touch %s: %w", target.ID, err)
 						}
+						e.record(c, s, epoch.AuditEditorTouched, audit.Target{EditorID: ed.ID})
 						if err := e.announce(c, s, ed); err != nil {
 							return err
 						}
@@ -251,6 +262,7 @@ func (e *env) editorCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
+					e.record(c, s, epoch.AuditEditorTouchedAll, audit.Target{Detail: fmt.Sprintf("%d editors", n)})
 					if c.String("redis") != "" {
 						all, err := s.List(c.Context)
 						if err != nil {
@@ -296,6 +308,7 @@ func (e *env) editorCommand() *cli.Command {
 					if err != nil {
 						return fmt.Errorf("link %s: %w", ed.ID, err)
 					}
+					e.record(c, s, epoch.AuditEditorLinked, audit.Target{EditorID: ed.ID, Detail: "provider " + l.Provider})
 					if c.Bool("json") {
 						return e.printJSON(l)
 					}

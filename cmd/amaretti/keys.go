@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/internal/setup"
 	"github.com/amaretti-auth/amaretti/macaroon"
 )
@@ -160,6 +161,7 @@ func (e *env) keysCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
+					e.recordKeys(c, epoch.AuditKeyRotated, k.ID())
 					return printKey(c, k, "new current")
 				}),
 			},
@@ -176,6 +178,7 @@ func (e *env) keysCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
+					e.recordKeys(c, epoch.AuditKeyRetired, k.ID())
 					return printKey(c, k, "retired")
 				}),
 			},
@@ -213,6 +216,7 @@ func (e *env) keysCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
+					e.recordKeys(c, epoch.AuditKeyImported, k.ID())
 					return printKey(c, k, "imported")
 				}),
 			},

@@ -10,7 +10,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/amaretti-auth/amaretti/audit"
 	"github.com/amaretti-auth/amaretti/caveat"
+	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/macaroon"
 	"github.com/amaretti-auth/amaretti/verifier"
 )
@@ -192,6 +194,7 @@ func (e *env) mint(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	e.record(c, store, epoch.AuditTokenMinted, audit.Target{EditorID: ed.ID, TokenID: m.TokenID, KeyID: m.KeyID, Detail: "kind cli"})
 	switch {
 	case c.Bool("json"):
 		j := map[string]any{"token": m.Token, "token_id": m.TokenID, "key_id": m.KeyID, "editor_id": ed.ID, "created": m.Created}

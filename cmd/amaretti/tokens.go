@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/amaretti-auth/amaretti/apitoken"
+	"github.com/amaretti-auth/amaretti/audit"
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/macaroon"
@@ -114,6 +115,7 @@ func (e *env) tokensCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
+					e.record(c, s, epoch.AuditTokenCreated, audit.Target{EditorID: row.EditorID, TokenID: row.TokenID, Detail: "name " + row.Name})
 					if c.Bool("json") {
 						return e.printJSON(struct {
 							Token string `json:"token"`
@@ -163,6 +165,7 @@ func (e *env) tokensCommand() *cli.Command {
 					if err != nil {
 						return fmt.Errorf("revoke %s: %w", id, err)
 					}
+					e.record(c, s, epoch.AuditTokenRevoked, audit.Target{EditorID: row.EditorID, TokenID: row.TokenID})
 					if err := e.announce(c, s, ed); err != nil {
 						return err
 					}
@@ -258,6 +261,7 @@ func (e *env) bootstrapCommand() *cli.Command {
 					if ed, err = s.Create(c.Context, epoch.NewEditor{Username: b.username, Role: b.role, Bot: b.bot}); err != nil {
 						return err
 					}
+					e.record(c, s, epoch.AuditEditorCreated, audit.Target{EditorID: ed.ID, Detail: "role " + string(ed.Role) + " (bootstrap)"})
 					fmt.Fprintf(e.stdout, "created editor %s (%s) %s\n", b.username, b.role, ed.ID)
 				case err != nil:
 					return err
@@ -281,6 +285,7 @@ func (e *env) bootstrapCommand() *cli.Command {
 							if err != nil {
 								return err
 							}
+							e.record(c, s, epoch.AuditTokenRevoked, audit.Target{EditorID: t.EditorID, TokenID: t.TokenID, Detail: "bootstrap: its env file was gone"})
 							if err := e.announce(c, s, revoked); err != nil {
 								return err
 							}
@@ -288,11 +293,12 @@ func (e *env) bootstrapCommand() *cli.Command {
 						}
 					}
 				}
-				secret, _, err := iss.Create(c.Context, apitoken.Request{EditorID: ed.ID, Name: "bootstrap", Description: "written by amaretti bootstrap to " + path,
+				secret, row, err := iss.Create(c.Context, apitoken.Request{EditorID: ed.ID, Name: "bootstrap", Description: "written by amaretti bootstrap to " + path,
 					Creator: "cli", Kind: caveat.KindBootstrap, TTL: ttl, NoExpiry: never, Rights: b.rights})
 				if err != nil {
 					return err
 				}
+				e.record(c, s, epoch.AuditTokenCreated, audit.Target{EditorID: ed.ID, TokenID: row.TokenID, Detail: "name bootstrap"})
 				content := fmt.Sprintf("# %s (%s), editor %s\n%s=%s\n", b.username, b.role, ed.ID, b.variable, secret)
 				if err := writePrivate(path, []byte(content)); err != nil {
 					return err

@@ -26,7 +26,7 @@ func TestUsageErrors(t *testing.T) {
 		{"bad duration before the argument", []string{"token", "mint", "--expires=1d", alice}, `--expires "1d" is not a duration`},
 		{"bad role", []string{"editor", "create", "bob", "--role", "wizard"}, `editor create: --role "wizard" is not a role: use editor, bot, admin or superuser`},
 		{"bad username", []string{"editor", "create", "bob smith"}, `is not a valid username`},
-		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate" (commands: init, demo, keys, editor, token, tokens, bootstrap, db, migrate, completion; see amaretti --help)`},
+		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate" (commands: init, demo, keys, editor, token, tokens, bootstrap, db, migrate, audit, completion; see amaretti --help)`},
 		{"unknown subcommand", []string{"editor", "frobnicate"}, `editor: unknown command "frobnicate" (commands: create, list, show,`},
 		{"help is not a command", []string{"help"}, `unknown command "help"`},
 		{"unknown flag", []string{"editor", "list", "--bogus"}, `editor list: unknown flag --bogus (see amaretti editor list --help)`},

@@ -19,11 +19,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/amaretti-auth/amaretti/epoch/sqlite"
 	"github.com/amaretti-auth/amaretti/internal/testproc"
 )
 
@@ -445,7 +447,7 @@ func TestStartupErrors(t *testing.T) {
 		{"no database", env, empty, []string{"--db", filepath.Join(empty, "other.db")}, 1,
 			"amarettid: no database at " + filepath.Join(empty, "other.db") + " (run \"amaretti init\", or set --db / AMARETTI_DB)\n"},
 		{"--no-migrate on an old schema", env, empty, []string{"--db", old, "--no-migrate"}, 1,
-			"amarettid: epoch store " + old + ": the database schema is older than this program: run \"amaretti migrate\" (schema version 1, this program needs 6)\n"},
+			"amarettid: epoch store " + old + ": the database schema is older than this program: run \"amaretti migrate\" (schema version 1, this program needs " + strconv.Itoa(sqlite.SchemaVersions()) + ")\n"},
 		{"--tls-cert alone", env, empty, []string{"--tls-cert", cert}, 2,
 			"amarettid: usage: --tls-cert and --tls-key go together: set both, or neither\n"},
 		{"--tls-key alone", env, empty, []string{"--tls-key", key}, 2,

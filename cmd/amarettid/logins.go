@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/amaretti-auth/amaretti/audit"
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/verifier"
@@ -170,6 +171,11 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.loginAllowed(r, "login", caller.EditorID, caller.TokenID, e.ID, body.Provider, "created", created)
+	if created {
+		// The store creates and links in one transaction; both are recorded.
+		s.record(r, caller, epoch.AuditEditorCreated, audit.Target{EditorID: e.ID, Detail: "first login"})
+		s.record(r, caller, epoch.AuditEditorLinked, audit.Target{EditorID: e.ID, Detail: "provider " + body.Provider})
+	}
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
@@ -252,6 +258,7 @@ func (s *server) handleLink(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err == nil:
 		s.loginAllowed(r, "link", caller.EditorID, caller.TokenID, id, body.Provider)
+		s.record(r, caller, epoch.AuditEditorLinked, audit.Target{EditorID: id, Detail: "provider " + body.Provider})
 		writeJSON(w, http.StatusCreated, l)
 		return
 	case errors.Is(err, epoch.ErrNotFound):
@@ -324,5 +331,6 @@ func (s *server) handleUnlink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.loginAllowed(r, "unlink", caller.EditorID, caller.TokenID, id, provider)
+	s.record(r, caller, epoch.AuditEditorUnlinked, audit.Target{EditorID: id, Detail: "provider " + provider})
 	writeJSON(w, http.StatusOK, l)
 }

@@ -6,6 +6,7 @@
 //	POST /v1/admin/editors/{id}/touch       admin and superuser tokens only; also lock, unlock
 //	POST /v1/admin/touch-all
 //	/v1/admin/logins, /v1/admin/editors/{id}/links   a web frontend's logins (admin:logins; logins.go)
+//	GET /v1/admin/audit                     the audit trail, newest first (admin:audit; audit.go)
 //	GET /healthz, /readyz, /metrics
 //
 // With --tls-cert and --tls-key it serves HTTPS, re-reading the pair on
@@ -27,7 +28,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/amaretti-auth/amaretti/audit"
 	"github.com/amaretti-auth/amaretti/internal/setup"
+	"github.com/amaretti-auth/amaretti/notify"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/urfave/cli/v2"
@@ -93,6 +96,12 @@ func app(stdout, stderr io.Writer, log *slog.Logger) *cli.App {
 			&cli.DurationFlag{Name: "last-use-interval", Value: time.Minute, EnvVars: []string{"AMARETTI_LAST_USE_INTERVAL"}, Usage: "record API tokens' last use at most this often per token, in one batch (a crash loses at most this much)"},
 			&cli.IntFlag{Name: "max-live-tokens", Value: epoch.DefaultMaxLiveTokens, EnvVars: []string{"AMARETTI_MAX_LIVE_TOKENS"}, Usage: "most live API tokens one editor may hold; creating another is refused (409)"},
 			&cli.IntFlag{Name: "max-revoked-tokens", Value: epoch.DefaultMaxRevokedTokens, EnvVars: []string{"AMARETTI_MAX_REVOKED_TOKENS"}, Usage: "most revoked, unexpired API tokens an editor's state lists; at the limit, creating tokens is refused until a touch clears the list (revoking is never refused)"},
+			&cli.DurationFlag{Name: "audit-retention", EnvVars: []string{"AMARETTI_AUDIT_RETENTION"}, Usage: "prune audit events older than this `PERIOD` every hour (e.g. 8760h); 0 keeps them forever"},
+			&cli.DurationFlag{Name: "refused-interval", Value: time.Minute, EnvVars: []string{"AMARETTI_REFUSED_INTERVAL"}, Usage: "record refused uses of API tokens in the audit trail at most once per token per `INTERVAL`, with a count, in one batch"},
+			&cli.StringFlag{Name: "notify-webhook", EnvVars: []string{"AMARETTI_NOTIFY_WEBHOOK"}, Usage: "POST token lifecycle events (expiring, expired unused, auto-revoked) to this `URL`, signed with --notify-secret-file (absent: no notifications)"},
+			&cli.StringFlag{Name: "notify-secret-file", EnvVars: []string{"AMARETTI_NOTIFY_SECRET_FILE"}, Usage: "`FILE` (mode 0600) holding the HMAC-SHA256 key of the X-Amaretti-Signature header (at least 16 bytes)"},
+			&cli.StringFlag{Name: "notify-thresholds", Value: "30d,7d,1d", EnvVars: []string{"AMARETTI_NOTIFY_THRESHOLDS"}, Usage: "warn this long before a token expires: comma-separated days (30d) or durations (48h)"},
+			&cli.DurationFlag{Name: "notify-interval", Value: 5 * time.Minute, EnvVars: []string{"AMARETTI_NOTIFY_INTERVAL"}, Usage: "scan the registry for notifications this often"},
 			&cli.DurationFlag{Name: "keys-reload", Value: 30 * time.Second, EnvVars: []string{"AMARETTI_KEYS_RELOAD"}, Usage: "re-read the key directory this often (and on SIGHUP), to pick up rotations and retirements; 0 for SIGHUP only"},
 		}, append(listenFlags(), policyFlags()...)...),
 		Action: func(c *cli.Context) error {
@@ -227,8 +236,29 @@ func serve(c *cli.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if c.Duration("audit-retention") < 0 || c.Duration("refused-interval") <= 0 {
+		return fmt.Errorf("--audit-retention must not be negative, --refused-interval must be positive")
+	}
+	refusals := audit.NewRefusals(store, c.Duration("refused-interval"), log)
+	refusalsDone := make(chan struct{})
+	go func() { refusals.Run(watchCtx); close(refusalsDone) }()
+	defer func() { stopWatch(); <-refusalsDone }() // the last batch is written before the store closes
 	s := &server{trusted: trusted, v: v, keys: keys, store: store, cache: cache, layer: layer, m: m, log: log, cookie: c.String("cookie"), maxBody: c.Int64("max-body"),
-		issuer: issuer, tracker: tracker}
+		issuer: issuer, tracker: tracker, refusals: refusals}
+	pruneDone := make(chan struct{})
+	go func() { s.pruneAudit(watchCtx, c.Duration("audit-retention"), time.Hour); close(pruneDone) }()
+	defer func() { stopWatch(); <-pruneDone }()
+	if hook := c.String("notify-webhook"); hook != "" {
+		n, err := notifier(c, store, policy, log)
+		if err != nil {
+			return err
+		}
+		notifyDone := make(chan struct{})
+		go func() { n.Run(watchCtx); close(notifyDone) }()
+		defer func() { stopWatch(); <-notifyDone }()
+	} else if c.String("notify-secret-file") != "" {
+		return fmt.Errorf("--notify-secret-file without --notify-webhook")
+	}
 	// SIGHUP re-reads the key store and the TLS certificate: the signal
 	// package delivers it to each channel.
 	keysHUP := make(chan os.Signal, 1)
@@ -259,6 +289,30 @@ func serve(c *cli.Context, log *slog.Logger) error {
 	}
 	log.Info("amarettid listening", append(append(attrs, storeAttrs...), "redis", layer != nil, "cache_ttl", c.Duration("cache-ttl").String(), "poll", c.Duration("poll").String())...)
 	return serveAll(ctx, ls, log)
+}
+
+// notifier builds the token lifecycle notifier of --notify-webhook.
+func notifier(c *cli.Context, store epoch.Store, policy apitoken.Policy, log *slog.Logger) (*notify.Notifier, error) {
+	if c.String("notify-secret-file") == "" {
+		return nil, fmt.Errorf("--notify-webhook needs --notify-secret-file (the key of the signature header)")
+	}
+	secret, err := notify.ReadSecretFile(c.String("notify-secret-file"))
+	if err != nil {
+		return nil, fmt.Errorf("--notify-secret-file: %w", err)
+	}
+	thresholds, err := notify.ParseThresholds(c.String("notify-thresholds"))
+	if err != nil {
+		return nil, fmt.Errorf("--notify-thresholds: %w", err)
+	}
+	if c.Duration("notify-interval") <= 0 {
+		return nil, fmt.Errorf("--notify-interval must be positive")
+	}
+	n, err := notify.New(store, notify.Config{URL: c.String("notify-webhook"), Secret: secret, Thresholds: thresholds,
+		Interval: c.Duration("notify-interval"), Policy: policy, Log: log})
+	if err != nil {
+		return nil, fmt.Errorf("--notify-webhook: %w", err)
+	}
+	return n, nil
 }
 
 // watcher is a store that notifies changes as they commit (PostgreSQL

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/amaretti-auth/amaretti/apitoken"
+	"github.com/amaretti-auth/amaretti/audit"
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/epoch/rediscache"
@@ -34,10 +35,13 @@ type server struct {
 	layer   *rediscache.Layer // nil without Redis
 	issuer  *apitoken.Issuer
 	tracker *apitoken.Tracker
-	m       *metrics
-	log     *slog.Logger
-	cookie  string
-	maxBody int64
+	// refusals records refused uses of API tokens in the audit trail
+	// (nil: not recorded, as in tests that build a server by hand).
+	refusals *audit.Refusals
+	m        *metrics
+	log      *slog.Logger
+	cookie   string
+	maxBody  int64
 	// trusted are the proxies whose X-Real-IP / X-Forwarded-For are
 	// believed (--trusted-proxies); none by default.
 	trusted []netip.Prefix
@@ -108,6 +112,7 @@ func (s *server) adminRoutes(mux *http.ServeMux) {
 		e, err := s.store.Unlock(ctx, id)
 		return []epoch.Editor{e}, err
 	}))
+	mux.HandleFunc("GET /v1/admin/audit", s.handleAudit) // audit.go
 	mux.HandleFunc("POST /v1/admin/touch-all", s.admin("touch all", "admin:touch", func(ctx context.Context, _ string) ([]epoch.Editor, error) {
 		if _, err := s.store.TouchAll(ctx); err != nil {
 			return nil, err
@@ -355,6 +360,7 @@ func (s *server) deny(w http.ResponseWriter, r *http.Request, handler string, er
 	var d *verifier.Denial
 	if errors.As(err, &d) {
 		attrs = append(attrs, slog.String("token_id", d.TokenID), slog.String("editor_id", d.EditorID))
+		s.refused(r, err)
 	}
 	s.log.LogAttrs(r.Context(), slog.LevelInfo, "request denied", attrs...)
 	verifier.WriteProblem(w, realm, p)
@@ -389,6 +395,11 @@ func (s *server) admin(action, right string, change func(ctx context.Context, id
 			return
 		}
 		s.m.verifications.WithLabelValues("admin", "allowed").Inc()
+		if target != "" {
+			s.record(r, caller, adminActions[action], audit.Target{EditorID: editors[0].ID})
+		} else {
+			s.record(r, caller, epoch.AuditEditorTouchedAll, audit.Target{Detail: fmt.Sprintf("%d editors", len(editors))})
+		}
 		s.announce(r.Context(), target, editors)
 		attrs := []any{"action", action, "by", caller.EditorID, "token_id", caller.TokenID, "editors", len(editors)}
 		if target != "" {
@@ -402,6 +413,9 @@ func (s *server) admin(action, right string, change func(ctx context.Context, id
 		writeJSON(w, http.StatusOK, map[string]any{"touched": len(editors)})
 	}
 }
+
+// adminActions are the audit actions of the admin endpoints on one editor.
+var adminActions = map[string]epoch.AuditAction{"touch": epoch.AuditEditorTouched, "lock": epoch.AuditEditorLocked, "unlock": epoch.AuditEditorUnlocked}
 
 func editorJSON(e epoch.Editor) map[string]any {
 	return map[string]any{"id": e.ID, "username": e.Username, "role": e.Role, "active": e.Active, "locked": e.Locked(), "auth_epoch": e.AuthEpoch, "version": e.Version}
@@ -423,6 +437,7 @@ func (s *server) handleTouchSelf(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.m.verifications.WithLabelValues("self", "allowed").Inc()
+	s.record(r, caller, epoch.AuditEditorTouched, audit.Target{EditorID: e.ID, Detail: "self"})
 	s.announce(r.Context(), e.ID, []epoch.Editor{e})
 	s.log.Info("epoch changed", "action", "self touch", "by", caller.EditorID, "token_id", caller.TokenID, "editors", 1)
 	writeJSON(w, http.StatusOK, editorJSON(e))

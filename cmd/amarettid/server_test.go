@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/amaretti-auth/amaretti/apitoken"
+	"github.com/amaretti-auth/amaretti/audit"
 
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch"
@@ -24,13 +25,14 @@ import (
 )
 
 type fixture struct {
-	tracker *apitoken.Tracker
-	srv     *httptest.Server
-	store   *sqlite.Store
-	minter  *macaroon.Minter
-	logs    *bytes.Buffer
-	alice   epoch.Editor
-	admin   epoch.Editor
+	tracker  *apitoken.Tracker
+	refusals *audit.Refusals
+	srv      *httptest.Server
+	store    *sqlite.Store
+	minter   *macaroon.Minter
+	logs     *bytes.Buffer
+	alice    epoch.Editor
+	admin    epoch.Editor
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -53,7 +55,8 @@ func newFixture(t *testing.T) *fixture {
 	v, _ := verifier.New(keys, cache)
 	s := &server{v: v, keys: keys, store: store, cache: cache, m: newMetrics(cache, nil),
 		log: slog.New(slog.NewJSONHandler(f.logs, nil)), cookie: "session", maxBody: 4096,
-		tracker: apitoken.NewTracker(store, time.Minute, nil)}
+		tracker: apitoken.NewTracker(store, time.Minute, nil), refusals: audit.NewRefusals(store, time.Minute, nil)}
+	f.refusals = s.refusals
 	minter, _ := macaroon.NewMinter(keys, "api.example.org")
 	checker, _ := caveat.NewChecker()
 	s.issuer, _ = apitoken.NewIssuer(store, minter, checker)

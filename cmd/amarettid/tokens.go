@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/amaretti-auth/amaretti/apitoken"
+	"github.com/amaretti-auth/amaretti/audit"
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/verifier"
@@ -171,6 +172,7 @@ func (s *server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("api token created", "editor_id", caller.EditorID, "token_id", row.TokenID)
+	s.record(r, caller, epoch.AuditTokenCreated, audit.Target{EditorID: row.EditorID, TokenID: row.TokenID, Detail: "name " + row.Name})
 	writeJSON(w, http.StatusCreated, struct {
 		Token string `json:"token"`
 		apitoken.Row
@@ -265,6 +267,7 @@ func (s *server) handleRevokeToken(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the store could not make the change")
 		return
 	}
+	s.record(r, caller, epoch.AuditTokenRevoked, audit.Target{EditorID: ed.ID, TokenID: row.TokenID})
 	s.announce(r.Context(), ed.ID, []epoch.Editor{ed})
 	s.log.Info("api token revoked", "by", caller.EditorID, "token_id", id, "editor_id", ed.ID)
 	writeJSON(w, http.StatusOK, apitoken.NewRow(row, ed, s.issuer.Policy(), time.Now()))
@@ -311,6 +314,8 @@ func (s *server) handleExchange(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.tracker.Seen(parent.TokenID, s.clientAddr(r))
+	s.record(r, parent, epoch.AuditTokenExchanged, audit.Target{EditorID: parent.EditorID, TokenID: parent.TokenID,
+		Detail: "for token " + m.TokenID + " until " + m.Expires.UTC().Format(time.RFC3339)})
 	writeJSON(w, http.StatusCreated, map[string]any{"token": m.Token, "token_id": m.TokenID, "expires": m.Expires, "parent_token_id": parent.TokenID})
 }
 

@@ -95,6 +95,41 @@ var migrations = []string{
 	CREATE INDEX api_tokens_expires ON api_tokens (expires) WHERE revoked IS NULL AND expires IS NOT NULL;
 	CREATE INDEX editors_created ON editors (created, ord);
 	CREATE INDEX changes_at ON changes (at);`,
+	// The audit trail (epoch.Audit): append-only — a trigger refuses any
+	// update, and rows are deleted only by PruneAudit, oldest first. And
+	// the expiry notifier's claims (epoch.Notifications): one row per
+	// (token, event).
+	`CREATE TABLE audit_events (
+		id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+		at              timestamptz NOT NULL,
+		action          text NOT NULL,
+		actor           text NOT NULL,
+		actor_editor_id text NOT NULL DEFAULT '',
+		actor_token_id  text NOT NULL DEFAULT '',
+		os_user         text NOT NULL DEFAULT '',
+		from_addr       text NOT NULL DEFAULT '',
+		editor_id       text NOT NULL DEFAULT '',
+		token_id        text NOT NULL DEFAULT '',
+		key_id          text NOT NULL DEFAULT '',
+		detail          text NOT NULL DEFAULT '',
+		count           bigint NOT NULL DEFAULT 1
+	);
+	CREATE INDEX audit_events_at ON audit_events (at);
+	CREATE INDEX audit_events_editor ON audit_events (editor_id, id);
+	CREATE INDEX audit_events_actor_editor ON audit_events (actor_editor_id, id);
+	CREATE INDEX audit_events_token ON audit_events (token_id, id);
+	CREATE INDEX audit_events_actor_token ON audit_events (actor_token_id, id);
+	CREATE FUNCTION amaretti_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS
+	$$ BEGIN RAISE EXCEPTION 'audit events are append-only'; END $$;
+	CREATE TRIGGER audit_events_append_only BEFORE UPDATE ON audit_events
+	FOR EACH ROW EXECUTE FUNCTION amaretti_audit_append_only();
+	CREATE TABLE notifications (
+		token_id text NOT NULL,
+		event    text NOT NULL,        -- e.g. expiring:168h, expired_unused
+		claimed  timestamptz NOT NULL, -- '-infinity': released
+		sent     timestamptz,          -- NULL: not sent (yet)
+		PRIMARY KEY (token_id, event)
+	);`,
 }
 
 // schemaTable records the number of migrations applied.

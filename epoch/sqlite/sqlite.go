@@ -96,6 +96,39 @@ var migrations = []string{
 	CREATE INDEX api_tokens_editor_name ON api_tokens(editor_id, name);
 	CREATE INDEX api_tokens_editor_live ON api_tokens(editor_id, created) WHERE revoked IS NULL;
 	ALTER TABLE api_tokens ADD COLUMN parents TEXT; -- comma-separated token ids; NULL: none`,
+	// The audit trail (epoch.Audit): append-only — a trigger refuses any
+	// update, and rows are deleted only by PruneAudit, oldest first. And
+	// the expiry notifier's claims (epoch.Notifications): one row per
+	// (token, event).
+	`CREATE TABLE audit_events (
+		id              INTEGER PRIMARY KEY AUTOINCREMENT,
+		at              INTEGER NOT NULL, -- microseconds since 1970-01-01 UTC
+		action          TEXT NOT NULL,
+		actor           TEXT NOT NULL,
+		actor_editor_id TEXT NOT NULL DEFAULT '',
+		actor_token_id  TEXT NOT NULL DEFAULT '',
+		os_user         TEXT NOT NULL DEFAULT '',
+		from_addr       TEXT NOT NULL DEFAULT '',
+		editor_id       TEXT NOT NULL DEFAULT '',
+		token_id        TEXT NOT NULL DEFAULT '',
+		key_id          TEXT NOT NULL DEFAULT '',
+		detail          TEXT NOT NULL DEFAULT '',
+		count           INTEGER NOT NULL DEFAULT 1
+	) STRICT;
+	CREATE INDEX audit_events_at ON audit_events(at);
+	CREATE INDEX audit_events_editor ON audit_events(editor_id, id);
+	CREATE INDEX audit_events_actor_editor ON audit_events(actor_editor_id, id);
+	CREATE INDEX audit_events_token ON audit_events(token_id, id);
+	CREATE INDEX audit_events_actor_token ON audit_events(actor_token_id, id);
+	CREATE TRIGGER audit_events_append_only BEFORE UPDATE ON audit_events
+	BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
+	CREATE TABLE notifications (
+		token_id TEXT NOT NULL,
+		event    TEXT NOT NULL,   -- e.g. expiring:168h, expired_unused
+		claimed  INTEGER NOT NULL, -- microseconds; 0: released
+		sent     INTEGER,          -- NULL: not sent (yet)
+		PRIMARY KEY (token_id, event)
+	) STRICT;`,
 }
 
 // Store is a SQLite epoch store. It is safe for concurrent use.
@@ -585,3 +618,7 @@ var (
 	_ epoch.ChangeLog = (*Store)(nil)
 )
 var _ epoch.Store = (*Store)(nil)
+
+// SchemaVersions is the number of migrations this program knows: the
+// schema version Open leaves a database at.
+func SchemaVersions() int { return len(migrations) }

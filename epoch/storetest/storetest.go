@@ -56,7 +56,10 @@
 // (ErrTooManyTokens), revocation (ErrAlreadyRevoked, ErrTokenNotFound, the
 // sorted revoked list and what it leaves out), expiring tokens, last uses.
 // Logins: Login, Link, Links, LinkedEditor, Unlink, ErrLinked,
-// ErrInvalidLink. Concurrency through two handles (and child processes):
+// ErrInvalidLink. The audit trail: round trips, newest first, filters,
+// cursor pages, invalid events refused whole, no change-log row, pruning
+// by age (recorded). Notification claims: one claimer, sent for good,
+// released and abandoned claims re-claimable. Concurrency through two handles (and child processes):
 // touches of one editor (no lost update, epochs only grow, the log's
 // versions strictly increase), touches of everyone racing revocations,
 // one name registered at once, one identity's first logins, one username
@@ -167,6 +170,8 @@ func Run(t *testing.T, o Opener) {
 		{"Login", testLogin},
 		{"Links", testLinks},
 		{"Unlink", testUnlink},
+		{"Audit", testAudit},
+		{"Notifications", testNotifications},
 		{"ConcurrentTouches", testConcurrentTouches},
 		{"ConcurrentTouchAllAndRevocations", testTouchAllWhileRevoking},
 		{"ConcurrentNames", testConcurrentNames},
