@@ -187,8 +187,14 @@ func (e *env) openKeys(c *cli.Context) (*macaroon.KeyStore, error) {
 }
 
 func (e *env) openStore(c *cli.Context) (epoch.Store, error) {
-	return setup.Store(c.Context, c.String("db"), setup.StoreOptions{Now: e.now, NoMigrate: c.Bool("no-migrate")})
+	return setup.Store(c.Context, c.String("db"), setup.StoreOptions{Now: e.now, NoMigrate: c.Bool("no-migrate"), ReadTimeout: readTimeout})
 }
+
+// readTimeout bounds the CLI's reads of editor state and the change log
+// on PostgreSQL. The daemon's 100 ms (--store-timeout) is a gateway's
+// latency budget; an operator's command (token verify, editor show) would
+// rather wait for a busy database than fail.
+const readTimeout = 5 * time.Second
 
 // pollBound is what the CLI says about when running verifiers see a change
 // that was not announced: the database's change log is their backstop.

@@ -141,12 +141,12 @@ func (e *env) copyStore(c *cli.Context) error {
 	if from == "" || to == "" {
 		return usagef("db copy needs --from and --to (a SQLite file or a postgres:// URL each)")
 	}
-	src, err := setup.Store(c.Context, from, setup.StoreOptions{Now: e.now})
+	src, err := setup.Store(c.Context, from, setup.StoreOptions{Now: e.now, ReadTimeout: readTimeout})
 	if err != nil {
 		return fmt.Errorf("db copy: --from: %w", err)
 	}
 	defer src.Close()
-	dst, err := setup.Store(c.Context, to, setup.StoreOptions{Now: e.now, Create: true})
+	dst, err := setup.Store(c.Context, to, setup.StoreOptions{Now: e.now, Create: true, ReadTimeout: readTimeout})
 	if err != nil {
 		return fmt.Errorf("db copy: --to: %w", err)
 	}

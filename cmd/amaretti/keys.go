@@ -51,7 +51,7 @@ func (e *env) initCommand() *cli.Command {
 				}
 				schemaFrom = from
 			}
-			store, err := setup.Store(c.Context, path, setup.StoreOptions{Now: e.now, Create: true})
+			store, err := setup.Store(c.Context, path, setup.StoreOptions{Now: e.now, Create: true, ReadTimeout: readTimeout})
 			if err != nil {
 				return err
 			}

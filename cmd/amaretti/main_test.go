@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/amaretti-auth/amaretti/internal/testproc"
 )
 
 // binary is the amaretti command built once for the end-to-end tests.
@@ -66,11 +68,11 @@ func (c *runner) run(stdin string, args ...string) result {
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
-		c.t.Fatalf("running amaretti %v: %v", args, err)
+		c.t.Fatalf("running amaretti %s: %v", testproc.Args(args), err)
 	}
 	r := result{out.String(), errb.String(), code}
 	if strings.Contains(r.stderr, "goroutine ") || strings.Contains(r.stderr, "panic") {
-		c.t.Fatalf("amaretti %v printed a stack trace:\n%s", args, r.stderr)
+		c.t.Fatalf("amaretti %s printed a stack trace:\n%s", testproc.Args(args), r.stderr)
 	}
 	return r
 }
@@ -80,7 +82,7 @@ func (c *runner) ok(stdin string, args ...string) string {
 	c.t.Helper()
 	r := c.run(stdin, args...)
 	if r.code != 0 {
-		c.t.Fatalf("amaretti %v: exit %d: %s", args, r.code, r.stderr)
+		c.t.Fatalf("amaretti %s: exit %d: %s", testproc.Args(args), r.code, r.stderr)
 	}
 	return strings.TrimSpace(r.stdout)
 }
@@ -91,11 +93,11 @@ func (c *runner) fail(want string, stdin string, args ...string) result {
 	c.t.Helper()
 	r := c.run(stdin, args...)
 	if r.code == 0 {
-		c.t.Fatalf("amaretti %v succeeded, want failure %q; stdout %s", args, want, r.stdout)
+		c.t.Fatalf("amaretti %s succeeded, want failure %q; stdout %s", testproc.Args(args), want, r.stdout)
 	}
 	line := strings.TrimSuffix(r.stderr, "\n")
 	if strings.Contains(line, "\n") || !strings.HasPrefix(line, "amaretti: ") || !strings.Contains(line, want) {
-		c.t.Fatalf("amaretti %v: stderr %q, want one line containing %q", args, r.stderr, want)
+		c.t.Fatalf("amaretti %s: stderr %q, want one line containing %q", testproc.Args(args), r.stderr, want)
 	}
 	return r
 }

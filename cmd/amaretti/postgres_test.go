@@ -13,6 +13,7 @@ import (
 	"github.com/amaretti-auth/amaretti/apitoken"
 	"github.com/amaretti-auth/amaretti/internal/setup"
 	"github.com/amaretti-auth/amaretti/internal/testpg"
+	"github.com/amaretti-auth/amaretti/internal/testproc"
 )
 
 // pgRole and pgPassword are the role the PostgreSQL tests of the CLI log
@@ -57,7 +58,7 @@ func (c pgRunner) check(args []string, r result) {
 	c.t.Helper()
 	for _, s := range c.secrets {
 		if strings.Contains(r.stdout, s) || strings.Contains(r.stderr, s) {
-			c.t.Fatalf("amaretti %v showed a password:\nstdout %s\nstderr %s", args, r.stdout, r.stderr)
+			c.t.Fatalf("amaretti %s showed a password:\nstdout %s\nstderr %s", testproc.Args(args), r.stdout, r.stderr)
 		}
 	}
 }
@@ -67,7 +68,7 @@ func (c pgRunner) ok(stdin string, args ...string) string {
 	r := c.run(stdin, args...)
 	c.check(args, r)
 	if r.code != 0 {
-		c.t.Fatalf("amaretti %v: exit %d: %s", args, r.code, r.stderr)
+		c.t.Fatalf("amaretti %s: exit %d: %s", testproc.Args(args), r.code, r.stderr)
 	}
 	return strings.TrimSpace(r.stdout)
 }

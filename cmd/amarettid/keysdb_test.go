@@ -54,7 +54,7 @@ func TestKeysInDatabase(t *testing.T) {
 	oldKey, _ := keys.Current()
 
 	addr := freePort(t)
-	runApp(t, "--listen", addr, "--db", url, "--keys", "db", "--key-encryption-key-file", kek, "--poll", "100ms", "--keys-reload", "0")
+	runApp(t, "--listen", addr, "--db", url, "--keys", "db", "--key-encryption-key-file", kek, "--poll", "100ms", "--keys-reload", "0", "--store-timeout", "5s")
 	base := "http://" + addr
 	waitUntil(t, "amarettid ready", 20*time.Second, func() bool {
 		resp, err := http.Get(base + "/readyz")

@@ -20,7 +20,11 @@ import (
 func TestKeysReloadFailureRetried(t *testing.T) {
 	ctx := context.Background()
 	a, b, ka, kb, _ := twoHosts(t)
-	f := epoch.NewFollower(b, epoch.WithPollInterval(100*time.Millisecond),
+	// The polls are called by hand: the interval only sets each poll's
+	// deadline (the interval, at least 500 ms), which must hold on a
+	// loaded machine for the polls that must succeed; the locked reload
+	// waits for it once.
+	f := epoch.NewFollower(b, epoch.WithPollInterval(3*time.Second),
 		epoch.WithKeysChanged(kb.Reloader(slog.New(slog.DiscardHandler))))
 	if err := f.Poll(ctx, nil); err != nil {
 		t.Fatal(err)

@@ -243,3 +243,18 @@ func Main(m *testing.M, bin *string, pkgs ...string) {
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
+
+// Args is a command line as a test may print it when the command fails:
+// an argument longer than 40 characters without a space (a token, a
+// macaroon, a key) is shown by its length only, so that failure output
+// in a CI log never holds a secret.
+func Args(args []string) string {
+	shown := make([]string, len(args))
+	for i, a := range args {
+		if len(a) > 40 && !strings.ContainsAny(a, " \t\n") {
+			a = fmt.Sprintf("<%d characters>", len(a))
+		}
+		shown[i] = a
+	}
+	return strings.Join(shown, " ")
+}

@@ -127,3 +127,20 @@ func TestReady(t *testing.T) {
 		})
 	}
 }
+
+func TestArgs(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"editor", "create", "alice"}, "editor create alice"},
+		{[]string{"token", "verify", strings.Repeat("A", 41)}, "token verify <41 characters>"},
+		{[]string{"--db", "postgres://u@h/db?sslmode=disable&application_name=x"}, "--db <52 characters>"},
+		{[]string{"a long sentence with spaces that is over forty characters"}, "a long sentence with spaces that is over forty characters"},
+		{nil, ""},
+	} {
+		if got := Args(tc.args); got != tc.want {
+			t.Errorf("Args(%q) = %q, want %q", tc.args, got, tc.want)
+		}
+	}
+}
