@@ -24,6 +24,7 @@ import (
 )
 
 type fixture struct {
+	s       *server
 	tracker *apitoken.Tracker
 	srv     *httptest.Server
 	store   *sqlite.Store
@@ -58,6 +59,7 @@ func newFixture(t *testing.T) *fixture {
 	checker, _ := caveat.NewChecker()
 	s.issuer, _ = apitoken.NewIssuer(store, minter, checker)
 	f.tracker = s.tracker
+	f.s = s
 	f.srv = httptest.NewServer(s.routes())
 	t.Cleanup(f.srv.Close)
 	f.minter, _ = macaroon.NewMinter(keys, "api.example.org")
