@@ -9,7 +9,7 @@ require (
 
 require (
 	github.com/go-macaroon-bakery/macaroonpb v1.0.0 // indirect
-	github.com/golang/protobuf v1.5.0 // indirect
+	github.com/golang/protobuf v1.5.4 // indirect
 	github.com/mattn/go-sqlite3 v1.14.53 // indirect
 	github.com/rogpeppe/fastuuid v0.0.0-20150106093220-6724a57986af // indirect
 	golang.org/x/crypto v0.59.0 // indirect

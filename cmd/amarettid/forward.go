@@ -206,26 +206,65 @@ func unhex(c byte) byte {
 func (s *server) handleAuth(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	defer func() { s.m.authLatency.Observe(time.Since(start).Seconds()) }()
+	fam, envoyPath := authEndpoint(r.URL.EscapedPath())
+	a := s.decideAuth(r, "auth", fam, envoyPath)
+	if a.status == http.StatusOK {
+		s.m.authAllowed.Inc()
+	}
+	a.write(w)
+}
+
+// authAnswer is forward auth's decision on one request, whichever protocol
+// asked (HTTP forward auth, gRPC ext_authz: extauthz.go): both render it
+// with write, so that they answer alike header for header.
+type authAnswer struct {
+	// status is 200, or the denial's 401, 403 or 503.
+	status int
+	// problem is the denial (none when status is 200).
+	problem verifier.Problem
+	// reason is the fixed text the denial was logged with ("" on allow).
+	reason string
+	// id is the identity allowed (status 200).
+	id verifier.Identity
+}
+
+// write renders a as an HTTP answer: 200 with the X-Amaretti-* identity
+// headers, or the problem with its RFC 6750 WWW-Authenticate challenge
+// (401, 403), Retry-After (503) and JSON body.
+func (a authAnswer) write(w http.ResponseWriter) {
+	if a.status == http.StatusOK {
+		identityHeaders(w, a.id)
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	verifier.WriteProblem(w, realm, a.problem)
+}
+
+// decideAuth is forward auth's one decision: the token of r (Authorization
+// header or the configured cookie), the original request read the way fam
+// says (forwardedRequest), verified. A denial is counted and logged under
+// handler (never with the token); an allowed request's last use is
+// recorded, and the caller counts it. Any error denies.
+func (s *server) decideAuth(r *http.Request, handler string, fam family, envoyPath string) authAnswer {
+	ctx := r.Context()
 	token, _, err := s.requestToken(r, "")
 	if err != nil {
-		s.denyTokenless(w, r, "auth", err, true)
-		return
+		p := s.tokenlessDenial(r, handler, err, true)
+		return authAnswer{status: p.Status, problem: p, reason: reasonOf(err)}
 	}
-	fam, envoyPath := authEndpoint(r.URL.EscapedPath())
 	req, err := forwardedRequest(r, fam, envoyPath)
 	if err != nil {
-		s.deny(w, r, "auth", err, contextProblem)
-		return
+		s.denied(r, handler, err, contextProblem)
+		return authAnswer{status: contextProblem.Status, problem: contextProblem, reason: reasonOf(err)}
 	}
-	id, err := s.v.Verify(r.Context(), token, req)
+	id, err := s.v.Verify(ctx, token, req)
 	if err != nil {
-		s.deny(w, r, "auth", err, verifier.ProblemFor(err))
-		return
+		p := verifier.ProblemFor(err)
+		s.denied(r, handler, err, p)
+		return authAnswer{status: p.Status, problem: p, reason: reasonOf(err)}
 	}
-	s.m.authAllowed.Inc()
 	s.tracker.Seen(id.TokenID, s.clientAddr(r))
-	identityHeaders(w, id)
-	w.WriteHeader(http.StatusOK)
+	return authAnswer{status: http.StatusOK, id: id}
 }
 
 // isAuthPath: the escaped path is /v1/auth or below it.

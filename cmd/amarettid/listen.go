@@ -33,15 +33,18 @@ func listenFlags() []cli.Flag {
 		&cli.StringFlag{Name: "tls-cert", EnvVars: []string{"AMARETTI_TLS_CERT"}, Usage: "serve HTTPS (TLS 1.2+) with the certificate (chain) in PEM `FILE`; re-read on SIGHUP"},
 		&cli.StringFlag{Name: "tls-key", EnvVars: []string{"AMARETTI_TLS_KEY"}, Usage: "the private key of --tls-cert, in PEM `FILE` readable by its owner only; re-read on SIGHUP"},
 		&cli.StringFlag{Name: "admin-listen", EnvVars: []string{"AMARETTI_ADMIN_LISTEN"}, Usage: "serve /metrics and /v1/admin/... on this `ADDR` only (404 on --listen); /healthz and /readyz on both (absent: all on --listen)"},
+		&cli.StringFlag{Name: "grpc-listen", EnvVars: []string{"AMARETTI_GRPC_LISTEN"}, Usage: "serve Envoy's ext_authz over gRPC (envoy.service.auth.v3.Authorization/Check, and grpc.health.v1) on this `ADDR`, e.g. 127.0.0.1:9191; TLS as --listen (absent: no gRPC)"},
 		&cli.BoolFlag{Name: "admin-tls", Value: true, EnvVars: []string{"AMARETTI_ADMIN_TLS"}, Usage: "with TLS on, serve --admin-listen with the same certificate; false for plain HTTP there (e.g. a loopback scrape)"},
 	}
 }
 
-// listener is one HTTP server of the daemon and the socket it serves.
+// listener is one server of the daemon and the socket it serves: an HTTP
+// server, or (grpc set) the gRPC one.
 type listener struct {
-	name string // "public" or "admin"
+	name string // "public", "admin" or "grpc"
 	ln   net.Listener
 	srv  *http.Server
+	grpc *grpcServer
 	tls  bool
 }
 
@@ -67,6 +70,18 @@ func (s *server) listeners(c *cli.Context, cert *certificate, log *slog.Logger) 
 	err := add("public", c.String("listen"), public, cert != nil)
 	if err == nil && admin != nil {
 		err = add("admin", adminAddr, admin, cert != nil && c.Bool("admin-tls"))
+	}
+	if addr := c.String("grpc-listen"); err == nil && addr != "" {
+		var ln net.Listener
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			err = fmt.Errorf("grpc listener: %w", err)
+		} else {
+			var conf *tls.Config
+			if cert != nil {
+				conf = cert.tlsConfig()
+			}
+			out = append(out, &listener{name: "grpc", ln: ln, grpc: s.newGRPCServer(conf), tls: cert != nil})
+		}
 	}
 	if err != nil {
 		for _, l := range out {
@@ -116,6 +131,12 @@ func serveAll(ctx context.Context, ls []*listener, log *slog.Logger) error {
 		go func() {
 			defer wg.Done()
 			var err error
+			if l.grpc != nil {
+				if err = l.grpc.serve(l.ln); err != nil {
+					failed <- fmt.Errorf("%s listener: %w", l.name, err)
+				}
+				return
+			}
 			if l.tls {
 				err = l.srv.ServeTLS(l.ln, "", "") // the certificate comes from TLSConfig.GetCertificate
 			} else {
@@ -141,7 +162,11 @@ func serveAll(ctx context.Context, ls []*listener, log *slog.Logger) error {
 		sw.Add(1)
 		go func() {
 			defer sw.Done()
-			if err := l.srv.Shutdown(shutdown); err != nil {
+			stop := l.srv.Shutdown
+			if l.grpc != nil {
+				stop = l.grpc.stop
+			}
+			if err := stop(shutdown); err != nil {
 				mu.Lock()
 				if first == nil {
 					first = fmt.Errorf("%s listener: shutdown: %w", l.name, err)

@@ -3,6 +3,7 @@
 //
 //	GET|POST /v1/verify                     verify a token; 200 + identity JSON
 //	/v1/auth                                forward auth (nginx auth_request, Traefik forwardAuth, Envoy ext_authz)
+//	gRPC Authorization/Check (--grpc-listen)  Envoy ext_authz over gRPC (extauthz.go)
 //	POST /v1/admin/editors/{id}/touch       admin and superuser tokens only; also lock, unlock
 //	POST /v1/admin/touch-all
 //	/v1/admin/logins, /v1/admin/editors/{id}/links   a web frontend's logins (admin:logins; logins.go)
@@ -277,8 +278,8 @@ func serve(c *cli.Context, log *slog.Logger) error {
 		return err
 	}
 	attrs := []any{"addr", ls[0].ln.Addr().String(), "tls", ls[0].tls}
-	if len(ls) > 1 {
-		attrs = append(attrs, "admin_addr", ls[1].ln.Addr().String(), "admin_tls", ls[1].tls)
+	for _, l := range ls[1:] {
+		attrs = append(attrs, l.name+"_addr", l.ln.Addr().String(), l.name+"_tls", l.tls)
 	}
 	kind, _ := setup.Parse(c.String("db"))
 	storeAttrs := []any{"store", "sqlite", "db", setup.Redact(c.String("db"))}

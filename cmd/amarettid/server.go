@@ -310,10 +310,16 @@ func badRequest(desc string) verifier.Problem {
 // a bare challenge when there is none, 400 (401 for forward auth) when the
 // request carries two tokens or a malformed Authorization header.
 func (s *server) denyTokenless(w http.ResponseWriter, r *http.Request, handler string, err error, forward bool) {
+	verifier.WriteProblem(w, realm, s.tokenlessDenial(r, handler, err, forward))
+}
+
+// tokenlessDenial counts (and, but for a missing token, logs) the denial
+// of a request whose token could not be read, and returns its problem:
+// denyTokenless without the answer.
+func (s *server) tokenlessDenial(r *http.Request, handler string, err error, forward bool) verifier.Problem {
 	if errors.Is(err, errNoToken) {
 		s.m.verifications.WithLabelValues(handler, "no_token").Inc()
-		verifier.WriteProblem(w, realm, verifier.Problem{Status: http.StatusUnauthorized})
-		return
+		return verifier.Problem{Status: http.StatusUnauthorized}
 	}
 	p := badRequest(`the Authorization header must be "Bearer", one or more spaces and the token`)
 	if errors.Is(err, verifier.ErrSeveralTokens) {
@@ -322,7 +328,8 @@ func (s *server) denyTokenless(w http.ResponseWriter, r *http.Request, handler s
 	if forward {
 		p.Status = http.StatusUnauthorized
 	}
-	s.deny(w, r, handler, err, p)
+	s.denied(r, handler, err, p)
+	return p
 }
 
 // reasons are the sentinels a denial is logged by, most specific first.
@@ -351,6 +358,12 @@ func reasonOf(err error) string {
 // status, the reason (a fixed text), and the token and editor ids when
 // they are known — never what the client sent.
 func (s *server) deny(w http.ResponseWriter, r *http.Request, handler string, err error, p verifier.Problem) {
+	s.denied(r, handler, err, p)
+	verifier.WriteProblem(w, realm, p)
+}
+
+// denied counts and logs a denial: deny without the answer.
+func (s *server) denied(r *http.Request, handler string, err error, p verifier.Problem) {
 	outcome := p.Code
 	if outcome == "" {
 		outcome = "denied"
@@ -363,7 +376,6 @@ func (s *server) deny(w http.ResponseWriter, r *http.Request, handler string, er
 		s.refused(r, err)
 	}
 	s.log.LogAttrs(r.Context(), slog.LevelInfo, "request denied", attrs...)
-	verifier.WriteProblem(w, realm, p)
 }
 
 // admin wraps an epoch change that needs right, an "admin:" right: only
@@ -459,7 +471,18 @@ func (s *server) announce(ctx context.Context, target string, editors []epoch.Ed
 }
 
 func (s *server) handleReady(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	status, ready := s.readiness(r.Context())
+	code := http.StatusOK
+	if !ready {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, status)
+}
+
+// readiness is /readyz's report: each part's state, and whether the daemon
+// can verify (keys loaded, store reachable; Redis down is still ready).
+func (s *server) readiness(ctx context.Context) (map[string]string, bool) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	status := map[string]string{}
 	ready := true
@@ -481,11 +504,7 @@ func (s *server) handleReady(w http.ResponseWriter, r *http.Request) {
 			status["redis"] = "ok"
 		}
 	}
-	code := http.StatusOK
-	if !ready {
-		code = http.StatusServiceUnavailable
-	}
-	writeJSON(w, code, status)
+	return status, ready
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

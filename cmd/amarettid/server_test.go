@@ -25,6 +25,7 @@ import (
 )
 
 type fixture struct {
+	s        *server
 	tracker  *apitoken.Tracker
 	refusals *audit.Refusals
 	srv      *httptest.Server
@@ -61,6 +62,7 @@ func newFixture(t *testing.T) *fixture {
 	checker, _ := caveat.NewChecker()
 	s.issuer, _ = apitoken.NewIssuer(store, minter, checker)
 	f.tracker = s.tracker
+	f.s = s
 	f.srv = httptest.NewServer(s.routes())
 	t.Cleanup(f.srv.Close)
 	f.minter, _ = macaroon.NewMinter(keys, "api.example.org")

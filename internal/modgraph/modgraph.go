@@ -1,7 +1,9 @@
 // Package modgraph checks the library's go.mod: a service that imports
 // amaretti must not pull the examples' browser driver and OIDC client, or the
 // benchmarks' JWT library, into its module graph, nor an old
-// golang.org/x/crypto. Its test applies Check to the repository's go.mod.
+// golang.org/x/crypto. Its test applies Check to the repository's go.mod,
+// and CheckLibraryDeps to the library packages' dependencies (gRPC and
+// Envoy's protos are the daemon's alone).
 package modgraph
 
 import (
@@ -148,4 +150,34 @@ func cryptoCurrent(v string) bool {
 		return false
 	}
 	return major > 0 || minor >= cryptoMinor
+}
+
+// daemonOnly lists the import path prefixes only the daemon
+// (cmd/amarettid) may import: gRPC and Envoy's protos, for ext_authz. A
+// service that imports the library's packages compiles none of them.
+var daemonOnly = [...]string{
+	"google.golang.org/grpc",
+	"github.com/envoyproxy/",
+	"github.com/cncf/xds/",
+	"google.golang.org/genproto/",
+}
+
+// ErrDaemonOnly is a library package that depends on a package only the
+// daemon may import.
+var ErrDaemonOnly = errors.New("package belongs to the daemon only")
+
+// CheckLibraryDeps reads the output of "go list -deps" for the library's
+// packages (one import path a line) and returns every daemon-only package
+// found, joined, or nil.
+func CheckLibraryDeps(deps []byte) error {
+	var errs []error
+	for _, p := range strings.Fields(string(deps)) {
+		for _, prefix := range daemonOnly {
+			if p == strings.TrimSuffix(prefix, "/") || strings.HasSuffix(prefix, "/") && strings.HasPrefix(p, prefix) || strings.HasPrefix(p, prefix+"/") {
+				errs = append(errs, fmt.Errorf("%s: %w", p, ErrDaemonOnly))
+				break
+			}
+		}
+	}
+	return errors.Join(errs...)
 }

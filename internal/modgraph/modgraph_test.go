@@ -3,7 +3,9 @@ package modgraph_test
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -69,6 +71,61 @@ func TestCheck(t *testing.T) {
 				if !errors.Is(err, w) {
 					t.Errorf("error %q is not %v", err, w)
 				}
+			}
+		})
+	}
+}
+
+// TestLibraryDeps fails when a package of the library (any package of the
+// root module outside cmd/ and internal/) depends, directly or not, on gRPC
+// or Envoy's protos, which only amarettid's ext_authz uses.
+func TestLibraryDeps(t *testing.T) {
+	list := func(args ...string) []byte {
+		t.Helper()
+		cmd := exec.Command("go", append([]string{"list"}, args...)...)
+		cmd.Dir = filepath.Join("..", "..")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list %v: %v", args, err)
+		}
+		return out
+	}
+	var lib []string
+	for _, p := range strings.Fields(string(list("./..."))) {
+		if !strings.Contains(p, "/cmd/") && !strings.Contains(p, "/internal/") {
+			lib = append(lib, p)
+		}
+	}
+	if !slices.Contains(lib, "github.com/amaretti-auth/amaretti/verifier") {
+		t.Fatalf("the library's packages are not listed: %v", lib)
+	}
+	if err := modgraph.CheckLibraryDeps(list(append([]string{"-deps"}, lib...)...)); err != nil {
+		t.Fatal(err)
+	}
+	// The daemon does import them: the rule can fail.
+	if err := modgraph.CheckLibraryDeps(list("-deps", "./cmd/amarettid")); !errors.Is(err, modgraph.ErrDaemonOnly) {
+		t.Fatalf("amarettid's dependencies: %v, want %v", err, modgraph.ErrDaemonOnly)
+	}
+}
+
+// TestCheckLibraryDeps pins what CheckLibraryDeps refuses.
+func TestCheckLibraryDeps(t *testing.T) {
+	for _, tc := range []struct {
+		name, deps string
+		bad        bool
+	}{
+		{"standard library and the module's own", "fmt\nnet/http\ngithub.com/amaretti-auth/amaretti/verifier\n", false},
+		{"protobuf", "google.golang.org/protobuf/proto\n", false},
+		{"a module whose name starts like grpc", "google.golang.org/grpcx/y\n", false},
+		{"grpc", "google.golang.org/grpc\n", true},
+		{"a grpc package", "google.golang.org/grpc/codes\n", true},
+		{"envoy's protos", "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3\n", true},
+		{"genproto", "google.golang.org/genproto/googleapis/rpc/status\n", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := modgraph.CheckLibraryDeps([]byte(tc.deps))
+			if bad := errors.Is(err, modgraph.ErrDaemonOnly); bad != tc.bad {
+				t.Fatalf("%v, want refused %v", err, tc.bad)
 			}
 		})
 	}
