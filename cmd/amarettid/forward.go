@@ -206,12 +206,17 @@ func unhex(c byte) byte {
 func (s *server) handleAuth(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	defer func() { s.m.authLatency.Observe(time.Since(start).Seconds()) }()
+	fam, envoyPath := authEndpoint(r.URL.EscapedPath())
+	if fam == familyOriginal {
+		// nginx 1.22 will not cache a "private" answer: its cache obeys
+		// X-Accel-Expires instead (0: never), see examples/proxies.
+		w.Header()["X-Accel-Expires"] = []string{"0"}
+	}
 	token, _, err := s.requestToken(r, "")
 	if err != nil {
 		s.denyTokenless(w, r, "auth", err, true)
 		return
 	}
-	fam, envoyPath := authEndpoint(r.URL.EscapedPath())
 	req, err := forwardedRequest(r, fam, envoyPath)
 	if err != nil {
 		s.deny(w, r, "auth", err, contextProblem)
@@ -225,6 +230,13 @@ func (s *server) handleAuth(w http.ResponseWriter, r *http.Request) {
 	s.m.authAllowed.Inc()
 	s.tracker.Seen(id.TokenID, s.clientAddr(r))
 	identityHeaders(w, id)
+	// A proxy may cache the allow for at most --auth-cache-max-age (and
+	// never past the token's expiry); every denial above is no-store.
+	cc := cacheControl(s.authCacheMaxAge, id, time.Now())
+	w.Header()["Cache-Control"] = []string{cc}
+	if fam == familyOriginal && cc != noStore {
+		w.Header()["X-Accel-Expires"] = []string{strings.TrimPrefix(cc, cacheablePrefix)}
+	}
 	w.WriteHeader(http.StatusOK)
 }
 

@@ -3,6 +3,7 @@
 //
 //	GET|POST /v1/verify                     verify a token; 200 + identity JSON
 //	/v1/auth                                forward auth (nginx auth_request, Traefik forwardAuth, Envoy ext_authz)
+//	POST /v1/introspect                     RFC 7662 token introspection (introspect.go)
 //	POST /v1/admin/editors/{id}/touch       admin and superuser tokens only; also lock, unlock
 //	POST /v1/admin/touch-all
 //	/v1/admin/logins, /v1/admin/editors/{id}/links   a web frontend's logins (admin:logins; logins.go)
@@ -94,7 +95,7 @@ func app(stdout, stderr io.Writer, log *slog.Logger) *cli.App {
 			&cli.IntFlag{Name: "max-live-tokens", Value: epoch.DefaultMaxLiveTokens, EnvVars: []string{"AMARETTI_MAX_LIVE_TOKENS"}, Usage: "most live API tokens one editor may hold; creating another is refused (409)"},
 			&cli.IntFlag{Name: "max-revoked-tokens", Value: epoch.DefaultMaxRevokedTokens, EnvVars: []string{"AMARETTI_MAX_REVOKED_TOKENS"}, Usage: "most revoked, unexpired API tokens an editor's state lists; at the limit, creating tokens is refused until a touch clears the list (revoking is never refused)"},
 			&cli.DurationFlag{Name: "keys-reload", Value: 30 * time.Second, EnvVars: []string{"AMARETTI_KEYS_RELOAD"}, Usage: "re-read the key directory this often (and on SIGHUP), to pick up rotations and retirements; 0 for SIGHUP only"},
-		}, append(listenFlags(), policyFlags()...)...),
+		}, append(append(listenFlags(), policyFlags()...), append(cacheFlags(), introspectFlags()...)...)...),
 		Action: func(c *cli.Context) error {
 			return serve(c, log)
 		},
@@ -227,7 +228,17 @@ func serve(c *cli.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	s := &server{trusted: trusted, v: v, keys: keys, store: store, cache: cache, layer: layer, m: m, log: log, cookie: c.String("cookie"), maxBody: c.Int64("max-body"),
+	maxAge, err := cacheMaxAge(c)
+	if err != nil {
+		return err
+	}
+	var clients introspectClients
+	if path := c.String("introspect-client-file"); path != "" {
+		if clients, err = readIntrospectClients(path); err != nil {
+			return err
+		}
+	}
+	s := &server{authCacheMaxAge: maxAge, introspectClients: clients, trusted: trusted, v: v, keys: keys, store: store, cache: cache, layer: layer, m: m, log: log, cookie: c.String("cookie"), maxBody: c.Int64("max-body"),
 		issuer: issuer, tracker: tracker}
 	// SIGHUP re-reads the key store and the TLS certificate: the signal
 	// package delivers it to each channel.
