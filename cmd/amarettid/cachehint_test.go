@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -160,5 +163,91 @@ func TestAuthCacheMaxAgeFlag(t *testing.T) {
 		if resp.StatusCode != 200 || resp.Header.Get("Cache-Control") != "private, max-age=3" {
 			t.Fatalf("%d %v", resp.StatusCode, resp.Header)
 		}
+	})
+}
+
+// TestNginxAuthCache runs the example nginx configuration with its cache of
+// amarettid's answers on, amarettid with --auth-cache-max-age 1s: an allow
+// is served from nginx's cache (amarettid is not asked again), a denial
+// never is, and a touched token is refused within N + 1 s (nginx counts
+// whole seconds) of the touch reaching amarettid — here at once, through
+// the admin endpoint.
+func TestNginxAuthCache(t *testing.T) {
+	const n = time.Second
+	d := newDeployment(t, "")
+	alice := d.cli("editor", "create", "alice")
+	root := d.cli("editor", "create", "--role", "admin", "root")
+	a := d.start("--cache-ttl", "50ms", "--auth-cache-max-age", n.String())
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(echo.Close)
+	base := "http://" + startExampleNginxWith(t, a.url, strings.TrimPrefix(echo.URL, "http://"), true)
+
+	get := func(tok string) (int, http.Header) {
+		req, _ := http.NewRequest("GET", base+"/v1/things", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header
+	}
+	asked := func(outcome string) string {
+		return a.metric(t, `amaretti_verifications_total{handler="auth",outcome="`+outcome+`"}`)
+	}
+	tok := d.mint(d.minter(), alice)
+	t.Run("an allow is cached", func(t *testing.T) {
+		if status, _ := get(tok); status != 200 {
+			t.Fatalf("%d", status)
+		}
+		before := asked("allowed")
+		// nginx keeps the entry until the end of the second after the one
+		// it stored it in: a request at once is a hit.
+		if status, _ := get(tok); status != 200 {
+			t.Fatalf("%d", status)
+		}
+		if after := asked("allowed"); after != before {
+			t.Fatalf("amarettid asked again (%s → %s): the allow was not cached", before, after)
+		}
+	})
+	t.Run("a denial is not", func(t *testing.T) {
+		before := asked("invalid_token")
+		for range 3 {
+			if status, _ := get("garbage"); status != 401 {
+				t.Fatalf("%d", status)
+			}
+		}
+		if after := asked("invalid_token"); after == before || after == "" {
+			t.Fatalf("denials: %s → %s", before, after)
+		}
+		b, _ := strconv.Atoi(before)
+		if after, _ := strconv.Atoi(asked("invalid_token")); after-b != 3 {
+			t.Fatalf("amarettid saw %d of 3 denied requests: a denial was cached", after-b)
+		}
+	})
+	t.Run("a touch is refused within N + 1 s", func(t *testing.T) {
+		if status, _ := get(tok); status != 200 { // cached now
+			t.Fatalf("%d", status)
+		}
+		req, _ := http.NewRequest("POST", a.url+"/v1/admin/editors/"+alice+"/touch", nil)
+		req.Header.Set("Authorization", "Bearer "+d.mint(d.minter(), root))
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("touch: %d", resp.StatusCode)
+		}
+		touched := time.Now()
+		if status := a.status(t, tok); status != 401 {
+			t.Fatalf("amarettid itself: %d after the touch", status)
+		}
+		waitUntil(t, "touched token refused through nginx's cache", n+time.Second+500*time.Millisecond, func() bool {
+			status, _ := get(tok)
+			return status == 401
+		})
+		t.Logf("refused through the cache %v after the touch (bound N + 1 s = %v)", time.Since(touched).Round(time.Millisecond), n+time.Second)
 	})
 }
