@@ -120,14 +120,18 @@ func TestAuthCacheHints(t *testing.T) {
 // TestAuthCacheMaxAgeFlag: --auth-cache-max-age refuses what it cannot
 // honour — negative, fractions of a second, or longer than --poll (the
 // bound on how late a revocation reaches the daemon) — and accepts up to
-// --poll.
+// --poll; both gateway flags are checked before anything starts (an
+// introspection client file others may read: exit status 1).
 func TestAuthCacheMaxAgeFlag(t *testing.T) {
 	d := newDeployment(t, "")
+	open := writeClientFile(t, "rs:a-secret\n", 0o644)
 	for _, tc := range []struct {
 		name string
 		args []string
-		want string // the whole of stderr, exit status 2
+		want string // the whole of stderr, exit status 2 (1 for the client file)
 	}{
+		{"a client file others may read", []string{"--introspect-client-file", open},
+			"amarettid: --introspect-client-file: insecure introspection client file permissions: " + open + " is accessible by group or others (mode 0644); chmod 600 it\n"},
 		{"negative", []string{"--auth-cache-max-age", "-1s"},
 			"amarettid: usage: --auth-cache-max-age must not be negative\n"},
 		{"fractions", []string{"--auth-cache-max-age", "500ms"},
@@ -145,8 +149,12 @@ func TestAuthCacheMaxAgeFlag(t *testing.T) {
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			err := cmd.Run()
+			code := 2
+			if strings.Contains(tc.name, "client file") {
+				code = 1
+			}
 			ee, ok := err.(*exec.ExitError)
-			if !ok || ee.ExitCode() != 2 || stderr.String() != tc.want {
+			if !ok || ee.ExitCode() != code || stderr.String() != tc.want {
 				t.Errorf("%v, stderr:\n%q\nwant exit 2, stderr:\n%q", err, stderr.String(), tc.want)
 			}
 		})

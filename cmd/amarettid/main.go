@@ -112,6 +112,17 @@ func serve(c *cli.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// The gateway flags are checked before anything is opened or started.
+	maxAge, err := cacheMaxAge(c)
+	if err != nil {
+		return err
+	}
+	var clients introspectClients
+	if path := c.String("introspect-client-file"); path != "" {
+		if clients, err = readIntrospectClients(path); err != nil {
+			return err
+		}
+	}
 	// A key directory is opened first (its absence is said first); keys
 	// in the database once the store is open.
 	keyOpts := setup.KeyOptions{Keys: c.String("keys"), DB: c.String("db"), KEKFile: c.String("key-encryption-key-file"), KEK: os.Getenv(setup.KEKEnv)}
@@ -227,16 +238,6 @@ func serve(c *cli.Context, log *slog.Logger) error {
 	trusted, err := parseTrustedProxies(c.String("trusted-proxies"))
 	if err != nil {
 		return err
-	}
-	maxAge, err := cacheMaxAge(c)
-	if err != nil {
-		return err
-	}
-	var clients introspectClients
-	if path := c.String("introspect-client-file"); path != "" {
-		if clients, err = readIntrospectClients(path); err != nil {
-			return err
-		}
 	}
 	s := &server{authCacheMaxAge: maxAge, introspectClients: clients, trusted: trusted, v: v, keys: keys, store: store, cache: cache, layer: layer, m: m, log: log, cookie: c.String("cookie"), maxBody: c.Int64("max-body"),
 		issuer: issuer, tracker: tracker}
