@@ -208,8 +208,20 @@ func (s *server) handleAuth(w http.ResponseWriter, r *http.Request) {
 	defer func() { s.m.authLatency.Observe(time.Since(start).Seconds()) }()
 	fam, envoyPath := authEndpoint(r.URL.EscapedPath())
 	a := s.decideAuth(r, "auth", fam, envoyPath)
+	if fam == familyOriginal {
+		// nginx 1.22 will not cache a "private" answer: its cache obeys
+		// X-Accel-Expires instead (0: never), see examples/proxies.
+		w.Header()["X-Accel-Expires"] = []string{"0"}
+	}
 	if a.status == http.StatusOK {
 		s.m.authAllowed.Inc()
+		// A proxy may cache the allow for at most --auth-cache-max-age
+		// (and never past the token's expiry); every denial is no-store.
+		cc := cacheControl(s.authCacheMaxAge, a.id, time.Now())
+		w.Header()["Cache-Control"] = []string{cc}
+		if fam == familyOriginal && cc != noStore {
+			w.Header()["X-Accel-Expires"] = []string{strings.TrimPrefix(cc, cacheablePrefix)}
+		}
 	}
 	a.write(w)
 }

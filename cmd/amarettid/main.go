@@ -4,6 +4,7 @@
 //	GET|POST /v1/verify                     verify a token; 200 + identity JSON
 //	/v1/auth                                forward auth (nginx auth_request, Traefik forwardAuth, Envoy ext_authz)
 //	gRPC Authorization/Check (--grpc-listen)  Envoy ext_authz over gRPC (extauthz.go)
+//	POST /v1/introspect                     RFC 7662 token introspection (introspect.go)
 //	POST /v1/admin/editors/{id}/touch       admin and superuser tokens only; also lock, unlock
 //	POST /v1/admin/touch-all
 //	/v1/admin/logins, /v1/admin/editors/{id}/links   a web frontend's logins (admin:logins; logins.go)
@@ -104,7 +105,7 @@ func app(stdout, stderr io.Writer, log *slog.Logger) *cli.App {
 			&cli.StringFlag{Name: "notify-thresholds", Value: "30d,7d,1d", EnvVars: []string{"AMARETTI_NOTIFY_THRESHOLDS"}, Usage: "warn this long before a token expires: comma-separated days (30d) or durations (48h)"},
 			&cli.DurationFlag{Name: "notify-interval", Value: 5 * time.Minute, EnvVars: []string{"AMARETTI_NOTIFY_INTERVAL"}, Usage: "scan the registry for notifications this often"},
 			&cli.DurationFlag{Name: "keys-reload", Value: 30 * time.Second, EnvVars: []string{"AMARETTI_KEYS_RELOAD"}, Usage: "re-read the key directory this often (and on SIGHUP), to pick up rotations and retirements; 0 for SIGHUP only"},
-		}, append(listenFlags(), policyFlags()...)...),
+		}, append(append(listenFlags(), policyFlags()...), append(cacheFlags(), introspectFlags()...)...)...),
 		Action: func(c *cli.Context) error {
 			return serve(c, log)
 		},
@@ -120,6 +121,17 @@ func serve(c *cli.Context, log *slog.Logger) error {
 	cert, err := tlsOptions(c)
 	if err != nil {
 		return err
+	}
+	// The gateway flags are checked before anything is opened or started.
+	maxAge, err := cacheMaxAge(c)
+	if err != nil {
+		return err
+	}
+	var clients introspectClients
+	if path := c.String("introspect-client-file"); path != "" {
+		if clients, err = readIntrospectClients(path); err != nil {
+			return err
+		}
 	}
 	// A key directory is opened first (its absence is said first); keys
 	// in the database once the store is open.
@@ -245,7 +257,7 @@ func serve(c *cli.Context, log *slog.Logger) error {
 	go func() { refusals.Run(watchCtx); close(refusalsDone) }()
 	defer func() { stopWatch(); <-refusalsDone }() // the last batch is written before the store closes
 	s := &server{trusted: trusted, v: v, keys: keys, store: store, cache: cache, layer: layer, m: m, log: log, cookie: c.String("cookie"), maxBody: c.Int64("max-body"),
-		issuer: issuer, tracker: tracker, refusals: refusals}
+		issuer: issuer, tracker: tracker, refusals: refusals, authCacheMaxAge: maxAge, introspectClients: clients}
 	pruneDone := make(chan struct{})
 	go func() { s.pruneAudit(watchCtx, c.Duration("audit-retention"), time.Hour); close(pruneDone) }()
 	defer func() { stopWatch(); <-pruneDone }()

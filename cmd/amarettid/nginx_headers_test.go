@@ -26,6 +26,13 @@ import (
 // accepts connections. nginx logging an error fails the test.
 func startExampleNginx(t *testing.T, amarettidURL, apiAddr string) string {
 	t.Helper()
+	return startExampleNginxWith(t, amarettidURL, apiAddr, false)
+}
+
+// startExampleNginxWith is startExampleNginx, with the example's commented
+// cache of amarettid's answers turned on when cache is set.
+func startExampleNginxWith(t *testing.T, amarettidURL, apiAddr string, cache bool) string {
+	t.Helper()
 	nginx, err := exec.LookPath("nginx")
 	if err != nil {
 		for _, p := range []string{"/usr/sbin/nginx", "/sbin/nginx"} {
@@ -48,6 +55,12 @@ func startExampleNginx(t *testing.T, amarettidURL, apiAddr string) string {
 		"http://127.0.0.1:8081", "http://"+apiAddr,
 	).Replace(string(example))
 	dir := t.TempDir()
+	if cache {
+		if strings.Count(server, "        #proxy_") != 3 {
+			t.Fatal("examples/proxies/nginx.conf no longer has its three commented cache lines")
+		}
+		server = "proxy_cache_path " + dir + "/cache keys_zone=amaretti_auth:1m;\n" + strings.ReplaceAll(server, "        #proxy_", "        proxy_")
+	}
 	conf := `daemon off;
 master_process off;
 worker_processes 1;

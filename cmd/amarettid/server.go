@@ -47,6 +47,12 @@ type server struct {
 	trusted []netip.Prefix
 	// csrf guards state-changing requests authenticated by the cookie.
 	csrf *http.CrossOriginProtection
+	// authCacheMaxAge bounds how long a proxy may cache an allow from
+	// forward auth or introspection (--auth-cache-max-age; 0: no-store).
+	authCacheMaxAge time.Duration
+	// introspectClients may call /v1/introspect with HTTP Basic
+	// (--introspect-client-file; none by default).
+	introspectClients introspectClients
 }
 
 // routes is every endpoint on one handler, as served without --admin-listen
@@ -73,6 +79,7 @@ func (s *server) publicRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/tokens/expiring", s.handleExpiring)
 	mux.HandleFunc("DELETE /v1/tokens/{id}", s.handleRevokeToken)
 	mux.HandleFunc("POST /v1/tokens/exchange", s.handleExchange)
+	mux.HandleFunc("POST /v1/introspect", s.handleIntrospect) // introspect.go
 }
 
 // adminRoutes registers the operators' endpoints: /v1/admin/... and
@@ -336,7 +343,7 @@ func (s *server) tokenlessDenial(r *http.Request, handler string, err error, for
 // Their texts are fixed: a denial's full error may repeat what the client
 // sent (a right, a path, an endpoint), which never reaches a log line.
 // (verifier.Reason covers the verifier's own.)
-var reasons = []error{errContext, errContextTwice, errCrossOrigin, errNotJSON}
+var reasons = []error{errContext, errContextTwice, errCrossOrigin, errNotJSON, errIntrospectRequest}
 
 // reasonOf is the fixed text a denial is logged with.
 func reasonOf(err error) string {

@@ -36,7 +36,11 @@ type fixture struct {
 	admin    epoch.Editor
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { t.Helper(); return newFixtureWith(t, nil) }
+
+// newFixtureWith is newFixture with configure applied to the server before
+// it serves (nil: nothing).
+func newFixtureWith(t *testing.T, configure func(*server)) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -63,6 +67,9 @@ func newFixture(t *testing.T) *fixture {
 	s.issuer, _ = apitoken.NewIssuer(store, minter, checker)
 	f.tracker = s.tracker
 	f.s = s
+	if configure != nil {
+		configure(s)
+	}
 	f.srv = httptest.NewServer(s.routes())
 	t.Cleanup(f.srv.Close)
 	f.minter, _ = macaroon.NewMinter(keys, "api.example.org")
