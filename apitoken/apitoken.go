@@ -171,7 +171,7 @@ type Request struct {
 }
 
 // Create mints an API token, registers it and returns the secret (shown
-// once) with its row, which records what the token carries. Rights the
+// once, in the API token format: macaroon.FormatAPI) with its row, which records what the token carries. Rights the
 // editor's role, or the parent token, does not permit are refused
 // (ErrRightNotAllowed): a bot's token never names an admin right. Malformed
 // requests are refused with ErrInvalid.
@@ -233,7 +233,7 @@ func (i *Issuer) Create(ctx context.Context, r Request) (string, epoch.APIToken,
 	if err := i.store.RegisterToken(ctx, row); err != nil {
 		return "", epoch.APIToken{}, err
 	}
-	return m.Token, row, nil
+	return macaroon.FormatAPI(m.Token), row, nil
 }
 
 // normalize sorts rights and drops repeats; the caveat grammar refuses a
@@ -248,8 +248,8 @@ const (
 	MaxExchangeTTL     = time.Hour
 )
 
-// Exchange mints a short-lived access token (kind exchange) for the
-// holder of parent, under the rule Issuer describes (no session exception):
+// Exchange mints a short-lived access token (kind exchange, written in the
+// API token format: macaroon.FormatAPI) for the holder of parent, under the rule Issuer describes (no session exception):
 // the same editor, every restriction of the parent, rights narrowed further
 // when given (they must be among the parent's), expiring after ttl (default
 // the policy's Exchange, DefaultExchangeTTL unless configured; at most
@@ -276,5 +276,6 @@ func (i *Issuer) Exchange(ctx context.Context, parent Parent, rights []string, t
 	if err != nil {
 		return nil, mintErr(err)
 	}
+	m.Token = macaroon.FormatAPI(m.Token)
 	return m, nil
 }
