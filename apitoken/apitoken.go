@@ -120,6 +120,8 @@ func (i *Issuer) Policy() Policy { return i.policy }
 type Registry interface {
 	Editor(ctx context.Context, id string) (epoch.Editor, error)
 	RegisterToken(ctx context.Context, t epoch.APIToken) error
+	Token(ctx context.Context, tokenID string) (epoch.APIToken, error)
+	epoch.Rotations
 }
 
 // NewIssuer returns an Issuer minting with minter and registering in
@@ -176,6 +178,13 @@ type Request struct {
 // (ErrRightNotAllowed): a bot's token never names an admin right. Malformed
 // requests are refused with ErrInvalid.
 func (i *Issuer) Create(ctx context.Context, r Request) (string, epoch.APIToken, error) {
+	return i.create(ctx, r, nil, time.Time{}, i.store.RegisterToken)
+}
+
+// create is Create, carrying the parent_token caveats of parents besides
+// the creator's, expiring no later than notAfter (unless zero), and
+// registering the row with register.
+func (i *Issuer) create(ctx context.Context, r Request, parents []string, notAfter time.Time, register func(context.Context, epoch.APIToken) error) (string, epoch.APIToken, error) {
 	if r.Parent != nil {
 		switch {
 		case r.EditorID == "":
@@ -211,9 +220,17 @@ func (i *Issuer) Create(ctx context.Context, r Request) (string, epoch.APIToken,
 		can := d.allows
 		d.allows = func(right string) bool { return ed.Role.Permits(right) && can(right) }
 	}
+	for _, p := range parents {
+		if !slices.Contains(d.carried, caveat.Caveat(caveat.ParentToken(p))) {
+			d.carried = append(d.carried, caveat.ParentToken(p))
+		}
+	}
 	want := child{rights: r.Rights, endpoint: r.Endpoint, kind: r.Kind, now: now}
 	if ttl > 0 {
 		want.expires = now.Add(ttl)
+		if !notAfter.IsZero() && want.expires.After(notAfter) {
+			want.expires = notAfter
+		}
 	}
 	c, err := d.child(want)
 	if err != nil {
@@ -230,7 +247,7 @@ func (i *Issuer) Create(ctx context.Context, r Request) (string, epoch.APIToken,
 	}
 	// Registered after minting: if registering fails, the token was never
 	// shown to anyone.
-	if err := i.store.RegisterToken(ctx, row); err != nil {
+	if err := register(ctx, row); err != nil {
 		return "", epoch.APIToken{}, err
 	}
 	return macaroon.FormatAPI(m.Token), row, nil

@@ -223,7 +223,7 @@ func (s *server) handleAuth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.m.authAllowed.Inc()
-	s.tracker.Seen(id.TokenID, s.clientAddr(r))
+	s.tracker.SeenToken(id.TokenID, s.clientAddr(r), token)
 	identityHeaders(w, id)
 	w.WriteHeader(http.StatusOK)
 }

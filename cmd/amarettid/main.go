@@ -215,10 +215,14 @@ func serve(c *cli.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	tracker := apitoken.NewTracker(store, c.Duration("last-use-interval"), log)
-	trackerDone := make(chan struct{})
-	go func() { tracker.Run(watchCtx); close(trackerDone) }()
-	defer func() { stopWatch(); <-trackerDone }() // the last batch is written before the store closes
+	// Each batch of last uses is followed by the retirement of rotated
+	// tokens now due, announced as a revocation is.
+	var s *server
+	tracker := apitoken.NewTracker(store, c.Duration("last-use-interval"), log, apitoken.WithRetirement(store, func(ctx context.Context, eds []epoch.Editor) {
+		for _, e := range eds {
+			s.announce(ctx, e.ID, []epoch.Editor{e})
+		}
+	}))
 	issuer, err := apitoken.NewIssuer(store, minter, checker, apitoken.WithPolicy(policy))
 	if err != nil {
 		return err
@@ -227,8 +231,11 @@ func serve(c *cli.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	s := &server{trusted: trusted, v: v, keys: keys, store: store, cache: cache, layer: layer, m: m, log: log, cookie: c.String("cookie"), maxBody: c.Int64("max-body"),
+	s = &server{trusted: trusted, v: v, keys: keys, store: store, cache: cache, layer: layer, m: m, log: log, cookie: c.String("cookie"), maxBody: c.Int64("max-body"),
 		issuer: issuer, tracker: tracker}
+	trackerDone := make(chan struct{})
+	go func() { tracker.Run(watchCtx); close(trackerDone) }()
+	defer func() { stopWatch(); <-trackerDone }() // the last batch is written before the store closes
 	// SIGHUP re-reads the key store and the TLS certificate: the signal
 	// package delivers it to each channel.
 	keysHUP := make(chan os.Signal, 1)
