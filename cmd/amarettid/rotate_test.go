@@ -155,7 +155,7 @@ func TestRotationWithDaemon(t *testing.T) {
 		}
 		for _, tc := range []struct {
 			name, id, tok, body string
-			status             int
+			status              int
 		}{
 			{"revoked token", revokedID, session, `{}`, 409},
 			{"expired token", shortID, session, `{}`, 409},
