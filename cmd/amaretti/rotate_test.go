@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/amaretti-auth/amaretti/apitoken"
+	"github.com/amaretti-auth/amaretti/epoch"
+	"github.com/amaretti-auth/amaretti/epoch/sqlite"
 )
 
 // TestTokensRotate: "tokens rotate" prints a new token with the old one's
@@ -65,4 +70,33 @@ func TestTokensRotate(t *testing.T) {
 	c.jsonOut(&other, "tokens", "list", alice)
 	c.ok("", "tokens", "rotate", other[len(other)-1].TokenID)
 	c.fail("token revoked", "", "token", "verify", created.Token)
+}
+
+// TestTokensListAttenuation: "tokens list" shows how a token was last used
+// when its holder had narrowed it, escaped for the terminal.
+func TestTokensListAttenuation(t *testing.T) {
+	c := newCLI(t)
+	c.ok("", "init")
+	alice := c.ok("", "editor", "create", "alice")
+	var created struct {
+		TokenID string `json:"token_id"`
+	}
+	c.jsonOut(&created, "tokens", "create", alice, "--name", "ci")
+	// A daemon's tracker records uses; here the store is written directly.
+	store, err := sqlite.Open(context.Background(), filepath.Join(c.dir, "amaretti.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if err := store.RecordUses(context.Background(), []epoch.Use{{TokenID: created.TokenID, At: time.Now(), From: "192.0.2.1", Attenuation: "GET /api/x", AttenuationID: "0123456789ab"}}); err != nil {
+		t.Fatal(err)
+	}
+	if list := c.ok("", "tokens", "list", alice); !strings.Contains(list, "from 192.0.2.1, attenuated to GET /api/x") {
+		t.Fatalf("list:\n%s", list)
+	}
+	var rows []apitoken.Row
+	c.jsonOut(&rows, "tokens", "list", alice)
+	if len(rows) != 1 || rows[0].LastAttenuation != "GET /api/x" || rows[0].LastAttenuationID != "0123456789ab" {
+		t.Fatalf("rows %+v", rows)
+	}
 }
