@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -86,5 +87,17 @@ func TestAPITokenFormatCLI(t *testing.T) {
 	// Tokens that are not API tokens keep their plain form.
 	if cli := c.ok("", "token", "mint", alice); strings.HasPrefix(cli, macaroon.APIPrefix) {
 		t.Error("token mint wrote a CLI token in the API format")
+	}
+}
+
+// TestReadmePublishesPattern: the README's scanner rule is exactly the
+// pattern the code tests.
+func TestReadmePublishesPattern(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(readme), macaroon.APITokenPattern); n < 2 {
+		t.Fatalf("README quotes macaroon.APITokenPattern %d times, want the expression and the gitleaks rule", n)
 	}
 }
