@@ -109,10 +109,3 @@ func (i *Issuer) Rotate(ctx context.Context, r RotateRequest) (string, epoch.API
 	row.RotatedFrom = old.TokenID
 	return secret, row, updated, nil
 }
-
-// RetireRotated revokes the rotated tokens whose successor has been used
-// or revoked, or whose grace has ended (epoch.Rotations), returning the
-// changed editors for the caller to announce.
-func RetireRotated(ctx context.Context, store epoch.Rotations) ([]epoch.Editor, []epoch.APIToken, error) {
-	return store.RetireRotated(ctx)
-}
