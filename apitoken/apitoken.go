@@ -120,6 +120,8 @@ func (i *Issuer) Policy() Policy { return i.policy }
 type Registry interface {
 	Editor(ctx context.Context, id string) (epoch.Editor, error)
 	RegisterToken(ctx context.Context, t epoch.APIToken) error
+	Token(ctx context.Context, tokenID string) (epoch.APIToken, error)
+	epoch.Rotations
 }
 
 // NewIssuer returns an Issuer minting with minter and registering in
@@ -171,11 +173,18 @@ type Request struct {
 }
 
 // Create mints an API token, registers it and returns the secret (shown
-// once) with its row, which records what the token carries. Rights the
+// once, in the API token format: macaroon.FormatAPI) with its row, which records what the token carries. Rights the
 // editor's role, or the parent token, does not permit are refused
 // (ErrRightNotAllowed): a bot's token never names an admin right. Malformed
 // requests are refused with ErrInvalid.
 func (i *Issuer) Create(ctx context.Context, r Request) (string, epoch.APIToken, error) {
+	return i.create(ctx, r, nil, time.Time{}, i.store.RegisterToken)
+}
+
+// create is Create, carrying the parent_token caveats of parents besides
+// the creator's, expiring no later than notAfter (unless zero), and
+// registering the row with register.
+func (i *Issuer) create(ctx context.Context, r Request, parents []string, notAfter time.Time, register func(context.Context, epoch.APIToken) error) (string, epoch.APIToken, error) {
 	if r.Parent != nil {
 		switch {
 		case r.EditorID == "":
@@ -211,9 +220,17 @@ func (i *Issuer) Create(ctx context.Context, r Request) (string, epoch.APIToken,
 		can := d.allows
 		d.allows = func(right string) bool { return ed.Role.Permits(right) && can(right) }
 	}
+	for _, p := range parents {
+		if !slices.Contains(d.carried, caveat.Caveat(caveat.ParentToken(p))) {
+			d.carried = append(d.carried, caveat.ParentToken(p))
+		}
+	}
 	want := child{rights: r.Rights, endpoint: r.Endpoint, kind: r.Kind, now: now}
 	if ttl > 0 {
 		want.expires = now.Add(ttl)
+		if !notAfter.IsZero() && want.expires.After(notAfter) {
+			want.expires = notAfter
+		}
 	}
 	c, err := d.child(want)
 	if err != nil {
@@ -230,10 +247,10 @@ func (i *Issuer) Create(ctx context.Context, r Request) (string, epoch.APIToken,
 	}
 	// Registered after minting: if registering fails, the token was never
 	// shown to anyone.
-	if err := i.store.RegisterToken(ctx, row); err != nil {
+	if err := register(ctx, row); err != nil {
 		return "", epoch.APIToken{}, err
 	}
-	return m.Token, row, nil
+	return macaroon.FormatAPI(m.Token), row, nil
 }
 
 // normalize sorts rights and drops repeats; the caveat grammar refuses a
@@ -248,8 +265,8 @@ const (
 	MaxExchangeTTL     = time.Hour
 )
 
-// Exchange mints a short-lived access token (kind exchange) for the
-// holder of parent, under the rule Issuer describes (no session exception):
+// Exchange mints a short-lived access token (kind exchange, written in the
+// API token format: macaroon.FormatAPI) for the holder of parent, under the rule Issuer describes (no session exception):
 // the same editor, every restriction of the parent, rights narrowed further
 // when given (they must be among the parent's), expiring after ttl (default
 // the policy's Exchange, DefaultExchangeTTL unless configured; at most
@@ -276,5 +293,6 @@ func (i *Issuer) Exchange(ctx context.Context, parent Parent, rights []string, t
 	if err != nil {
 		return nil, mintErr(err)
 	}
+	m.Token = macaroon.FormatAPI(m.Token)
 	return m, nil
 }

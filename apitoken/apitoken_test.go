@@ -140,6 +140,12 @@ func TestExchange(t *testing.T) {
 	if got := access.Expires.Sub(access.Created); got < 15*time.Minute-time.Second || got > 15*time.Minute {
 		t.Fatalf("default lifetime %v", got)
 	}
+	// Both the API token and the exchanged one are in the API token format.
+	for name, tok := range map[string]string{"created": parent, "exchanged": access.Token} {
+		if _, err := macaroon.CheckAPIFormat(tok); err != nil {
+			t.Errorf("%s token: %v", name, err)
+		}
+	}
 	aid, err := e.v.Verify(ctx, access.Token, caveat.Request{})
 	if err != nil || strings.Join(aid.Rights, ",") != "edit,read" || aid.EditorID != e.alice.ID {
 		t.Fatalf("access token: %+v %v", aid, err)

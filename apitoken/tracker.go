@@ -36,23 +36,48 @@ type Tracker struct {
 
 	mu      sync.Mutex
 	pending []epoch.Use
+
+	rotations epoch.Rotations // see WithRetirement
+	announce  func(context.Context, []epoch.Editor)
+}
+
+// A TrackerOption configures a Tracker.
+type TrackerOption func(*Tracker)
+
+// WithRetirement makes each flush, after writing its batch of uses, revoke
+// the rotated tokens now due (store.RetireRotated: their successor was
+// used or revoked, or their grace ended) and hand the changed editors to
+// announce (nil: verifiers learn from the change log). A rotation thus
+// ends at most one interval after the new token's first use.
+func WithRetirement(store epoch.Rotations, announce func(context.Context, []epoch.Editor)) TrackerOption {
+	return func(t *Tracker) { t.rotations, t.announce = store, announce }
 }
 
 // NewTracker returns a Tracker writing to store every interval (default a
 // minute).
-func NewTracker(store UseStore, interval time.Duration, log *slog.Logger) *Tracker {
+func NewTracker(store UseStore, interval time.Duration, log *slog.Logger, opts ...TrackerOption) *Tracker {
 	if interval <= 0 {
 		interval = time.Minute
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Tracker{store: store, interval: interval, now: time.Now, log: log}
+	t := &Tracker{store: store, interval: interval, now: time.Now, log: log}
+	for _, o := range opts {
+		o(t)
+	}
+	return t
 }
 
 // Seen notes a use of tokenID from the client address from. A token already
 // noted within the interval costs one lock-free map read.
-func (t *Tracker) Seen(tokenID, from string) {
+func (t *Tracker) Seen(tokenID, from string) { t.SeenToken(tokenID, from, "") }
+
+// SeenToken is Seen for a caller that has the token as presented: when the
+// use is noted (at most once per token per interval), the caveats the
+// holder added to the minted token are summarised (Attenuation) and
+// recorded with it. The token itself is not kept.
+func (t *Tracker) SeenToken(tokenID, from, token string) {
 	if tokenID == "" {
 		return
 	}
@@ -63,13 +88,19 @@ func (t *Tracker) Seen(tokenID, from string) {
 	if last, ok := t.noted.Load(tokenID); ok && now-last.(int64) < int64(t.interval) {
 		return
 	}
+	// Once per token per interval: the token is parsed again, outside
+	// the lock and after verification.
+	var summary, fingerprint string
+	if token != "" {
+		summary, fingerprint = Attenuation(token)
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if last, ok := t.noted.Load(tokenID); ok && now-last.(int64) < int64(t.interval) {
 		return
 	}
 	t.noted.Store(tokenID, now)
-	t.pending = append(t.pending, epoch.Use{TokenID: tokenID, At: time.Unix(0, now).UTC(), From: from})
+	t.pending = append(t.pending, epoch.Use{TokenID: tokenID, At: time.Unix(0, now).UTC(), From: from, Attenuation: summary, AttenuationID: fingerprint})
 }
 
 // Flush writes the uses noted so far.
@@ -87,7 +118,23 @@ func (t *Tracker) Flush(ctx context.Context) error {
 		}
 		return true
 	})
-	return t.store.RecordUses(ctx, batch)
+	if err := t.store.RecordUses(ctx, batch); err != nil {
+		return err
+	}
+	if t.rotations == nil {
+		return nil
+	}
+	eds, retired, err := t.rotations.RetireRotated(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range retired {
+		t.log.Info("rotated api token revoked", "token_id", r.TokenID, "editor_id", r.EditorID, "successor", r.RotatedTo)
+	}
+	if len(eds) > 0 && t.announce != nil {
+		t.announce(ctx, eds)
+	}
+	return nil
 }
 
 // Run flushes every interval until ctx ends, then once more.

@@ -179,3 +179,14 @@ type Notifications interface {
 	// claim of it succeeds at once. A sent notification stays sent.
 	ReleaseNotification(ctx context.Context, tokenID, event string) error
 }
+
+// RotationRetired is the event a store records, in the transaction of
+// RetireRotated, for a rotated token it revoked at now: its successor was
+// used or revoked, or its grace ended.
+func RotationRetired(t APIToken, now time.Time) AuditEvent {
+	reason := "rotated: the new token " + t.RotatedTo + " was used or revoked"
+	if !t.GraceUntil.IsZero() && !t.GraceUntil.After(now) {
+		reason = "rotated: the grace period ended"
+	}
+	return AuditEvent{At: now, Action: AuditTokenAutoRevoked, Actor: ActorDaemon, EditorID: t.EditorID, TokenID: t.TokenID, Detail: reason, Count: 1}
+}

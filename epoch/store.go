@@ -132,6 +132,21 @@ type APIToken struct {
 	// Parents are the ids of the tokens this one was derived from (its
 	// parent_token caveats): revoking any of them revokes it.
 	Parents []string `json:"parents,omitempty"`
+	// RotatedTo is the id of the token that replaces this one (see
+	// Rotations); "" when it was not rotated.
+	RotatedTo string `json:"rotated_to,omitempty"`
+	// RotatedFrom is the id of the token this one replaced; "" for none.
+	RotatedFrom string `json:"rotated_from,omitempty"`
+	// GraceUntil is when a rotated token is revoked at the latest (zero
+	// when it was not rotated).
+	GraceUntil time.Time `json:"grace_until,omitzero"`
+	// LastAttenuation is a readable summary of the caveats the token last
+	// used had beyond those it was minted with (Use.Attenuation); "" when
+	// it was used as minted.
+	LastAttenuation string `json:"last_attenuation,omitempty"`
+	// LastAttenuationID is a short fingerprint of those caveats; "" when
+	// there were none.
+	LastAttenuationID string `json:"last_attenuation_id,omitempty"`
 }
 
 // Live reports whether the token is neither revoked nor expired at now.
@@ -200,6 +215,10 @@ type Use struct {
 	At      time.Time
 	// From is the client address; stores keep at most MaxUseFrom bytes.
 	From string
+	// Attenuation summarises the caveats the presented token carried
+	// beyond those it was minted with ("" for none), and AttenuationID
+	// fingerprints them; stores keep StoredAttenuation of both.
+	Attenuation, AttenuationID string
 }
 
 // MaxUseFrom bounds Use.From as stored.
@@ -334,9 +353,11 @@ type Registry interface {
 	// RevokeToken revokes one token and bumps its editor's version, in one
 	// transaction; ErrAlreadyRevoked, ErrTokenNotFound.
 	RevokeToken(ctx context.Context, tokenID string) (Editor, APIToken, error)
-	// RecordUses writes last-use times; it changes no editor's state and
-	// appends nothing to the change log.
+	// RecordUses writes last-use times (with the address and the
+	// attenuation); it changes no editor's state and appends nothing to
+	// the change log.
 	RecordUses(ctx context.Context, uses []Use) error
+	Rotations
 }
 
 // Logins ties editors to the identities they log in with.

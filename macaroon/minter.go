@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/amaretti-auth/amaretti/caveat"
@@ -222,7 +223,8 @@ func appendCaveats(checker *caveat.Checker, lim Limits, mac *mv2.Macaroon, cavs 
 // Attenuate returns a weaker token: token with the given restricting caveats
 // appended. It needs no key: anyone holding a token can attenuate it. The
 // caveats must be built-in restrictions and the result must fit
-// DefaultLimits; AttenuateWith takes a checker and limits of its own.
+// DefaultLimits; AttenuateWith takes a checker and limits of its own. A
+// token in the API token format (FormatAPI) comes back in that format.
 func Attenuate(token string, caveats ...caveat.Caveat) (string, error) {
 	return AttenuateWith(nil, Limits{}, token, caveats...)
 }
@@ -257,6 +259,10 @@ func AttenuateWith(checker *caveat.Checker, lim Limits, token string, caveats ..
 	out, err := appendCaveats(checker, lim, &mac, caveats)
 	if err != nil {
 		return "", fmt.Errorf("attenuate: %w", err)
+	}
+	if strings.HasPrefix(token, APIPrefix) {
+		// An attenuated API token stays one, so scanners still find it.
+		out = FormatAPI(out)
 	}
 	return out, nil
 }

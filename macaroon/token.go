@@ -104,7 +104,9 @@ func (t *Token) addCaveat(s span) {
 }
 
 // Parse decodes a token from its text form under lim (zero fields take
-// DefaultLimits). Errors wrap ErrMalformed (ErrThirdParty among them).
+// DefaultLimits): a macaroon in base64, or one in the API token format
+// (FormatAPI), whose checksum is checked first. Errors wrap ErrMalformed
+// (ErrThirdParty and ErrChecksum among them).
 func Parse(s string, lim Limits) (*Token, error) {
 	t, err := Decode(s, lim, nil)
 	if err != nil {
@@ -118,6 +120,10 @@ func Parse(s string, lim Limits) (*Token, error) {
 // of the text length), and the Token refers to scratch afterwards.
 func Decode(s string, lim Limits, scratch []byte) (Token, error) {
 	lim = lim.orDefault()
+	s, _, err := StripAPIFormat(s) // the API token format's checksum, before decoding
+	if err != nil {
+		return Token{}, err
+	}
 	raw, err := decodeText(s, lim, scratch)
 	if err != nil {
 		return Token{}, err

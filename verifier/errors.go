@@ -17,6 +17,10 @@ var (
 	// unparsable, unknown, missing or repeated caveats, or a third-party
 	// caveat.
 	ErrMalformed = macaroon.ErrMalformed
+	// ErrChecksum: an API token's checksum (macaroon.FormatAPI) does not
+	// match: a typo or a truncation, found before decoding. It wraps
+	// ErrMalformed.
+	ErrChecksum = macaroon.ErrChecksum
 	// ErrUnknownKey: no root key has the id the token names.
 	ErrUnknownKey = macaroon.ErrUnknownKey
 	// ErrRetiredKey: the root key the token names has been retired.
@@ -87,6 +91,8 @@ func ProblemFor(err error) Problem {
 	switch {
 	case err == nil:
 		return Problem{Status: http.StatusOK}
+	case errors.Is(err, ErrChecksum):
+		return invalid("token checksum mismatch: mistyped or truncated")
 	case errors.Is(err, ErrMalformed):
 		return invalid("malformed token")
 	case errors.Is(err, ErrUnknownKey):
@@ -121,7 +127,7 @@ func ProblemFor(err error) Problem {
 
 // reasons are the sentinels Reason reports, most specific first.
 var reasons = []error{
-	ErrInternal, ErrMalformed, ErrUnknownKey, ErrRetiredKey, ErrBadSignature,
+	ErrInternal, ErrChecksum, ErrMalformed, ErrUnknownKey, ErrRetiredKey, ErrBadSignature,
 	ErrExpired, ErrNotYetValid, ErrOverPolicy, epoch.ErrLocked, epoch.ErrTokenRevoked, ErrRevoked,
 	ErrUnknownEditor, ErrInactiveEditor, ErrUnavailable, ErrRoleForbids,
 	ErrCaveatNotSatisfied, ErrSeveralTokens, ErrMalformedAuthorization, ErrNoToken,

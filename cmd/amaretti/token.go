@@ -120,6 +120,12 @@ func (e *env) tokenCommand() *cli.Command {
 				Action:    e.inspect,
 			},
 			{
+				Name:      "check",
+				Usage:     "check an API token's format and checksum offline, with no key or database (for leak reports)",
+				ArgsUsage: "TOKEN",
+				Action:    e.check,
+			},
+			{
 				Name:      "attenuate",
 				Usage:     "print a weaker token with more caveats (needs no key or database)",
 				ArgsUsage: "TOKEN",
@@ -416,5 +422,29 @@ func (e *env) verify(c *cli.Context) error {
 		return e.printJSON(id)
 	}
 	e.printIdentity(id)
+	return nil
+}
+
+// check validates an API token's format offline (macaroon.CheckAPIFormat):
+// the prefix, the checksum and the macaroon inside. It needs no key, so it
+// says nothing of the signature; it prints the ids a leak report needs to
+// find and revoke the token, never the token.
+func (e *env) check(c *cli.Context) error {
+	text, err := e.tokenArg(c)
+	if err != nil {
+		return err
+	}
+	tok, err := macaroon.CheckAPIFormat(text)
+	if err != nil {
+		// The error never repeats the token (CheckAPIFormat's contract).
+		return fmt.Errorf("not a well-formed API token: %w", err)
+	}
+	if c.Bool("json") {
+		return e.printJSON(map[string]any{"format": "api", "checksum": "ok", "key_id": tok.KeyID(), "token_id": tok.TokenID(), "caveats": tok.NumCaveats()})
+	}
+	w := func(k, v string) { fmt.Fprintf(e.stdout, "%-10s %s\n", k, escapeText(v)) }
+	w("format", "API token (prefix and checksum valid; the signature is not checked)")
+	w("key_id", tok.KeyID())
+	w("token_id", tok.TokenID())
 	return nil
 }

@@ -57,12 +57,19 @@ func (e *env) printTokens(c *cli.Context, rows []apitoken.Row) error {
 		last := "never"
 		if !t.LastUsed.IsZero() {
 			last = formatTime(t.LastUsed) + " from " + t.LastUsedFrom
+			if t.LastAttenuation != "" {
+				last += ", attenuated to " + escapeText(t.LastAttenuation)
+			}
+		}
+		status := string(t.Status)
+		if t.RotatedTo != "" && t.Revoked.IsZero() {
+			status += ", rotated to " + t.RotatedTo + " until " + formatTime(t.GraceUntil)
 		}
 		expires := formatTime(t.Expires)
 		if t.Expires.IsZero() {
 			expires = "never"
 		}
-		table = append(table, []string{t.TokenID, t.EditorID, t.Name, rights, formatTime(t.Created), expires, last, string(t.Status)})
+		table = append(table, []string{t.TokenID, t.EditorID, t.Name, rights, formatTime(t.Created), expires, last, status})
 	}
 	return e.table("TOKEN_ID\tEDITOR_ID\tNAME\tRIGHTS\tCREATED\tEXPIRES\tLAST_USED\tSTATUS", table)
 }
@@ -173,6 +180,55 @@ func (e *env) tokensCommand() *cli.Command {
 						return e.printJSON(row)
 					}
 					fmt.Fprintf(e.stdout, "revoked %s (%q of %s)\n", row.TokenID, row.Name, row.EditorID)
+					return nil
+				}),
+			},
+			{
+				Name:      "rotate",
+				Usage:     "replace an API token with a new one (same name, rights, endpoint, expiry); the old one works until the new one is first used or the grace ends, then is revoked by itself",
+				ArgsUsage: "TOKEN_ID|TOKEN|-",
+				Flags: []cli.Flag{
+					&cli.DurationFlag{Name: "grace", Value: apitoken.DefaultGrace, Usage: "how long the old token keeps working at most (`DURATION`)"},
+				},
+				Action: e.withStore(func(c *cli.Context, s epoch.Store) error {
+					a, err := args(c, "token_id")
+					if err != nil {
+						return err
+					}
+					id, err := e.tokenIDArg(a[0])
+					if err != nil {
+						return err
+					}
+					if c.Duration("grace") <= 0 {
+						return usagef("--grace must be positive")
+					}
+					iss, err := e.issuer(c, s)
+					if err != nil {
+						return err
+					}
+					// Rotations already due are retired first, so that what
+					// is rotated is what verifiers accept.
+					if eds, _, err := s.RetireRotated(c.Context); err != nil {
+						return err
+					} else if err := e.announce(c, s, eds...); err != nil {
+						return err
+					}
+					secret, row, old, err := iss.Rotate(c.Context, apitoken.RotateRequest{TokenID: id, Grace: c.Duration("grace"), Creator: "cli"})
+					if err != nil {
+						return fmt.Errorf("rotate %s: %w", id, err)
+					}
+					if err := s.RecordAudit(c.Context, audit.TokenRotated(audit.CLI(), old, row.TokenID, old.GraceUntil, e.now())); err != nil {
+						fmt.Fprintf(e.stderr, "amaretti: warning: done, but not recorded in the audit trail: %s\n", oneLine(err.Error()))
+					}
+					if c.Bool("json") {
+						return e.printJSON(struct {
+							Token string `json:"token"`
+							epoch.APIToken
+							Old epoch.APIToken `json:"old"`
+						}{secret, row, old})
+					}
+					fmt.Fprintln(e.stdout, secret)
+					fmt.Fprintf(e.stderr, "rotated %s to %s; the old token works until the new one is first used or %s\n", old.TokenID, row.TokenID, formatTime(old.GraceUntil))
 					return nil
 				}),
 			},

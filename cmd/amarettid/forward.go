@@ -218,7 +218,7 @@ func (s *server) handleAuth(w http.ResponseWriter, r *http.Request) {
 		// A proxy may cache the allow for at most --auth-cache-max-age
 		// (and never past the token's expiry); every denial is no-store.
 		cc := cacheControl(s.authCacheMaxAge, a.id, time.Now())
-		w.Header()["Cache-Control"] = []string{cc}
+		a.cache = cc
 		if fam == familyOriginal && cc != noStore {
 			w.Header()["X-Accel-Expires"] = []string{strings.TrimPrefix(cc, cacheablePrefix)}
 		}
@@ -238,6 +238,8 @@ type authAnswer struct {
 	reason string
 	// id is the identity allowed (status 200).
 	id verifier.Identity
+	// cache is the allow's Cache-Control ("": no-store).
+	cache string
 }
 
 // write renders a as an HTTP answer: 200 with the X-Amaretti-* identity
@@ -246,6 +248,9 @@ type authAnswer struct {
 func (a authAnswer) write(w http.ResponseWriter) {
 	if a.status == http.StatusOK {
 		identityHeaders(w, a.id)
+		if a.cache != "" {
+			w.Header()["Cache-Control"] = []string{a.cache}
+		}
 		w.WriteHeader(http.StatusOK)
 		return
 	}
@@ -275,7 +280,7 @@ func (s *server) decideAuth(r *http.Request, handler string, fam family, envoyPa
 		s.denied(r, handler, err, p)
 		return authAnswer{status: p.Status, problem: p, reason: reasonOf(err)}
 	}
-	s.tracker.Seen(id.TokenID, s.clientAddr(r))
+	s.tracker.SeenToken(id.TokenID, s.clientAddr(r), token)
 	return authAnswer{status: http.StatusOK, id: id}
 }
 

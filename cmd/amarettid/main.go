@@ -237,10 +237,14 @@ func serve(c *cli.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	tracker := apitoken.NewTracker(store, c.Duration("last-use-interval"), log)
-	trackerDone := make(chan struct{})
-	go func() { tracker.Run(watchCtx); close(trackerDone) }()
-	defer func() { stopWatch(); <-trackerDone }() // the last batch is written before the store closes
+	// Each batch of last uses is followed by the retirement of rotated
+	// tokens now due, announced as a revocation is.
+	var s *server
+	tracker := apitoken.NewTracker(store, c.Duration("last-use-interval"), log, apitoken.WithRetirement(store, func(ctx context.Context, eds []epoch.Editor) {
+		for _, e := range eds {
+			s.announce(ctx, e.ID, []epoch.Editor{e})
+		}
+	}))
 	issuer, err := apitoken.NewIssuer(store, minter, checker, apitoken.WithPolicy(policy))
 	if err != nil {
 		return err
@@ -256,8 +260,11 @@ func serve(c *cli.Context, log *slog.Logger) error {
 	refusalsDone := make(chan struct{})
 	go func() { refusals.Run(watchCtx); close(refusalsDone) }()
 	defer func() { stopWatch(); <-refusalsDone }() // the last batch is written before the store closes
-	s := &server{trusted: trusted, v: v, keys: keys, store: store, cache: cache, layer: layer, m: m, log: log, cookie: c.String("cookie"), maxBody: c.Int64("max-body"),
+	s = &server{trusted: trusted, v: v, keys: keys, store: store, cache: cache, layer: layer, m: m, log: log, cookie: c.String("cookie"), maxBody: c.Int64("max-body"),
 		issuer: issuer, tracker: tracker, refusals: refusals, authCacheMaxAge: maxAge, introspectClients: clients}
+	trackerDone := make(chan struct{})
+	go func() { tracker.Run(watchCtx); close(trackerDone) }()
+	defer func() { stopWatch(); <-trackerDone }() // the last batch is written before the store closes
 	pruneDone := make(chan struct{})
 	go func() { s.pruneAudit(watchCtx, c.Duration("audit-retention"), time.Hour); close(pruneDone) }()
 	defer func() { stopWatch(); <-pruneDone }()

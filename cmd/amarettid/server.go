@@ -78,6 +78,7 @@ func (s *server) publicRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/tokens", s.handleListTokens)
 	mux.HandleFunc("GET /v1/tokens/expiring", s.handleExpiring)
 	mux.HandleFunc("DELETE /v1/tokens/{id}", s.handleRevokeToken)
+	mux.HandleFunc("POST /v1/tokens/{id}/rotate", s.handleRotateToken)
 	mux.HandleFunc("POST /v1/tokens/exchange", s.handleExchange)
 	mux.HandleFunc("POST /v1/introspect", s.handleIntrospect) // introspect.go
 }
@@ -274,7 +275,7 @@ func (s *server) handleVerify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.m.verifyAllowed.Inc()
-	s.tracker.Seen(id.TokenID, s.clientAddr(r))
+	s.tracker.SeenToken(id.TokenID, s.clientAddr(r), token)
 	identityHeaders(w, id)
 	writeJSON(w, http.StatusOK, id)
 }

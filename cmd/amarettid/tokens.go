@@ -313,7 +313,7 @@ func (s *server) handleExchange(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "could not mint")
 		return
 	}
-	s.tracker.Seen(parent.TokenID, s.clientAddr(r))
+	s.tracker.SeenToken(parent.TokenID, s.clientAddr(r), token)
 	s.record(r, parent, epoch.AuditTokenExchanged, audit.Target{EditorID: parent.EditorID, TokenID: parent.TokenID,
 		Detail: "for token " + m.TokenID + " until " + m.Expires.UTC().Format(time.RFC3339)})
 	writeJSON(w, http.StatusCreated, map[string]any{"token": m.Token, "token_id": m.TokenID, "expires": m.Expires, "parent_token_id": parent.TokenID})

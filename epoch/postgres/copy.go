@@ -125,7 +125,8 @@ func (s *Store) Import(ctx context.Context, snap *epoch.Snapshot, replace bool) 
 		return fmt.Errorf("editors: %w", err)
 	}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"api_tokens"},
-		[]string{"token_id", "editor_id", "name", "description", "rights", "endpoint", "created", "creator", "expires", "revoked", "last_used", "last_used_from", "parents"},
+		[]string{"token_id", "editor_id", "name", "description", "rights", "endpoint", "created", "creator", "expires", "revoked", "last_used", "last_used_from", "parents",
+			"rotated_to", "rotated_from", "grace_until", "last_attenuation", "last_attenuation_id"},
 		pgx.CopyFromSlice(len(snap.Tokens), func(i int) ([]any, error) {
 			t := snap.Tokens[i]
 			var endpoint, from any
@@ -144,7 +145,8 @@ func (s *Store) Import(ctx context.Context, snap *epoch.Snapshot, replace bool) 
 				rights = t.Rights
 			}
 			return []any{t.TokenID, t.EditorID, t.Name, t.Description, rights, endpoint, t.Created, t.Creator,
-				nullTime(t.Expires), nullTime(t.Revoked), nullTime(t.LastUsed), from, parents}, nil
+				nullTime(t.Expires), nullTime(t.Revoked), nullTime(t.LastUsed), from, parents,
+				nullText(t.RotatedTo), nullText(t.RotatedFrom), nullTime(t.GraceUntil), nullText(t.LastAttenuation), nullText(t.LastAttenuationID)}, nil
 		})); err != nil {
 		return fmt.Errorf("API tokens: %w", err)
 	}

@@ -13,13 +13,15 @@ import (
 	"github.com/amaretti-auth/amaretti/epoch"
 )
 
-const tokenColumns = "token_id, editor_id, name, description, rights, endpoint, created, creator, expires, revoked, last_used, last_used_from, parents"
+const tokenColumns = "token_id, editor_id, name, description, rights, endpoint, created, creator, expires, revoked, last_used, last_used_from, parents, " +
+	"rotated_to, rotated_from, grace_until, last_attenuation, last_attenuation_id"
 
 func scanToken(r pgx.Row) (epoch.APIToken, error) {
 	var t epoch.APIToken
-	var endpoint, from *string
-	var expires, revoked, lastUsed *time.Time
-	if err := r.Scan(&t.TokenID, &t.EditorID, &t.Name, &t.Description, &t.Rights, &endpoint, &t.Created, &t.Creator, &expires, &revoked, &lastUsed, &from, &t.Parents); err != nil {
+	var endpoint, from, rotatedTo, rotatedFrom, att, attID *string
+	var expires, revoked, lastUsed, grace *time.Time
+	if err := r.Scan(&t.TokenID, &t.EditorID, &t.Name, &t.Description, &t.Rights, &endpoint, &t.Created, &t.Creator, &expires, &revoked, &lastUsed, &from, &t.Parents,
+		&rotatedTo, &rotatedFrom, &grace, &att, &attID); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return t, epoch.ErrTokenNotFound
 		}
@@ -43,8 +45,16 @@ func scanToken(r pgx.Row) (epoch.APIToken, error) {
 	if from != nil {
 		t.LastUsedFrom = *from
 	}
+	str := func(v *string) string {
+		if v == nil {
+			return ""
+		}
+		return *v
+	}
 	t.Created = t.Created.UTC()
 	t.Expires, t.Revoked, t.LastUsed = opt(expires), opt(revoked), opt(lastUsed)
+	t.RotatedTo, t.RotatedFrom, t.GraceUntil = str(rotatedTo), str(rotatedFrom), opt(grace)
+	t.LastAttenuation, t.LastAttenuationID = str(att), str(attID)
 	return t, nil
 }
 
@@ -70,6 +80,16 @@ func (s *Store) RegisterToken(ctx context.Context, t epoch.APIToken) error {
 	if err := t.Check(); err != nil {
 		return err
 	}
+	ctx, cancel := s.write(ctx)
+	defer cancel()
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		return s.insertToken(ctx, tx, t, "")
+	})
+}
+
+// insertToken is RegisterToken inside tx, for a row already checked;
+// rotatedFrom names the token it replaces ("" for none).
+func (s *Store) insertToken(ctx context.Context, tx pgx.Tx, t epoch.APIToken, rotatedFrom string) error {
 	var parents, rights any
 	if len(t.Parents) > 0 {
 		parents = t.Parents
@@ -81,60 +101,65 @@ func (s *Store) RegisterToken(ctx context.Context, t epoch.APIToken) error {
 	if t.Endpoint != "" {
 		endpoint = t.Endpoint
 	}
-	ctx, cancel := s.write(ctx)
-	defer cancel()
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var one int
-		if err := tx.QueryRow(ctx, "SELECT 1 FROM editors WHERE id = $1 FOR NO KEY UPDATE", t.EditorID).Scan(&one); err != nil {
-			if errors.Is(err, pgx.ErrNoRows) {
-				return epoch.ErrNotFound
-			}
-			return err
-		}
-		e, err := s.editor(ctx, tx, "e.id = $1", t.EditorID)
-		if err != nil {
-			return err
-		}
-		if err := s.nameFree(ctx, tx, e, t.Name); err != nil {
-			return err
-		}
-		var live, revoked int
-		// Both counts stop at the limit; each reads the editor's index
-		// entries created after its epoch.
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM api_tokens
-			WHERE editor_id = $1 AND revoked IS NULL AND created > $2 AND (expires IS NULL OR expires > now()) LIMIT $3) l`,
-			t.EditorID, e.AuthEpoch, s.maxLive).Scan(&live); err != nil {
-			return err
-		}
-		if live >= s.maxLive {
-			return fmt.Errorf("%w: the editor has %d live API tokens, the most it may have; revoke one first", epoch.ErrTooManyTokens, live)
-		}
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM api_tokens
-			WHERE editor_id = $1 AND revoked IS NOT NULL AND created > $2 AND (expires IS NULL OR expires > now()) LIMIT $3) r`,
-			t.EditorID, e.AuthEpoch, s.maxRevoked).Scan(&revoked); err != nil {
-			return err
-		}
-		if revoked >= s.maxRevoked {
-			return fmt.Errorf("%w: the editor has %d revoked tokens that every verifier must list; touching the editor (\"log out everywhere\") clears the list", epoch.ErrTooManyTokens, revoked)
-		}
-		_, err = tx.Exec(ctx, "INSERT INTO api_tokens ("+tokenColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL, NULL, $10)",
-			t.TokenID, t.EditorID, t.Name, t.Description, rights, endpoint, t.Created, t.Creator, nullTime(t.Expires), parents)
-		var pe *pgconn.PgError
-		if errors.As(err, &pe) && pe.Code == uniqueViolation {
-			return fmt.Errorf("%w: %s", epoch.ErrTokenExists, t.TokenID)
+	var one int
+	if err := tx.QueryRow(ctx, "SELECT 1 FROM editors WHERE id = $1 FOR NO KEY UPDATE", t.EditorID).Scan(&one); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return epoch.ErrNotFound
 		}
 		return err
-	})
+	}
+	e, err := s.editor(ctx, tx, "e.id = $1", t.EditorID)
+	if err != nil {
+		return err
+	}
+	if err := s.nameFree(ctx, tx, e, t.Name); err != nil {
+		return err
+	}
+	var live, revoked int
+	// Both counts stop at the limit; each reads the editor's index
+	// entries created after its epoch.
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM api_tokens
+		WHERE editor_id = $1 AND revoked IS NULL AND created > $2 AND (expires IS NULL OR expires > now()) LIMIT $3) l`,
+		t.EditorID, e.AuthEpoch, s.maxLive).Scan(&live); err != nil {
+		return err
+	}
+	if live >= s.maxLive {
+		return fmt.Errorf("%w: the editor has %d live API tokens, the most it may have; revoke one first", epoch.ErrTooManyTokens, live)
+	}
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM api_tokens
+		WHERE editor_id = $1 AND revoked IS NOT NULL AND created > $2 AND (expires IS NULL OR expires > now()) LIMIT $3) r`,
+		t.EditorID, e.AuthEpoch, s.maxRevoked).Scan(&revoked); err != nil {
+		return err
+	}
+	if revoked >= s.maxRevoked {
+		return fmt.Errorf("%w: the editor has %d revoked tokens that every verifier must list; touching the editor (\"log out everywhere\") clears the list", epoch.ErrTooManyTokens, revoked)
+	}
+	_, err = tx.Exec(ctx, "INSERT INTO api_tokens ("+tokenColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL, NULL, $10, NULL, $11, NULL, NULL, NULL)",
+		t.TokenID, t.EditorID, t.Name, t.Description, rights, endpoint, t.Created, t.Creator, nullTime(t.Expires), parents, nullText(rotatedFrom))
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == uniqueViolation {
+		return fmt.Errorf("%w: %s", epoch.ErrTokenExists, t.TokenID)
+	}
+	return err
+}
+
+// nullText is NULL for "".
+func nullText(v string) any {
+	if v == "" {
+		return nil
+	}
+	return v
 }
 
 // uniqueViolation is PostgreSQL's SQLSTATE unique_violation.
 const uniqueViolation = "23505"
 
 // nameFree fails with epoch.ErrNameTaken when editor e has a token named
-// name that may still verify (see sqlite.Store.RegisterToken).
+// name that may still verify (see sqlite.Store.RegisterToken) and was not
+// rotated (a rotated token leaves its name to its successor).
 func (s *Store) nameFree(ctx context.Context, tx pgx.Tx, e epoch.Editor, name string) error {
 	rows, err := tx.Query(ctx, "SELECT "+tokenColumns+` FROM api_tokens
-		WHERE editor_id = $1 AND name = $2 AND revoked IS NULL AND created > $3 AND (expires IS NULL OR expires > now())`,
+		WHERE editor_id = $1 AND name = $2 AND revoked IS NULL AND rotated_to IS NULL AND created > $3 AND (expires IS NULL OR expires > now())`,
 		e.ID, name, e.AuthEpoch)
 	if err != nil {
 		return err
@@ -274,9 +299,130 @@ func (s *Store) RecordUses(ctx context.Context, uses []epoch.Use) error {
 				continue // no row has that id
 			}
 			from := epoch.StoredUseFrom(u.From)
-			b.Queue("UPDATE api_tokens SET last_used = $1, last_used_from = $2 WHERE token_id = $3 AND (last_used IS NULL OR last_used < $1)",
-				u.At, from, u.TokenID)
+			att, attID := nullText(epoch.StoredAttenuation(u.Attenuation, epoch.MaxAttenuation)), nullText(epoch.StoredAttenuation(u.AttenuationID, epoch.MaxAttenuationID))
+			b.Queue(`UPDATE api_tokens SET last_used = $1, last_used_from = $2, last_attenuation = $4, last_attenuation_id = $5
+				WHERE token_id = $3 AND (last_used IS NULL OR last_used < $1)`,
+				u.At, from, u.TokenID, att, attID)
 		}
 		return tx.SendBatch(ctx, b).Close()
 	})
+}
+
+// RotateToken registers successor in place of oldID and marks oldID as
+// rotated to it, in one transaction that locks oldID's row first (as
+// RevokeToken does, then the editor's), so that of two concurrent
+// rotations one waits and then finds the token rotated (see
+// epoch.Rotations).
+func (s *Store) RotateToken(ctx context.Context, oldID string, successor epoch.APIToken, graceUntil time.Time) (epoch.APIToken, error) {
+	if !storable(oldID) {
+		return epoch.APIToken{}, epoch.ErrTokenNotFound
+	}
+	ctx, cancel := s.write(ctx)
+	defer cancel()
+	var old epoch.APIToken
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		old, err = scanToken(tx.QueryRow(ctx, "SELECT "+tokenColumns+" FROM api_tokens WHERE token_id = $1 FOR UPDATE", oldID))
+		if err != nil {
+			return err
+		}
+		var expired bool
+		if err := tx.QueryRow(ctx, "SELECT $1::timestamptz IS NOT NULL AND $1::timestamptz <= now()", nullTime(old.Expires)).Scan(&expired); err != nil {
+			return err
+		}
+		switch {
+		case !old.Revoked.IsZero():
+			return epoch.ErrAlreadyRevoked
+		case old.RotatedTo != "":
+			return epoch.ErrAlreadyRotated
+		case expired:
+			return fmt.Errorf("%w: it has expired", epoch.ErrNotRotatable)
+		}
+		if err := epoch.CheckRotation(old, successor); err != nil {
+			return err
+		}
+		var grace time.Time
+		if err := tx.QueryRow(ctx, "UPDATE api_tokens SET rotated_to = $1, grace_until = $2 WHERE token_id = $3 RETURNING grace_until",
+			successor.TokenID, graceUntil, oldID).Scan(&grace); err != nil {
+			return err
+		}
+		if err := s.insertToken(ctx, tx, successor, oldID); err != nil {
+			return err
+		}
+		old.RotatedTo, old.GraceUntil = successor.TokenID, grace.UTC()
+		return nil
+	})
+	if err != nil {
+		return old, err
+	}
+	return old, nil
+}
+
+// RetireRotated revokes the rotated tokens whose successor was used or
+// revoked, or whose grace has ended (see epoch.Rotations), in one
+// transaction; the rows are locked (FOR UPDATE) as RevokeToken locks them.
+func (s *Store) RetireRotated(ctx context.Context) ([]epoch.Editor, []epoch.APIToken, error) {
+	ctx, cancel := s.write(ctx)
+	defer cancel()
+	var editors []epoch.Editor
+	var retired []epoch.APIToken
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		editors, retired = nil, nil
+		for {
+			rows, err := tx.Query(ctx, "SELECT "+prefixed("o.", tokenColumns)+` FROM api_tokens o
+				WHERE o.revoked IS NULL AND o.rotated_to IS NOT NULL AND (o.grace_until <= now() OR EXISTS (SELECT 1 FROM api_tokens n
+					WHERE n.token_id = o.rotated_to AND (n.last_used IS NOT NULL OR n.revoked IS NOT NULL)))
+				ORDER BY o.created, o.ord FOR UPDATE OF o`)
+			if err != nil {
+				return err
+			}
+			var batch []epoch.APIToken
+			for rows.Next() {
+				t, err := scanToken(rows)
+				if err != nil {
+					rows.Close()
+					return err
+				}
+				batch = append(batch, t)
+			}
+			if rows.Close(); rows.Err() != nil {
+				return rows.Err()
+			}
+			if len(batch) == 0 {
+				break
+			}
+			for _, t := range batch {
+				var revoked time.Time
+				if err := tx.QueryRow(ctx, "UPDATE api_tokens SET revoked = clock_timestamp() WHERE token_id = $1 RETURNING revoked", t.TokenID).Scan(&revoked); err != nil {
+					return err
+				}
+				t.Revoked = revoked.UTC()
+				retired = append(retired, t)
+			}
+		}
+		seen := map[string]bool{}
+		for _, t := range retired {
+			if seen[t.EditorID] {
+				continue
+			}
+			seen[t.EditorID] = true
+			if _, err := s.change(ctx, tx, t.EditorID, false, "UPDATE editors SET version = version + 1 WHERE id = $1", t.EditorID); err != nil {
+				return err
+			}
+			e, err := s.editor(ctx, tx, "e.id = $1", t.EditorID)
+			if err != nil {
+				return err
+			}
+			editors = append(editors, e)
+		}
+		events := make([]epoch.AuditEvent, len(retired))
+		for i, t := range retired {
+			events[i] = epoch.RotationRetired(t, t.Revoked)
+		}
+		return insertAudit(ctx, tx, events...)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return editors, retired, nil
 }

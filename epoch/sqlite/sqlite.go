@@ -96,6 +96,16 @@ var migrations = []string{
 	CREATE INDEX api_tokens_editor_name ON api_tokens(editor_id, name);
 	CREATE INDEX api_tokens_editor_live ON api_tokens(editor_id, created) WHERE revoked IS NULL;
 	ALTER TABLE api_tokens ADD COLUMN parents TEXT; -- comma-separated token ids; NULL: none`,
+	// Rotation with overlap (epoch.Rotations) and the attenuation of the
+	// last use: a rotated token names its successor and the end of its
+	// grace, the successor its predecessor; RetireRotated finds the
+	// rotated tokens still pending through their index.
+	`ALTER TABLE api_tokens ADD COLUMN rotated_to TEXT;
+	ALTER TABLE api_tokens ADD COLUMN rotated_from TEXT;
+	ALTER TABLE api_tokens ADD COLUMN grace_until INTEGER; -- microseconds since 1970-01-01 UTC
+	ALTER TABLE api_tokens ADD COLUMN last_attenuation TEXT;
+	ALTER TABLE api_tokens ADD COLUMN last_attenuation_id TEXT;
+	CREATE INDEX api_tokens_rotating ON api_tokens(grace_until) WHERE revoked IS NULL AND rotated_to IS NOT NULL;`,
 	// The audit trail (epoch.Audit): append-only — a trigger refuses any
 	// update, and rows are deleted only by PruneAudit, oldest first. And
 	// the expiry notifier's claims (epoch.Notifications): one row per

@@ -13,14 +13,16 @@ import (
 	"github.com/amaretti-auth/amaretti/epoch"
 )
 
-const tokenColumns = "token_id, editor_id, name, description, rights, endpoint, created, creator, expires, revoked, last_used, last_used_from, parents"
+const tokenColumns = "token_id, editor_id, name, description, rights, endpoint, created, creator, expires, revoked, last_used, last_used_from, parents, " +
+	"rotated_to, rotated_from, grace_until, last_attenuation, last_attenuation_id"
 
 func scanToken(r scanner) (epoch.APIToken, error) {
 	var t epoch.APIToken
-	var rights, endpoint, from, parents sql.NullString
+	var rights, endpoint, from, parents, rotatedTo, rotatedFrom, att, attID sql.NullString
 	var created int64
-	var expires, revoked, lastUsed sql.NullInt64
-	if err := r.Scan(&t.TokenID, &t.EditorID, &t.Name, &t.Description, &rights, &endpoint, &created, &t.Creator, &expires, &revoked, &lastUsed, &from, &parents); err != nil {
+	var expires, revoked, lastUsed, grace sql.NullInt64
+	if err := r.Scan(&t.TokenID, &t.EditorID, &t.Name, &t.Description, &rights, &endpoint, &created, &t.Creator, &expires, &revoked, &lastUsed, &from, &parents,
+		&rotatedTo, &rotatedFrom, &grace, &att, &attID); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return t, epoch.ErrTokenNotFound
 		}
@@ -44,6 +46,8 @@ func scanToken(r scanner) (epoch.APIToken, error) {
 		return fromMicros(v.Int64)
 	}
 	t.Expires, t.Revoked, t.LastUsed, t.LastUsedFrom = opt(expires), opt(revoked), opt(lastUsed), from.String
+	t.RotatedTo, t.RotatedFrom, t.GraceUntil = rotatedTo.String, rotatedFrom.String, opt(grace)
+	t.LastAttenuation, t.LastAttenuationID = att.String, attID.String
 	return t, nil
 }
 
@@ -71,6 +75,20 @@ func (s *Store) RegisterToken(ctx context.Context, t epoch.APIToken) error {
 	if err := t.Check(); err != nil {
 		return err
 	}
+	tx, err := s.db.BeginTx(ctx, nil) // immediate: the counts hold until the insert
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := s.insertToken(ctx, tx, t, ""); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// insertToken is RegisterToken inside tx, for a row already checked;
+// rotatedFrom names the token it replaces ("" for none).
+func (s *Store) insertToken(ctx context.Context, tx *sql.Tx, t epoch.APIToken, rotatedFrom string) error {
 	var parents any
 	if len(t.Parents) > 0 {
 		parents = strings.Join(t.Parents, ",")
@@ -83,11 +101,10 @@ func (s *Store) RegisterToken(ctx context.Context, t epoch.APIToken) error {
 	if t.Endpoint != "" {
 		endpoint = t.Endpoint
 	}
-	tx, err := s.db.BeginTx(ctx, nil) // immediate: the counts hold until the insert
-	if err != nil {
-		return err
+	var from any
+	if rotatedFrom != "" {
+		from = rotatedFrom
 	}
-	defer tx.Rollback()
 	e, err := s.editor(ctx, tx, "id = :arg", t.EditorID)
 	if err != nil {
 		return err
@@ -116,24 +133,22 @@ func (s *Store) RegisterToken(ctx context.Context, t epoch.APIToken) error {
 	if revoked >= s.maxRevoked {
 		return fmt.Errorf("%w: the editor has %d revoked tokens that every verifier must list; touching the editor (\"log out everywhere\") clears the list", epoch.ErrTooManyTokens, revoked)
 	}
-	_, err = tx.ExecContext(ctx, "INSERT INTO api_tokens ("+tokenColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?)",
-		t.TokenID, t.EditorID, t.Name, t.Description, rights, endpoint, micros(t.Created), t.Creator, nullMicros(t.Expires), parents)
+	_, err = tx.ExecContext(ctx, "INSERT INTO api_tokens ("+tokenColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, NULL, ?, NULL, NULL, NULL)",
+		t.TokenID, t.EditorID, t.Name, t.Description, rights, endpoint, micros(t.Created), t.Creator, nullMicros(t.Expires), parents, from)
 	var se sqlite3.Error
 	if errors.As(err, &se) && se.Code == sqlite3.ErrConstraint {
 		return fmt.Errorf("%w: %s", epoch.ErrTokenExists, t.TokenID)
 	}
-	if err != nil {
-		return err
-	}
-	return tx.Commit()
+	return err
 }
 
 // nameFree fails with epoch.ErrNameTaken when editor e has a token named name
-// that may still verify (see RegisterToken). It runs inside RegisterToken's
+// that may still verify (see RegisterToken) and was not rotated (a rotated
+// token leaves its name to its successor). It runs inside RegisterToken's
 // immediate transaction, which holds the write lock until the insert.
 func (s *Store) nameFree(ctx context.Context, tx *sql.Tx, e epoch.Editor, name string, now int64) error {
 	rows, err := tx.QueryContext(ctx, "SELECT "+tokenColumns+` FROM api_tokens
-		WHERE editor_id = ? AND name = ? AND revoked IS NULL AND created > ? AND (expires IS NULL OR expires > ?)`,
+		WHERE editor_id = ? AND name = ? AND revoked IS NULL AND rotated_to IS NULL AND created > ? AND (expires IS NULL OR expires > ?)`,
 		e.ID, name, micros(e.AuthEpoch), now)
 	if err != nil {
 		return err
@@ -252,16 +267,140 @@ func (s *Store) RecordUses(ctx context.Context, uses []epoch.Use) error {
 		return err
 	}
 	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, "UPDATE api_tokens SET last_used = ?, last_used_from = ? WHERE token_id = ? AND (last_used IS NULL OR last_used < ?)")
+	stmt, err := tx.PrepareContext(ctx, `UPDATE api_tokens SET last_used = ?, last_used_from = ?, last_attenuation = ?, last_attenuation_id = ?
+		WHERE token_id = ? AND (last_used IS NULL OR last_used < ?)`)
 	if err != nil {
 		return err
 	}
 	defer stmt.Close()
 	for _, u := range uses {
 		from := epoch.StoredUseFrom(u.From)
-		if _, err := stmt.ExecContext(ctx, micros(u.At), from, u.TokenID, micros(u.At)); err != nil {
+		att, attID := nullText(epoch.StoredAttenuation(u.Attenuation, epoch.MaxAttenuation)), nullText(epoch.StoredAttenuation(u.AttenuationID, epoch.MaxAttenuationID))
+		if _, err := stmt.ExecContext(ctx, micros(u.At), from, att, attID, u.TokenID, micros(u.At)); err != nil {
 			return err
 		}
 	}
 	return tx.Commit()
+}
+
+// nullText is NULL for "".
+func nullText(v string) any {
+	if v == "" {
+		return nil
+	}
+	return v
+}
+
+// RotateToken registers successor in place of oldID and marks oldID as
+// rotated to it, in one immediate transaction (see epoch.Rotations).
+func (s *Store) RotateToken(ctx context.Context, oldID string, successor epoch.APIToken, graceUntil time.Time) (epoch.APIToken, error) {
+	tx, err := s.db.BeginTx(ctx, nil) // immediate: one rotation of a token at a time
+	if err != nil {
+		return epoch.APIToken{}, err
+	}
+	defer tx.Rollback()
+	old, err := scanToken(tx.QueryRowContext(ctx, "SELECT "+tokenColumns+" FROM api_tokens WHERE token_id = ?", oldID))
+	if err != nil {
+		return epoch.APIToken{}, err
+	}
+	now := s.now()
+	switch {
+	case !old.Revoked.IsZero():
+		return old, epoch.ErrAlreadyRevoked
+	case old.RotatedTo != "":
+		return old, epoch.ErrAlreadyRotated
+	case !old.Expires.IsZero() && !now.Before(old.Expires):
+		return old, fmt.Errorf("%w: it has expired", epoch.ErrNotRotatable)
+	}
+	if err := epoch.CheckRotation(old, successor); err != nil {
+		return old, err
+	}
+	// Marked first, so that its name is free for the successor.
+	grace := micros(graceUntil)
+	if _, err := tx.ExecContext(ctx, "UPDATE api_tokens SET rotated_to = ?, grace_until = ? WHERE token_id = ?", successor.TokenID, grace, oldID); err != nil {
+		return epoch.APIToken{}, err
+	}
+	if err := s.insertToken(ctx, tx, successor, oldID); err != nil {
+		return old, err
+	}
+	old.RotatedTo, old.GraceUntil = successor.TokenID, fromMicros(grace)
+	return old, tx.Commit()
+}
+
+// RetireRotated revokes the rotated tokens whose successor was used or
+// revoked, or whose grace has ended (see epoch.Rotations), in one
+// transaction.
+func (s *Store) RetireRotated(ctx context.Context) ([]epoch.Editor, []epoch.APIToken, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer tx.Rollback()
+	now := micros(s.now())
+	var retired []epoch.APIToken
+	// Each pass revokes the tokens whose successor is now used or
+	// revoked: a chain of rotations retires from its newest end.
+	for {
+		rows, err := s.queryTokensTx(ctx, tx, "SELECT "+prefixed("o.", tokenColumns)+` FROM api_tokens o
+			WHERE o.revoked IS NULL AND o.rotated_to IS NOT NULL AND (o.grace_until <= ? OR EXISTS (SELECT 1 FROM api_tokens n
+				WHERE n.token_id = o.rotated_to AND (n.last_used IS NOT NULL OR n.revoked IS NOT NULL)))
+			ORDER BY o.created, o.rowid`, now)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(rows) == 0 {
+			break
+		}
+		for _, t := range rows {
+			if _, err := tx.ExecContext(ctx, "UPDATE api_tokens SET revoked = ? WHERE token_id = ?", now, t.TokenID); err != nil {
+				return nil, nil, err
+			}
+			t.Revoked = fromMicros(now)
+			retired = append(retired, t)
+		}
+	}
+	var editors []epoch.Editor
+	seen := map[string]bool{}
+	for _, t := range retired {
+		if seen[t.EditorID] {
+			continue
+		}
+		seen[t.EditorID] = true
+		if _, err := s.change(ctx, tx, t.EditorID, "UPDATE editors SET version = version + 1 WHERE id = ?", t.EditorID); err != nil {
+			return nil, nil, err
+		}
+		e, err := s.editor(ctx, tx, "id = :arg", t.EditorID)
+		if err != nil {
+			return nil, nil, err
+		}
+		editors = append(editors, e)
+	}
+	if len(retired) == 0 {
+		return nil, nil, nil
+	}
+	events := make([]epoch.AuditEvent, len(retired))
+	for i, t := range retired {
+		events[i] = epoch.RotationRetired(t, fromMicros(now))
+	}
+	if err := insertAudit(ctx, tx, events...); err != nil {
+		return nil, nil, err
+	}
+	return editors, retired, tx.Commit()
+}
+
+func (s *Store) queryTokensTx(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]epoch.APIToken, error) {
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []epoch.APIToken
+	for rows.Next() {
+		t, err := scanToken(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
 }

@@ -45,6 +45,15 @@ func testCopy(t *testing.T, s *suite) {
 			}
 		}
 	}
+	// A pending rotation and an attenuated use.
+	rot := token(e, s.username("rot"))
+	register(t, s.a, rot)
+	if _, err := s.a.RotateToken(ctx, rot.TokenID, successor(rot), now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.a.RecordUses(ctx, []epoch.Use{{TokenID: rot.TokenID, At: now, From: "192.0.2.2", Attenuation: "GET /x", AttenuationID: "abcd"}}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.a.Link(ctx, e.ID, "dev", s.username("copy")); err != nil {
 		t.Fatal(err)
 	}

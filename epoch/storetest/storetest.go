@@ -54,7 +54,9 @@
 // checked. The registry: validation (ErrInvalidToken), round trips, order,
 // names (ErrNameTaken while the token may verify), limits
 // (ErrTooManyTokens), revocation (ErrAlreadyRevoked, ErrTokenNotFound, the
-// sorted revoked list and what it leaves out), expiring tokens, last uses.
+// sorted revoked list and what it leaves out), expiring tokens, last uses
+// and their attenuation, rotation (RotateToken's refusals and links,
+// RetireRotated's triggers, chains, one concurrent rotation winning).
 // Logins: Login, Link, Links, LinkedEditor, Unlink, ErrLinked,
 // ErrInvalidLink. The audit trail: round trips, newest first, filters,
 // cursor pages, invalid events refused whole, no change-log row, pruning
@@ -167,6 +169,10 @@ func Run(t *testing.T, o Opener) {
 		{"RevokedList", testRevokedList},
 		{"ExpiringTokens", testExpiringTokens},
 		{"RecordUses", testRecordUses},
+		{"UseAttenuation", testUseAttenuation},
+		{"RotateToken", testRotateToken},
+		{"RetireRotated", testRetireRotated},
+		{"ConcurrentRotations", testConcurrentRotations},
 		{"Login", testLogin},
 		{"Links", testLinks},
 		{"Unlink", testUnlink},

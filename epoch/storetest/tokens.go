@@ -16,12 +16,14 @@ func sameToken(a, b epoch.APIToken) bool {
 	return a.TokenID == b.TokenID && a.EditorID == b.EditorID && a.Name == b.Name && a.Description == b.Description &&
 		slices.Equal(a.Rights, b.Rights) && (a.Rights == nil) == (b.Rights == nil) && a.Endpoint == b.Endpoint &&
 		a.Created.Equal(b.Created) && a.Creator == b.Creator && a.Expires.Equal(b.Expires) && a.Revoked.Equal(b.Revoked) &&
-		a.LastUsed.Equal(b.LastUsed) && a.LastUsedFrom == b.LastUsedFrom && slices.Equal(a.Parents, b.Parents)
+		a.LastUsed.Equal(b.LastUsed) && a.LastUsedFrom == b.LastUsedFrom && slices.Equal(a.Parents, b.Parents) &&
+		a.RotatedTo == b.RotatedTo && a.RotatedFrom == b.RotatedFrom && a.GraceUntil.Equal(b.GraceUntil) &&
+		a.LastAttenuation == b.LastAttenuation && a.LastAttenuationID == b.LastAttenuationID
 }
 
 // stored is a row as a store keeps it: times truncated to microseconds.
 func stored(r epoch.APIToken) epoch.APIToken {
-	r.Created, r.Expires, r.Revoked, r.LastUsed = µs(r.Created), µs(r.Expires), µs(r.Revoked), µs(r.LastUsed)
+	r.Created, r.Expires, r.Revoked, r.LastUsed, r.GraceUntil = µs(r.Created), µs(r.Expires), µs(r.Revoked), µs(r.LastUsed), µs(r.GraceUntil)
 	return r
 }
 

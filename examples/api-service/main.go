@@ -174,7 +174,9 @@ func serve(o options, log *slog.Logger) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	go keys.KeepLoaded(bg, o.keysReload, hup, log)
-	tracker := apitoken.NewTracker(store, o.lastUse, log)
+	// Rotations its uses end are retired after each batch; the cache
+	// learns of them from the change log it follows.
+	tracker := apitoken.NewTracker(store, o.lastUse, log, apitoken.WithRetirement(store, nil))
 	trackerDone := make(chan struct{})
 	go func() { tracker.Run(bg); close(trackerDone) }()
 	// The last batch is written before the store closes; stopBg first, so
@@ -222,7 +224,10 @@ func newServer(v *verifier.Verifier, tracker *apitoken.Tracker, trustProxy bool,
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if id, ok := verifier.FromContext(r.Context()); ok && tracker != nil {
 				from, _, _ := net.SplitHostPort(r.RemoteAddr)
-				tracker.Seen(id.TokenID, from)
+				// The token as presented, for the attenuation its holder
+				// added (read again only when the use is noted).
+				tok, _ := verifier.BearerToken(r)
+				tracker.SeenToken(id.TokenID, from, tok)
 			}
 			next.ServeHTTP(w, r)
 		})

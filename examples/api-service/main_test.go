@@ -99,6 +99,11 @@ func testAPIService(t *testing.T, db string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Bob's holder narrows his token offline before using it.
+	bobNarrow, err := macaroon.Attenuate(bobTok, caveat.Methods{"GET"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	full, _ := minter.Mint(ctx, alice.ID, macaroon.ExpiresIn(time.Hour))
 	readOnly, _ := minter.Mint(ctx, alice.ID, macaroon.WithCaveats(caveat.Rights{"read"}))
 
@@ -122,7 +127,7 @@ func testAPIService(t *testing.T, db string) {
 	}{
 		{"GET", "/v1/whoami", full.Token, 200, alice.ID},
 		{"GET", "/v1/whoami", apiTok, 200, row.TokenID},
-		{"GET", "/v1/whoami", bobTok, 200, bobRow.TokenID},
+		{"GET", "/v1/whoami", bobNarrow, 200, bobRow.TokenID},
 		{"GET", "/v1/whoami", "", 401, "unauthorized"},
 		{"GET", "/v1/hello", "", 200, "anonymous"},
 		{"GET", "/v1/hello", full.Token, 200, alice.ID},
@@ -141,6 +146,13 @@ func testAPIService(t *testing.T, db string) {
 	}
 	if used, err := store.Token(ctx, row.TokenID); err != nil || used.LastUsed.IsZero() || used.LastUsedFrom != "127.0.0.1" {
 		t.Errorf("last use of the API token: %+v %v", used, err)
+	}
+	// The registry knows how each was used: as minted, or narrowed.
+	if used, _ := store.Token(ctx, row.TokenID); used.LastAttenuation != "" {
+		t.Errorf("alice's token used as minted, recorded as attenuated to %q", used.LastAttenuation)
+	}
+	if used, _ := store.Token(ctx, bobRow.TokenID); used.LastAttenuation != "GET" || used.LastAttenuationID == "" {
+		t.Errorf("bob's narrowed token: last attenuation %q (%q)", used.LastAttenuation, used.LastAttenuationID)
 	}
 	// Log out everywhere: touch, and the API refuses the token.
 	if _, err := store.Touch(ctx, alice.ID); err != nil {

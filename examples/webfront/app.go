@@ -161,6 +161,7 @@ func (a *app) routes() http.Handler {
 	mux.HandleFunc("GET /tokens", a.authed(a.handleTokens))
 	mux.HandleFunc("POST /tokens", a.authed(a.handleCreateToken))
 	mux.HandleFunc("POST /tokens/{id}/revoke", a.authed(a.handleRevokeToken))
+	mux.HandleFunc("POST /tokens/{id}/rotate", a.authed(a.handleRotateToken))
 	mux.HandleFunc("GET /accounts", a.authed(a.handleAccounts))
 	mux.HandleFunc("POST /accounts/link/dev", a.authed(a.handleLinkDev))
 	mux.HandleFunc("POST /accounts/link/oidc", a.authed(a.handleLinkOIDCStart))
@@ -542,6 +543,43 @@ func (a *app) handleCreateToken(w http.ResponseWriter, r *http.Request, u user, 
 	p.Created = &created
 	p.Tokens = &tokensPage{Expiry: a.defaultExpiry()}
 	a.renderTokens(w, r, http.StatusCreated, token, p)
+}
+
+// handleRotateToken: the tokens page's Rotate button. The new secret is
+// shown once, as a created token's is; the old token keeps working until
+// the new one is first used or the grace ends.
+func (a *app) handleRotateToken(w http.ResponseWriter, r *http.Request, u user, token string) {
+	id := r.PathValue("id")
+	if !caveat.ValidTokenID(id) {
+		http.NotFound(w, r)
+		return
+	}
+	rotated, err := a.daemon.rotateToken(r.Context(), token, id)
+	p := page{Title: "API tokens", User: &u, Tokens: &tokensPage{Expiry: a.defaultExpiry()}}
+	switch status := statusOf(err); {
+	case err == nil:
+		a.log.Info("api token rotated", "editor_id", u.ID, "token_id", id, "successor", rotated.TokenID)
+		p.Created = &rotated
+		a.renderTokens(w, r, http.StatusCreated, token, p)
+	case status == http.StatusUnauthorized:
+		a.endSession(w, r, "ended")
+	case status == http.StatusNotFound:
+		p.Error = "There is no such token."
+		a.renderTokens(w, r, http.StatusNotFound, token, p)
+	case status == http.StatusConflict:
+		p.Error = "Only a live token that was not rotated yet can be rotated."
+		a.renderTokens(w, r, http.StatusConflict, token, p)
+	default:
+		var de *daemonError
+		if errors.As(err, &de) && status < 500 {
+			p.Error = "The token was not rotated: " + firstNonEmpty(de.Description, de.Code) + "."
+			a.renderTokens(w, r, status, token, p)
+			return
+		}
+		a.log.Error("rotating a token failed", "editor_id", u.ID, "token_id", id, "err", err)
+		p.Error = "The token could not be rotated right now; it still works. Try again in a moment."
+		a.renderTokens(w, r, http.StatusServiceUnavailable, token, p)
+	}
 }
 
 func (a *app) handleRevokeToken(w http.ResponseWriter, r *http.Request, u user, token string) {

@@ -136,10 +136,12 @@ const (
 // the secret) with its status under amarettid's lifetime policy.
 type tokenRow = apitoken.Row
 
-// createdToken is amarettid's answer to creating a token: the secret, once.
+// createdToken is amarettid's answer to creating (or rotating) a token:
+// the secret, once; for a rotation, Old is the replaced token's row.
 type createdToken struct {
 	Token string `json:"token"`
 	tokenRow
+	Old *tokenRow `json:"old,omitempty"`
 }
 
 // newToken is what the token form asks amarettid for.
@@ -161,6 +163,15 @@ func (d *daemonClient) tokens(ctx context.Context, session string) ([]tokenRow, 
 func (d *daemonClient) createToken(ctx context.Context, session string, t newToken) (createdToken, error) {
 	var out createdToken
 	err := d.do(ctx, http.MethodPost, "/v1/tokens", session, t, &out)
+	return out, err
+}
+
+// rotateToken asks amarettid to rotate one of the session's editor's
+// tokens (POST /v1/tokens/{id}/rotate, the default grace); the answer
+// holds the new secret, once.
+func (d *daemonClient) rotateToken(ctx context.Context, session, id string) (createdToken, error) {
+	var out createdToken
+	err := d.do(ctx, http.MethodPost, "/v1/tokens/"+url.PathEscape(id)+"/rotate", session, struct{}{}, &out)
 	return out, err
 }
 

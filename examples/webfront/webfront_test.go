@@ -124,7 +124,9 @@ func newDeploymentOn(t *testing.T, backend string, policy ...apitoken.Policy) *d
 		t.Fatal(err)
 	}
 	addr := testproc.FreeAddr(t)
-	d.daemon = testproc.Start(t, d.dir, filepath.Join(bin, "amarettid"), addr, "/healthz", []string{"--listen", addr,
+	// Last uses (and the rotations they end) are written every 100 ms, so
+	// that the page shows them within a test.
+	d.daemon = testproc.Start(t, d.dir, filepath.Join(bin, "amarettid"), addr, "/healthz", []string{"--listen", addr, "--last-use-interval", "100ms",
 		"--max-api-token-lifetime", pol.MaxAPI.String(), fmt.Sprintf("--allow-no-expiry=%t", pol.AllowNoExpiry)}, d.env)
 	minter, _ := macaroon.NewMinter(d.keys, "")
 	d.service = serviceToken(t, d.store, minter)
