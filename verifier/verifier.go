@@ -349,30 +349,35 @@ func entryCost(token, keyID, tokenID string, caveats [][]byte) int64 {
 
 // sigCache remembers verified tokens by their exact text, bounded in
 // entries and in bytes (entry costs); when full, arbitrary entries are
-// evicted (Go's map order), which costs nothing on the hit path.
+// evicted (the map's hash order under a per-process seed).
+//
+// A lookup takes no lock and writes no shared memory (sync.Map's Load),
+// so cores verifying at once do not contend on the hit path; every change
+// is made under mu, which keeps the counts exact.
 type sigCache struct {
 	maxEntries int
 	maxBytes   int64
-	mu         sync.RWMutex
-	m          map[string]*verified
-	bytes      int64
+	m          sync.Map // token text → *verified
+	mu         sync.Mutex
+	entries    int   // under mu
+	bytes      int64 // under mu
 }
 
 func newSigCache(maxEntries int, maxBytes int64) *sigCache {
 	if maxEntries == 0 || maxBytes == 0 {
 		return nil
 	}
-	return &sigCache{maxEntries: maxEntries, maxBytes: maxBytes, m: make(map[string]*verified)}
+	return &sigCache{maxEntries: maxEntries, maxBytes: maxBytes}
 }
 
 func (c *sigCache) get(token string) *verified {
 	if c == nil {
 		return nil
 	}
-	c.mu.RLock()
-	vt := c.m[token]
-	c.mu.RUnlock()
-	return vt
+	if vt, ok := c.m.Load(token); ok {
+		return vt.(*verified)
+	}
+	return nil
 }
 
 func (c *sigCache) put(token string, vt *verified) {
@@ -380,28 +385,30 @@ func (c *sigCache) put(token string, vt *verified) {
 		return
 	}
 	c.mu.Lock()
-	if old, ok := c.m[token]; ok {
+	defer c.mu.Unlock()
+	if old, ok := c.m.LoadAndDelete(token); ok {
 		// A concurrent verification of the same token got here first.
-		c.bytes -= old.cost
-		delete(c.m, token)
+		c.bytes -= old.(*verified).cost
+		c.entries--
 	}
-	for k, e := range c.m {
-		if len(c.m) < c.maxEntries && c.bytes+vt.cost <= c.maxBytes {
-			break
-		}
-		c.bytes -= e.cost
-		delete(c.m, k)
+	if c.entries >= c.maxEntries || c.bytes+vt.cost > c.maxBytes {
+		c.m.Range(func(k, e any) bool {
+			c.m.Delete(k)
+			c.entries--
+			c.bytes -= e.(*verified).cost
+			return c.entries >= c.maxEntries || c.bytes+vt.cost > c.maxBytes
+		})
 	}
-	c.m[token] = vt
+	c.m.Store(token, vt)
+	c.entries++
 	c.bytes += vt.cost
-	c.mu.Unlock()
 }
 
 func (c *sigCache) size() (int, int64) {
 	if c == nil {
 		return 0, 0
 	}
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return len(c.m), c.bytes
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.entries, c.bytes
 }
