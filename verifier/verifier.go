@@ -205,8 +205,10 @@ type verified struct {
 	tokenID string
 	claims  caveat.Claims
 	// revocable are the ids a one-by-one revocation may name: the token's
-	// own and its parents'.
+	// own and its parents'. For a token without parents it is own[:1], so
+	// that the common case costs no allocation of its own.
 	revocable []string
+	own       [1]string
 	// cost is what the entry counts for in the signature cache.
 	cost int64
 	// overPolicy is the token's lifetime refusal (WithMaxLifetime), decided
@@ -275,9 +277,14 @@ func (v *Verifier) verifySignature(token string) (*verified, error) {
 	if err := v.checker.ParseClaims(&vt.claims, caveats); err != nil {
 		return nil, &Denial{Err: fmt.Errorf("%w: %w", ErrMalformed, err), KeyID: keyID, TokenID: tokenID}
 	}
-	vt.cost = entryCost(token, keyID, tokenID, caveats)
+	if v.sigs != nil {
+		vt.cost = entryCost(token, keyID, tokenID, caveats)
+	}
 	vt.overPolicy = v.checkLifetime(&vt.claims)
-	if tokenID != "" || len(vt.claims.Parents) > 0 {
+	if len(vt.claims.Parents) == 0 && tokenID != "" {
+		vt.own[0] = tokenID
+		vt.revocable = vt.own[:]
+	} else if tokenID != "" || len(vt.claims.Parents) > 0 {
 		vt.revocable = append(make([]string, 0, 1+len(vt.claims.Parents)), vt.claims.Parents...)
 		if tokenID != "" {
 			vt.revocable = append(vt.revocable, tokenID)
