@@ -5,12 +5,12 @@ go 1.26.0
 require (
 	github.com/amaretti-auth/amaretti v0.0.0
 	github.com/golang-jwt/jwt/v5 v5.3.1
+	github.com/mattn/go-sqlite3 v1.14.53
 )
 
 require (
 	github.com/go-macaroon-bakery/macaroonpb v1.0.0 // indirect
 	github.com/golang/protobuf v1.5.4 // indirect
-	github.com/mattn/go-sqlite3 v1.14.53 // indirect
 	github.com/rogpeppe/fastuuid v0.0.0-20150106093220-6724a57986af // indirect
 	golang.org/x/crypto v0.59.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect

@@ -29,12 +29,20 @@ type Cache struct {
 	size int
 	now  func() time.Time
 
-	bypass       atomic.Bool // see SetBypass
-	hits, misses atomic.Int64
+	bypass atomic.Bool // see SetBypass
+	// hits and misses are striped (see counter): the hit path makes no
+	// write to memory another core reads.
+	hits, misses counter
 
-	mu       sync.RWMutex
-	entries  map[string]cacheEntry
-	gen      uint64             // bumped by every invalidation
+	// entries maps an editor id to its *cacheEntry. Reads take no lock and
+	// write nothing (sync.Map's Load), so cores verifying in parallel do
+	// not fight over a lock's cache line; every change is made under mu.
+	entries sync.Map
+	// gen is bumped by every invalidation (under mu); read without it.
+	gen atomic.Uint64
+
+	mu       sync.Mutex
+	count    int                // entries held, under mu
 	inflight map[string]*flight // the Source reads under way, by editor
 }
 
@@ -74,7 +82,7 @@ func NewCache(src Source, size int, ttl time.Duration, opts ...CacheOption) *Cac
 	if ttl <= 0 {
 		ttl = DefaultCacheTTL
 	}
-	c := &Cache{src: src, ttl: ttl, size: size, now: time.Now, entries: make(map[string]cacheEntry), inflight: make(map[string]*flight)}
+	c := &Cache{src: src, ttl: ttl, size: size, now: time.Now, inflight: make(map[string]*flight)}
 	for _, o := range opts {
 		o(c)
 	}
@@ -85,14 +93,13 @@ func NewCache(src Source, size int, ttl time.Duration, opts ...CacheOption) *Cac
 func (c *Cache) State(ctx context.Context, editorID string) (State, error) {
 	bypass := c.bypass.Load()
 	now := c.now()
-	c.mu.RLock()
-	e, ok := c.entries[editorID]
-	gen := c.gen
-	c.mu.RUnlock()
+	// gen before the entry: a lookup that read an entry stored after an
+	// invalidation only ever treats itself as older than it is.
+	gen := c.gen.Load()
 	if !bypass {
-		if ok && now.Before(e.expires) {
+		if e, ok := c.entries.Load(editorID); ok && now.Before(e.(*cacheEntry).expires) {
 			c.hits.Add(1)
-			return e.state, nil
+			return e.(*cacheEntry).state, nil
 		}
 		c.misses.Add(1)
 	}
@@ -102,7 +109,7 @@ func (c *Cache) State(ctx context.Context, editorID string) (State, error) {
 	// SetBypass drop the reads in flight, so a lookup never joins a read
 	// that began before a change the cache has heard of.
 	c.mu.Lock()
-	if f, ok := c.inflight[editorID]; ok && c.gen == gen {
+	if f, ok := c.inflight[editorID]; ok && c.gen.Load() == gen {
 		c.mu.Unlock()
 		select {
 		case <-f.done:
@@ -113,7 +120,7 @@ func (c *Cache) State(ctx context.Context, editorID string) (State, error) {
 	}
 	f := &flight{done: make(chan struct{}), store: !bypass}
 	c.inflight[editorID] = f
-	gen = c.gen
+	gen = c.gen.Load()
 	c.mu.Unlock()
 	// The read is shared: one caller's cancellation must not fail the
 	// others. Stores bound their reads themselves (PostgreSQL's read
@@ -135,15 +142,20 @@ func (c *Cache) fill(ctx context.Context, editorID string, f *flight, gen uint64
 	if c.inflight[editorID] == f {
 		delete(c.inflight, editorID)
 	}
-	if err == nil && f.store && c.gen == gen && !c.bypass.Load() {
-		if old, ok := c.entries[editorID]; !ok || old.state.Version <= s.Version {
-			if !ok && len(c.entries) >= c.size {
-				for k := range c.entries {
-					delete(c.entries, k)
-					break
-				}
+	if err == nil && f.store && c.gen.Load() == gen && !c.bypass.Load() {
+		old, ok := c.entries.Load(editorID)
+		if !ok || old.(*cacheEntry).state.Version <= s.Version {
+			if !ok && c.count >= c.size {
+				c.entries.Range(func(k, _ any) bool {
+					c.entries.Delete(k)
+					c.count--
+					return false
+				})
 			}
-			c.entries[editorID] = cacheEntry{state: s, expires: now.Add(c.ttl)}
+			if !ok {
+				c.count++
+			}
+			c.entries.Store(editorID, &cacheEntry{state: s, expires: now.Add(c.ttl)})
 		}
 	}
 	c.mu.Unlock()
@@ -171,13 +183,16 @@ func (c *Cache) read(ctx context.Context, editorID string) (s State, err error) 
 // editor when called with none. Fills that began before it are discarded.
 func (c *Cache) Invalidate(editorIDs ...string) {
 	c.mu.Lock()
-	c.gen++
+	c.gen.Add(1)
 	if len(editorIDs) == 0 {
-		clear(c.entries)
+		c.entries.Clear()
+		c.count = 0
 		clear(c.inflight)
 	}
 	for _, id := range editorIDs {
-		delete(c.entries, id)
+		if _, ok := c.entries.LoadAndDelete(id); ok {
+			c.count--
+		}
 		delete(c.inflight, id)
 	}
 	c.mu.Unlock()
@@ -201,7 +216,7 @@ func (c *Cache) Stats() (hits, misses int64) { return c.hits.Load(), c.misses.Lo
 
 // Len returns the number of cached states.
 func (c *Cache) Len() int {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return len(c.entries)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.count
 }

@@ -1,0 +1,271 @@
+package bench
+
+import (
+	"context"
+	"database/sql"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3"
+
+	"github.com/amaretti-auth/amaretti/apitoken"
+	"github.com/amaretti-auth/amaretti/caveat"
+	"github.com/amaretti-auth/amaretti/epoch"
+	"github.com/amaretti-auth/amaretti/epoch/sqlite"
+	"github.com/amaretti-auth/amaretti/macaroon"
+	"github.com/amaretti-auth/amaretti/verifier"
+)
+
+// scaleSizes are the editor counts BenchmarkScale runs at; 1,000,000
+// takes a minute or more to create (one transaction of bulk inserts).
+var scaleSizes = flag.String("scale", "1000,100000,1000000", "editor counts for BenchmarkScale, comma-separated")
+
+// scaleActive is how many distinct editors' tokens the verify benchmark
+// rotates through at most: more than the in-process cache's default
+// (epoch.DefaultCacheSize), so that at a million editors some lookups miss.
+const scaleActive = 200_000
+
+// BenchmarkScale measures the cost of verification and of the store's
+// operations as editors grow, on SQLite (opt-in: it runs only under
+// -bench; sizes with -scale):
+//
+//	cd bench && go test -run '^$' -bench Scale -benchtime 20000x -timeout 1h
+//	cd bench && go test -run '^$' -bench Scale -scale 1000,100000
+//
+// verify: tokens of random editors (min(editors, 200,000) distinct ones)
+// through a verifier with caches of the default sizes, after a warm-up;
+// reports the in-process epoch cache's hit rate. state-read: one editor state read from the store, what
+// a cache miss costs; reports p50 and p99. cached-state: heap per editor
+// state held in epoch.Cache. touch: epoch touches of random editors.
+// api-token: API tokens created (minted and registered) for random editors.
+func BenchmarkScale(b *testing.B) {
+	var sizes []int
+	for _, f := range splitComma(*scaleSizes) {
+		var n int
+		if _, err := fmt.Sscan(f, &n); err != nil || n <= 0 {
+			b.Fatalf("-scale: %q is not a count", f)
+		}
+		sizes = append(sizes, n)
+	}
+	for _, n := range sizes {
+		b.Run(fmt.Sprintf("editors=%d", n), func(b *testing.B) { scale(b, n) })
+	}
+}
+
+func splitComma(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == ',' {
+			if i > start {
+				out = append(out, s[start:i])
+			}
+			start = i + 1
+		}
+	}
+	return out
+}
+
+// editorID is the id of editor i: 26 characters of lower-case base32.
+func editorID(i int) string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+	var id [26]byte
+	for j := len(id) - 1; j >= 0; j-- {
+		id[j] = alphabet[i%32]
+		i /= 32
+	}
+	return string(id[:])
+}
+
+func scale(b *testing.B, n int) {
+	ctx := context.Background()
+	dir := b.TempDir()
+	path := filepath.Join(dir, "amaretti.db")
+	store, err := sqlite.Open(ctx, path) // creates the schema
+	if err != nil {
+		b.Fatal(err)
+	}
+	store.Close()
+	start := time.Now()
+	bulkEditors(b, path, n)
+	b.Logf("%d editors created in %v", n, time.Since(start).Round(time.Millisecond))
+	store, err = sqlite.Open(ctx, path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	keys, _, err := macaroon.InitKeyStore(filepath.Join(dir, "keys"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	minter, err := macaroon.NewMinter(keys, location)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, uint64(n)))
+
+	b.Run("verify", func(b *testing.B) {
+		active := min(n, scaleActive)
+		tokens := make([]string, active)
+		for i, e := range rng.Perm(n)[:active] {
+			m, err := minter.Mint(ctx, editorID(e), macaroon.ExpiresIn(time.Hour))
+			if err != nil {
+				b.Fatal(err)
+			}
+			tokens[i] = m.Token
+		}
+		// The default size; a TTL of an hour, so that the hit rate is the
+		// size's doing (with the daemon's default --cache-ttl 2s, an
+		// editor seen less often than every 2 s misses whatever the size).
+		cache := epoch.NewCache(store, 0, time.Hour)
+		v, err := verifier.New(keys, cache)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, tok := range tokens { // warm up: every active editor seen once
+			if _, err := v.Verify(ctx, tok, caveat.Request{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		hits0, misses0 := cache.Stats()
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range b.N {
+			if _, err := v.Verify(ctx, tokens[rng.IntN(active)], caveat.Request{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		hits, misses := cache.Stats()
+		hits, misses = hits-hits0, misses-misses0
+		b.ReportMetric(100*float64(hits)/float64(hits+misses), "%hits")
+	})
+
+	b.Run("state-read", func(b *testing.B) {
+		times := make([]time.Duration, 0, b.N)
+		b.ResetTimer()
+		for range b.N {
+			t0 := time.Now()
+			if _, err := store.State(ctx, editorID(rng.IntN(n))); err != nil {
+				b.Fatal(err)
+			}
+			times = append(times, time.Since(t0))
+		}
+		b.StopTimer()
+		slices.Sort(times)
+		b.ReportMetric(float64(times[len(times)/2].Microseconds()), "p50-µs")
+		b.ReportMetric(float64(times[len(times)*99/100].Microseconds()), "p99-µs")
+	})
+
+	b.Run("cached-state", func(b *testing.B) {
+		// States read once from the store, then held by a cache (through
+		// a Source serving what was read): the heap it grew by, per state.
+		const held = 10_000
+		read := make(states, held)
+		for range held {
+			id := editorID(rng.IntN(n))
+			st, err := store.State(ctx, id)
+			if err != nil {
+				b.Fatal(err)
+			}
+			read[id] = st
+		}
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		cache := epoch.NewCache(read, 0, time.Hour)
+		ids := make([]string, 0, len(read))
+		for id := range read {
+			if _, err := cache.State(ctx, id); err != nil {
+				b.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		perEditor := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)-int64(cap(ids))*16) / float64(len(read))
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := range b.N { // the time: a cache hit
+			if _, err := cache.State(ctx, ids[i%len(ids)]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		b.ReportMetric(perEditor, "B/editor")
+	})
+
+	b.Run("touch", func(b *testing.B) {
+		b.ResetTimer()
+		for range b.N {
+			if _, err := store.Touch(ctx, editorID(rng.IntN(n))); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "touches/s")
+	})
+
+	b.Run("api-token", func(b *testing.B) {
+		checker, err := caveat.NewChecker()
+		if err != nil {
+			b.Fatal(err)
+		}
+		issuer, err := apitoken.NewIssuer(store, minter, checker)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ResetTimer()
+		for i := range b.N {
+			if _, _, err := issuer.Create(ctx, apitoken.Request{EditorID: editorID(rng.IntN(n)), Name: fmt.Sprintf("bench-%d", i), Creator: "cli"}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+	})
+}
+
+// states serves editor states read before, by id.
+type states map[string]epoch.State
+
+// State implements epoch.Source.
+func (s states) State(_ context.Context, id string) (epoch.State, error) {
+	if st, ok := s[id]; ok {
+		return st, nil
+	}
+	return epoch.State{}, epoch.ErrNotFound
+}
+
+// bulkEditors inserts editors 0 … n-1 into the SQLite database at path in
+// one transaction, with an epoch an hour ago: the benchmark's shortcut
+// past Store.Create, which commits (and logs a change) per editor.
+func bulkEditors(b *testing.B, path string, n int) {
+	db, err := sql.Open("sqlite3", path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	tx, err := db.Begin()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tx.Rollback()
+	stmt, err := tx.Prepare("INSERT INTO editors (id, username, role, bot, active, auth_epoch, created, version) VALUES (?, ?, 'editor', 0, 1, ?, ?, 1)")
+	if err != nil {
+		b.Fatal(err)
+	}
+	at := time.Now().Add(-time.Hour).UnixMicro()
+	for i := range n {
+		if _, err := stmt.Exec(editorID(i), fmt.Sprintf("u%d", i), at, at); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		b.Fatal(err)
+	}
+}
