@@ -35,6 +35,7 @@ func main() {
 	flag.StringVar(&o.keys.Keys, "keys", envOr("AMARETTI_KEYS", "./keys"), "root key directory made by amaretti init, or \"db\" for keys kept (sealed) in the PostgreSQL database --db names")
 	flag.StringVar(&o.keys.KEKFile, "key-encryption-key-file", os.Getenv(setup.KEKFileEnv), "file (mode 0600) holding the key-encryption key of keys kept in the database (--keys db; env "+setup.KEKFileEnv+"); or set "+setup.KEKEnv+" to the key itself")
 	flag.DurationVar(&o.poll, "poll", envDuration("AMARETTI_POLL", epoch.DefaultPollInterval), "read the store's change log this often (PostgreSQL also wakes it at once with NOTIFY): the bound on how late a touch, a revocation or, with --keys db, a key rotation reaches this service (env AMARETTI_POLL)")
+	flag.DurationVar(&o.storeTimeout, "store-timeout", envDuration("AMARETTI_STORE_TIMEOUT", setup.DefaultReadTimeout), "bound on each PostgreSQL read of the verify path (editor state, change log): past it the request is denied with 503, as amarettid's --store-timeout; SQLite ignores it (env AMARETTI_STORE_TIMEOUT)")
 	flag.DurationVar(&o.keysReload, "keys-reload", envDuration("AMARETTI_KEYS_RELOAD", 30*time.Second), "also re-read the root keys this often (and on SIGHUP); with a key directory this is how a rotation reaches the service; 0 for SIGHUP only (env AMARETTI_KEYS_RELOAD)")
 	flag.BoolVar(&o.trustProxy, "trust-proxy-headers", os.Getenv("API_TRUST_PROXY_HEADERS") == "1",
 		"serve GET /v1/proxied/whoami from the X-Amaretti-* headers a forward-auth proxy sets; only when the API is reachable through that proxy alone")
@@ -66,6 +67,7 @@ type options struct {
 	noMigrate        bool
 	keys             setup.KeyOptions // Keys, KEKFile, KEK; DB is db
 	poll, keysReload time.Duration
+	storeTimeout     time.Duration
 	trustProxy       bool
 	lastUse          time.Duration
 	policy           apitoken.Policy
@@ -138,6 +140,9 @@ func follow(ctx context.Context, store epoch.Store, cache *epoch.Cache, keys *ma
 func serve(o options, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if o.storeTimeout <= 0 {
+		return errors.New("--store-timeout must be positive")
+	}
 	if o.poll <= 0 {
 		return errors.New("--poll must be positive")
 	}
@@ -151,7 +156,7 @@ func serve(o options, log *slog.Logger) error {
 			return err
 		}
 	}
-	store, err := setup.Store(ctx, o.db, setup.StoreOptions{NoMigrate: o.noMigrate})
+	store, err := setup.Store(ctx, o.db, setup.StoreOptions{NoMigrate: o.noMigrate, ReadTimeout: o.storeTimeout})
 	if err != nil {
 		return err
 	}

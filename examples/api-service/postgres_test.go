@@ -72,7 +72,7 @@ func TestPostgresProcess(t *testing.T) {
 	db := pg.Database(t)
 	kek := pgtest.KEKFile(t)
 	// The other host: "amaretti init" on the same database, keys in it.
-	store, err := setup.Store(ctx, db, setup.StoreOptions{})
+	store, err := setup.Store(ctx, db, setup.StoreOptions{ReadTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,8 @@ func TestPostgresProcess(t *testing.T) {
 	addr := testproc.FreeAddr(t)
 	env := []string{"PATH=" + os.Getenv("PATH"), "AMARETTI_DB=" + db, "AMARETTI_KEYS=db",
 		setup.KEKFileEnv + "=" + kek, "AMARETTI_POLL=" + testPoll.String(),
-		"AMARETTI_KEYS_RELOAD=0"} // keys reach it through the change log only
+		"AMARETTI_KEYS_RELOAD=0",    // keys reach it through the change log only
+		"AMARETTI_STORE_TIMEOUT=5s"} // a loaded CI machine is no gateway: see cmd/amarettid's tests
 	p := testproc.Start(t, dir, bin, addr, "/v1/hello", []string{"--listen", addr}, env)
 	defer func() {
 		log := p.Log()
@@ -169,7 +170,7 @@ func TestKeyDirectoryReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := setup.Store(ctx, db, setup.StoreOptions{Create: true})
+	store, err := setup.Store(ctx, db, setup.StoreOptions{Create: true, ReadTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +178,7 @@ func TestKeyDirectoryReload(t *testing.T) {
 	alice, _ := store.Create(ctx, epoch.NewEditor{Username: "alice", Epoch: time.Now().Add(-time.Second)})
 	addr := testproc.FreeAddr(t)
 	p := testproc.Start(t, dir, bin, addr, "/v1/hello", []string{"--listen", addr, "--keys-reload", "0"},
-		[]string{"PATH=" + os.Getenv("PATH"), "AMARETTI_DB=" + db, "AMARETTI_KEYS=" + keyDir})
+		[]string{"PATH=" + os.Getenv("PATH"), "AMARETTI_DB=" + db, "AMARETTI_KEYS=" + keyDir, "AMARETTI_STORE_TIMEOUT=5s"})
 	if _, err := keys.Rotate(); err != nil {
 		t.Fatal(err)
 	}

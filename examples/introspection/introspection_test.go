@@ -53,7 +53,7 @@ func TestZitadelResourceServer(t *testing.T) {
 	}
 	addr := testproc.FreeAddr(t)
 	d := testproc.Start(t, dir, filepath.Join(bin, "amarettid"), addr, "/readyz",
-		[]string{"--listen", addr, "--introspect-client-file", clients, "--poll", "100ms", "--cache-ttl", "50ms"}, env)
+		[]string{"--listen", addr, "--introspect-client-file", clients, "--poll", "100ms", "--cache-ttl", "50ms", "--store-timeout", "5s"}, env)
 
 	keys, err := macaroon.OpenKeyStore(filepath.Join(dir, "keys"))
 	if err != nil {

@@ -100,7 +100,7 @@ func TestWithDaemonPostgres(t *testing.T) {
 	dir := t.TempDir()
 	keyDir := filepath.Join(dir, "keys")
 	// The other host: "amaretti init" on the same database.
-	store, err := setup.Store(ctx, db, setup.StoreOptions{})
+	store, err := setup.Store(ctx, db, setup.StoreOptions{ReadTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

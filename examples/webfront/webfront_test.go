@@ -116,7 +116,7 @@ func newDeploymentOn(t *testing.T, backend string, policy ...apitoken.Policy) *d
 	}
 	d.env = []string{"PATH=" + os.Getenv("PATH"), "AMARETTI_DB=" + keyOpts.DB, "AMARETTI_KEYS=" + keyOpts.Keys}
 	var err error
-	if d.store, err = setup.Store(ctx, keyOpts.DB, setup.StoreOptions{Create: true}); err != nil {
+	if d.store, err = setup.Store(ctx, keyOpts.DB, setup.StoreOptions{Create: true, ReadTimeout: 5 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.store.Close() })
@@ -126,7 +126,7 @@ func newDeploymentOn(t *testing.T, backend string, policy ...apitoken.Policy) *d
 	addr := testproc.FreeAddr(t)
 	// Last uses (and the rotations they end) are written every 100 ms, so
 	// that the page shows them within a test.
-	d.daemon = testproc.Start(t, d.dir, filepath.Join(bin, "amarettid"), addr, "/healthz", []string{"--listen", addr, "--last-use-interval", "100ms",
+	d.daemon = testproc.Start(t, d.dir, filepath.Join(bin, "amarettid"), addr, "/healthz", []string{"--listen", addr, "--last-use-interval", "100ms", "--store-timeout", "5s",
 		"--max-api-token-lifetime", pol.MaxAPI.String(), fmt.Sprintf("--allow-no-expiry=%t", pol.AllowNoExpiry)}, d.env)
 	minter, _ := macaroon.NewMinter(d.keys, "")
 	d.service = serviceToken(t, d.store, minter)
