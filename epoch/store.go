@@ -406,6 +406,19 @@ type Snapshot struct {
 	Editors []Editor
 	Tokens  []APIToken
 	Links   []Link
+	// Audit is the audit trail, oldest first. Import appends it to the
+	// target's own (an audit trail is never replaced), under new ids.
+	Audit []AuditEvent
+	// Sent are the notifications already delivered, so that a notifier
+	// on the copy does not announce them again.
+	Sent []SentNotification
+}
+
+// SentNotification is a delivered notification: one event (an expiry
+// threshold, "expired unused", …) of one token.
+type SentNotification struct {
+	TokenID, Event string
+	At             time.Time
 }
 
 // ErrNotEmpty means a store to import into already holds editors, tokens

@@ -192,10 +192,13 @@ func (e *env) copyStore(c *cli.Context) error {
 	}
 	if c.Bool("json") {
 		return e.printJSON(map[string]any{"from": setup.Redact(from), "to": setup.Redact(to),
-			"editors": len(snap.Editors), "tokens": len(snap.Tokens), "links": len(snap.Links), "keys": nkeys})
+			"editors": len(snap.Editors), "tokens": len(snap.Tokens), "links": len(snap.Links), "keys": nkeys,
+			"audit_events": len(snap.Audit), "sent_notifications": len(snap.Sent)})
 	}
 	fmt.Fprintf(e.stdout, "copied %s, %s and %s from %s to %s\n",
 		count(len(snap.Editors), "editor"), count(len(snap.Tokens), "API token"), count(len(snap.Links), "login link"), setup.Redact(from), setup.Redact(to))
+	fmt.Fprintf(e.stdout, "appended %s to its audit trail and marked %s as sent\n",
+		count(len(snap.Audit), "audit event"), count(len(snap.Sent), "delivered notification"))
 	if keysFrom == nil {
 		fmt.Fprintln(e.stdout, "root keys are not copied: copy them with --keys-from and --keys-to, or \"amaretti keys export\" and \"amaretti keys import\"")
 	} else {

@@ -64,6 +64,25 @@ func (s *Store) Export(ctx context.Context) (*epoch.Snapshot, error) {
 		l.Created = l.Created.UTC()
 		snap.Links = append(snap.Links, l)
 	}
+	if rows.Close(); rows.Err() != nil {
+		return nil, rows.Err()
+	}
+	if snap.Audit, err = scanAuditRows(tx.Query(ctx, "SELECT "+auditColumns+" FROM audit_events ORDER BY id")); err != nil {
+		return nil, fmt.Errorf("audit trail: %w", err)
+	}
+	rows, err = tx.Query(ctx, "SELECT token_id, event, sent FROM notifications WHERE sent IS NOT NULL ORDER BY token_id, event")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var n epoch.SentNotification
+		if err := rows.Scan(&n.TokenID, &n.Event, &n.At); err != nil {
+			return nil, err
+		}
+		n.At = n.At.UTC()
+		snap.Sent = append(snap.Sent, n)
+	}
 	return snap, rows.Err()
 }
 
@@ -157,6 +176,19 @@ func (s *Store) Import(ctx context.Context, snap *epoch.Snapshot, replace bool) 
 			return []any{l.Provider, l.Subject, l.EditorID, l.Created}, nil
 		})); err != nil {
 		return fmt.Errorf("login links: %w", err)
+	}
+	if err := insertAudit(ctx, tx, snap.Audit...); err != nil {
+		return fmt.Errorf("audit trail: %w", err)
+	}
+	if len(snap.Sent) > 0 {
+		b := &pgx.Batch{}
+		for _, n := range snap.Sent {
+			b.Queue(`INSERT INTO notifications (token_id, event, claimed, sent) VALUES ($1, $2, $3, $3)
+				ON CONFLICT (token_id, event) DO UPDATE SET sent = excluded.sent WHERE notifications.sent IS NULL`, n.TokenID, n.Event, n.At)
+		}
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return fmt.Errorf("notifications: %w", err)
+		}
 	}
 	if _, err := tx.Exec(ctx, `WITH c AS (INSERT INTO changes (editor_id, version, at) VALUES (NULL, NULL, clock_timestamp()) RETURNING seq)
 		SELECT pg_notify('`+Channel+`', c.seq::text) FROM c`); err != nil {

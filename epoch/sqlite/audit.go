@@ -75,23 +75,8 @@ func (s *Store) AuditEvents(ctx context.Context, f epoch.AuditFilter) ([]epoch.A
 	limit := f.PageLimit()
 	q += " ORDER BY id DESC LIMIT ?"
 	args = append(args, limit+1)
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	out, err := scanAuditRows(s.db.QueryContext(ctx, q, args...))
 	if err != nil {
-		return nil, 0, err
-	}
-	defer rows.Close()
-	var out []epoch.AuditEvent
-	for rows.Next() {
-		var e epoch.AuditEvent
-		var at int64
-		var action string
-		if err := rows.Scan(&e.ID, &at, &action, &e.Actor, &e.ActorEditorID, &e.ActorTokenID, &e.OSUser, &e.From, &e.EditorID, &e.TokenID, &e.KeyID, &e.Detail, &e.Count); err != nil {
-			return nil, 0, err
-		}
-		e.At, e.Action = fromMicros(at), epoch.AuditAction(action)
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, 0, err
 	}
 	var next int64
@@ -100,6 +85,26 @@ func (s *Store) AuditEvents(ctx context.Context, f epoch.AuditFilter) ([]epoch.A
 		next = out[limit-1].ID
 	}
 	return out, next, nil
+}
+
+// scanAuditRows reads the rows of a query of auditColumns.
+func scanAuditRows(rows *sql.Rows, err error) ([]epoch.AuditEvent, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []epoch.AuditEvent
+	for rows.Next() {
+		var e epoch.AuditEvent
+		var at int64
+		var action string
+		if err := rows.Scan(&e.ID, &at, &action, &e.Actor, &e.ActorEditorID, &e.ActorTokenID, &e.OSUser, &e.From, &e.EditorID, &e.TokenID, &e.KeyID, &e.Detail, &e.Count); err != nil {
+			return nil, err
+		}
+		e.At, e.Action = fromMicros(at), epoch.AuditAction(action)
+		out = append(out, e)
+	}
+	return out, rows.Err()
 }
 
 // PruneAudit deletes the events older than before and records an

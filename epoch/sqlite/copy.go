@@ -65,6 +65,26 @@ func (s *Store) Export(ctx context.Context) (*epoch.Snapshot, error) {
 		l.Created = fromMicros(created)
 		snap.Links = append(snap.Links, l)
 	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if snap.Audit, err = scanAuditRows(tx.QueryContext(ctx, "SELECT "+auditColumns+" FROM audit_events ORDER BY id")); err != nil {
+		return nil, fmt.Errorf("audit trail: %w", err)
+	}
+	rows, err = tx.QueryContext(ctx, "SELECT token_id, event, sent FROM notifications WHERE sent IS NOT NULL ORDER BY token_id, event")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var n epoch.SentNotification
+		var at int64
+		if err := rows.Scan(&n.TokenID, &n.Event, &at); err != nil {
+			return nil, err
+		}
+		n.At = fromMicros(at)
+		snap.Sent = append(snap.Sent, n)
+	}
 	return snap, rows.Err()
 }
 
@@ -135,6 +155,16 @@ func (s *Store) Import(ctx context.Context, snap *epoch.Snapshot, replace bool) 
 		}
 		if err := s.link(ctx, tx, l); err != nil {
 			return err
+		}
+	}
+	if err := insertAudit(ctx, tx, snap.Audit...); err != nil {
+		return fmt.Errorf("audit trail: %w", err)
+	}
+	for _, n := range snap.Sent {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO notifications (token_id, event, claimed, sent) VALUES (?, ?, ?, ?)
+			ON CONFLICT (token_id, event) DO UPDATE SET sent = excluded.sent WHERE notifications.sent IS NULL`,
+			n.TokenID, n.Event, micros(n.At), micros(n.At)); err != nil {
+			return fmt.Errorf("notifications: %w", err)
 		}
 	}
 	if _, err := tx.ExecContext(ctx, "INSERT INTO changes (editor_id, version, at) VALUES (NULL, NULL, ?)", micros(s.now())); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -57,9 +58,35 @@ func testCopy(t *testing.T, s *suite) {
 	if _, err := s.a.Link(ctx, e.ID, "dev", s.username("copy")); err != nil {
 		t.Fatal(err)
 	}
+	// An audit event and a delivered notification.
+	event := epoch.AuditEvent{At: now, Action: epoch.AuditTokenRevoked, Actor: epoch.ActorCLI, OSUser: "ops", EditorID: e.ID, Detail: s.username("copy")}
+	if err := s.a.RecordAudit(ctx, event); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.a.ClaimNotification(ctx, rot.TokenID, "expiring:24h0m0s", now, time.Minute); !ok || err != nil {
+		t.Fatalf("ClaimNotification: %v, %v", ok, err)
+	}
+	if err := s.a.NotificationSent(ctx, rot.TokenID, "expiring:24h0m0s", now); err != nil {
+		t.Fatal(err)
+	}
 	snap, err := src.Export(ctx)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if got := snap.Audit[len(snap.Audit)-1]; got.Detail != event.Detail || !slices.ContainsFunc(snap.Sent, func(n epoch.SentNotification) bool { return n.TokenID == rot.TokenID }) {
+		t.Fatalf("the export misses the audit event (last %+v) or the delivered notification (%+v)", got, snap.Sent)
+	}
+	// Events get new ids in the copy: compare what they say.
+	same := func(a, b *epoch.Snapshot) bool {
+		strip := func(x *epoch.Snapshot) epoch.Snapshot {
+			c := *x
+			c.Audit = slices.Clone(x.Audit)
+			for i := range c.Audit {
+				c.Audit[i].ID = 0
+			}
+			return c
+		}
+		return reflect.DeepEqual(strip(a), strip(b))
 	}
 	dst := s.open(t, s.o.New(t))
 	to := dst.(copier)
@@ -69,7 +96,7 @@ func testCopy(t *testing.T, s *suite) {
 	}
 	t.Run("same content", func(t *testing.T) {
 		again := must[*epoch.Snapshot](t)(to.Export(ctx))
-		if !reflect.DeepEqual(again, snap) {
+		if !same(again, snap) {
 			t.Fatalf("the copy exports other content (%d/%d editors, %d/%d tokens, %d/%d links)",
 				len(again.Editors), len(snap.Editors), len(again.Tokens), len(snap.Tokens), len(again.Links), len(snap.Links))
 		}
@@ -99,7 +126,7 @@ func testCopy(t *testing.T, s *suite) {
 		if err := to.Import(ctx, &bad, true); err == nil {
 			t.Fatal("a link to an unknown editor was imported")
 		}
-		if again := must[*epoch.Snapshot](t)(to.Export(ctx)); !reflect.DeepEqual(again, snap) {
+		if again := must[*epoch.Snapshot](t)(to.Export(ctx)); !same(again, snap) {
 			t.Fatal("the failed import changed the store")
 		}
 	})
@@ -110,6 +137,9 @@ func testCopy(t *testing.T, s *suite) {
 		}
 		if again := must[*epoch.Snapshot](t)(to.Export(ctx)); len(again.Editors) != 1 || len(again.Tokens) != 0 || len(again.Links) != 0 {
 			t.Fatalf("after replace: %d editors, %d tokens, %d links", len(again.Editors), len(again.Tokens), len(again.Links))
+		} else if len(again.Audit) != len(snap.Audit) {
+			// An audit trail is appended to, never replaced.
+			t.Fatalf("after replace: %d audit events, want the %d already there", len(again.Audit), len(snap.Audit))
 		}
 	})
 }
