@@ -156,3 +156,29 @@ func TestEventFields(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRefusalsKeptOnStoreError: a flush the store fails (here, a cancelled
+// context) loses nothing: the next flush writes the refusals noted before
+// and since, counted together.
+func TestRefusalsKeptOnStoreError(t *testing.T) {
+	s := openStore(t)
+	ed, tok := register(t, s, "dave")
+	r := audit.NewRefusals(s, time.Hour, nil)
+	for range 3 {
+		r.Seen(tok, ed.ID, "revoked", "192.0.2.10")
+	}
+	failed, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := r.Flush(failed); err == nil {
+		t.Fatal("a flush with a cancelled context succeeded: the test fails nothing")
+	}
+	r.Seen(tok, ed.ID, "revoked", "192.0.2.11")
+	r.Seen(tok, ed.ID, "revoked", "192.0.2.11")
+	if err := r.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	events, _, err := s.AuditEvents(t.Context(), epoch.AuditFilter{TokenID: tok})
+	if err != nil || len(events) != 1 || events[0].Count != 5 || events[0].From != "192.0.2.10" {
+		t.Fatalf("events %+v, %v; want one of 5 refusals, the first from 192.0.2.10", events, err)
+	}
+}

@@ -153,6 +153,7 @@ func (r *Refusals) Flush(ctx context.Context) error {
 			continue // not an API token
 		}
 		if err != nil {
+			r.restore(batch, overflow)
 			return fmt.Errorf("audit: reading token %s: %w", id, err)
 		}
 		e := Actor{Kind: epoch.ActorDaemon, From: p.from}.Event(epoch.AuditTokenRefused,
@@ -165,7 +166,33 @@ func (r *Refusals) Flush(ctx context.Context) error {
 		e.Count = overflow
 		events = append(events, e)
 	}
-	return r.store.RecordAudit(ctx, events...)
+	if err := r.store.RecordAudit(ctx, events...); err != nil {
+		r.restore(batch, overflow)
+		return err
+	}
+	return nil
+}
+
+// restore puts back a batch that could not be written, merged with what
+// was noted since (within maxPending), so that a store error delays the
+// records to the next flush instead of losing them.
+func (r *Refusals) restore(batch map[string]*refusal, overflow int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.overflow += overflow
+	for id, p := range batch {
+		switch q, ok := r.pending[id]; {
+		case ok:
+			q.count += p.count
+			if p.at.Before(q.at) {
+				q.at, q.from, q.reason = p.at, p.from, p.reason
+			}
+		case len(r.pending) < r.maxPending:
+			r.pending[id] = p
+		default:
+			r.overflow += p.count
+		}
+	}
 }
 
 // Run flushes every interval until ctx ends, then once more.

@@ -89,7 +89,13 @@ func StripAPIFormat(text string) (mac string, formatted bool, err error) {
 	if string(want[:]) != text[n+1:] {
 		return "", true, ErrChecksum
 	}
-	return text[len(APIPrefix):n], true, nil
+	mac = text[len(APIPrefix):n]
+	if strings.HasPrefix(mac, APIPrefix) {
+		// Wrapped twice: no issuer writes that (FormatAPI keeps a
+		// formatted token as it is), so it is refused like a typo.
+		return "", true, ErrChecksum
+	}
+	return mac, true, nil
 }
 
 // CheckAPIFormat reports whether text is a well-formed API token, offline

@@ -59,8 +59,12 @@ func (s *server) handleAudit(w http.ResponseWriter, r *http.Request) {
 	}
 	f := epoch.AuditFilter{EditorID: q.Get("editor_id"), TokenID: q.Get("token_id"), Action: epoch.AuditAction(q.Get("action")), Limit: 100}
 	if v := q.Get("since"); v != "" {
-		if f.Since, err = time.Parse(time.RFC3339Nano, v); err != nil {
-			apiError(w, http.StatusBadRequest, "invalid_request", "since must be an RFC 3339 time")
+		// An RFC 3339 time, or a duration back from now, as the CLI's
+		// --since.
+		if d, derr := time.ParseDuration(v); derr == nil && d > 0 {
+			f.Since = time.Now().Add(-d)
+		} else if f.Since, err = time.Parse(time.RFC3339Nano, v); err != nil {
+			apiError(w, http.StatusBadRequest, "invalid_request", "since must be an RFC 3339 time or a positive duration such as 24h")
 			return
 		}
 	}

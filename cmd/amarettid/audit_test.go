@@ -45,6 +45,10 @@ func TestAuditTrailDaemon(t *testing.T) {
 			t.Fatalf("revoked token: %d", resp.StatusCode)
 		}
 	}
+	// Introspecting the revoked token is a refused use too.
+	if resp, b := f.do(t, call{"POST", "/v1/introspect", with(spoofed(adminTok), "Content-Type", "application/x-www-form-urlencoded"), "token=" + url.QueryEscape(apiTok)}); resp.StatusCode != 200 || !strings.Contains(b, `"active":false`) {
+		t.Fatalf("introspecting the revoked token: %d %s", resp.StatusCode, b)
+	}
 	ok("POST", "/v1/admin/editors/"+bob.ID+"/touch", adminTok, "", 200)
 	ok("POST", "/v1/admin/editors/"+bob.ID+"/lock", adminTok, "", 200)
 	ok("POST", "/v1/admin/editors/"+bob.ID+"/unlock", adminTok, "", 200)
@@ -91,7 +95,7 @@ func TestAuditTrailDaemon(t *testing.T) {
 		}
 		switch e.Action {
 		case epoch.AuditTokenRefused:
-			if e.Actor != epoch.ActorDaemon || e.TokenID != apiID || e.Count != 50 || e.Detail != "revoked" || e.EditorID != f.alice.ID {
+			if e.Actor != epoch.ActorDaemon || e.TokenID != apiID || e.Count != 51 || e.Detail != "revoked" || e.EditorID != f.alice.ID {
 				t.Errorf("refusals recorded as %+v", e)
 			}
 		default:
@@ -132,6 +136,8 @@ func TestAuditTrailDaemon(t *testing.T) {
 			{"?token_id=" + apiID, 4},
 			{"?action=token.refused", 1},
 			{"?since=" + url.QueryEscape("2999-01-01T00:00:00Z"), 0},
+			{"?since=1ns", 0},
+			{"?since=87600h&limit=1000", len(events)},
 			{"?editor_id=" + url.QueryEscape("not an id!"), 0},
 		} {
 			if got, _, _ := read(c.query); len(got) != c.want {

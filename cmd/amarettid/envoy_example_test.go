@@ -92,6 +92,7 @@ func TestEnvoyExample(t *testing.T) {
 		{"timeout between 0.2 s and 1 s", gs.GetTimeout().AsDuration() >= 200*time.Millisecond && gs.GetTimeout().AsDuration() <= time.Second},
 		{"paths not normalised before amarettid", hcm.GetNormalizePath() != nil && !hcm.GetNormalizePath().GetValue() && !hcm.GetMergeSlashes()},
 		{"client X-Forwarded-For not believed", hcm.GetUseRemoteAddress().GetValue()},
+		{"header names with underscores refused", hcm.GetCommonHttpProtocolOptions().GetHeadersWithUnderscoresAction() == corev3.HttpProtocolOptions_REJECT_REQUEST},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if !tc.ok {

@@ -220,7 +220,10 @@ func checkResponse(a authAnswer, sent http.Header) *authv3.CheckResponse {
 			ok.Headers = append(ok.Headers, headerOption(lk, vs[0]))
 		}
 		for k := range sent {
-			if lk := strings.ToLower(k); strings.HasPrefix(lk, identityPrefix) && !set[lk] {
+			// x_amaretti_role too: CGI, PHP and WSGI back ends read an
+			// underscore as a hyphen.
+			lk := strings.ToLower(k)
+			if strings.HasPrefix(strings.ReplaceAll(lk, "_", "-"), identityPrefix) && !set[lk] {
 				ok.HeadersToRemove = append(ok.HeadersToRemove, lk)
 			}
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/macaroon"
+	"github.com/amaretti-auth/amaretti/verifier"
 )
 
 // grpcConn is a gRPC client of a grpcServer serving on a loopback socket.
@@ -534,5 +535,32 @@ func TestGRPCDaemon(t *testing.T) {
 	}
 	if leaks(dm.Log(), tok) {
 		t.Fatal("a token reached the log")
+	}
+}
+
+// TestExtAuthzRemovesClientIdentityHeaders: every identity header a client
+// sent, in any spelling a back end may read as X-Amaretti-* (hyphens or
+// underscores, any case), is set by amarettid or removed upstream.
+func TestExtAuthzRemovesClientIdentityHeaders(t *testing.T) {
+	for _, tc := range []struct {
+		sent   string
+		remove bool
+	}{
+		{"X-Amaretti-Role", false}, // set by amarettid, replacing the client's
+		{"X-Amaretti-Other", true},
+		{"X_amaretti_role", true},
+		{"X_Amaretti_Editor_Id", true},
+		{"x-amaretti_rights", true},
+		{"X-Amaretti", false}, // not of the family
+		{"X-Other", false},
+	} {
+		t.Run(tc.sent, func(t *testing.T) {
+			sent := http.Header{tc.sent: {"superuser"}}
+			ok := checkResponse(authAnswer{status: http.StatusOK, id: verifier.Identity{EditorID: "e", Role: "editor"}}, sent).GetOkResponse()
+			removed := slices.Contains(ok.GetHeadersToRemove(), strings.ToLower(tc.sent))
+			if removed != tc.remove {
+				t.Fatalf("%s removed = %v (remove %q), want %v", tc.sent, removed, ok.GetHeadersToRemove(), tc.remove)
+			}
+		})
 	}
 }

@@ -203,6 +203,7 @@ func (s *server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		var d *verifier.Denial
 		if errors.As(err, &d) {
 			attrs = append(attrs, "token_id", d.TokenID, "editor_id", d.EditorID)
+			s.refused(r, err) // a refused use of a registered API token is audited
 		}
 		s.log.Info("token inactive", attrs...)
 		writeIntrospection(w, introspection{}, noStore)
