@@ -85,7 +85,9 @@ func (e *env) checkRestricted(t *testing.T, what, tok string, r restricted) {
 // Rotate. old is the old token's secret, req a request it allows.
 type rotator func(t *testing.T, e *env, old string, req caveat.Request) (string, *apitoken.Parent)
 
-func byOperator(*testing.T, *env, string, caveat.Request) (string, *apitoken.Parent) { return "cli", nil }
+func byOperator(*testing.T, *env, string, caveat.Request) (string, *apitoken.Parent) {
+	return "cli", nil
+}
 
 func bySession(t *testing.T, e *env, _ string, _ caveat.Request) (string, *apitoken.Parent) {
 	p := e.session(t, caveat.Request{})
