@@ -178,13 +178,30 @@ type Request struct {
 // (ErrRightNotAllowed): a bot's token never names an admin right. Malformed
 // requests are refused with ErrInvalid.
 func (i *Issuer) Create(ctx context.Context, r Request) (string, epoch.APIToken, error) {
-	return i.create(ctx, r, nil, time.Time{}, i.store.RegisterToken)
+	return i.create(ctx, r, carry{register: i.store.RegisterToken})
 }
 
-// create is Create, carrying the parent_token caveats of parents besides
-// the creator's, expiring no later than notAfter (unless zero), and
-// registering the row with register.
-func (i *Issuer) create(ctx context.Context, r Request, parents []string, notAfter time.Time, register func(context.Context, epoch.APIToken) error) (string, epoch.APIToken, error) {
+// carry is what a rotation adds to Create: what the old token carried
+// besides what the creator carries.
+type carry struct {
+	// parents are parent_token ids carried besides the creator's.
+	parents []string
+	// caveats are caveat texts carried besides the creator's
+	// (epoch.APIToken.Caveats of the old token).
+	caveats []string
+	// successorOf is the id of the token replaced: a creator with that
+	// token id (the old token itself, or an attenuation of it) does not
+	// become a parent of its successor, whose rotation would revoke it.
+	successorOf string
+	// notAfter bounds the expiry (zero: no bound).
+	notAfter time.Time
+	// register registers the row.
+	register func(context.Context, epoch.APIToken) error
+}
+
+// create is Create, carrying what x names and registering the row with
+// x.register.
+func (i *Issuer) create(ctx context.Context, r Request, x carry) (string, epoch.APIToken, error) {
 	if r.Parent != nil {
 		switch {
 		case r.EditorID == "":
@@ -220,16 +237,30 @@ func (i *Issuer) create(ctx context.Context, r Request, parents []string, notAft
 		can := d.allows
 		d.allows = func(right string) bool { return ed.Role.Permits(right) && can(right) }
 	}
-	for _, p := range parents {
+	if x.successorOf != "" && r.Parent != nil && r.Parent.Identity.TokenID == x.successorOf {
+		// The old token rotating itself: its own caveats, parents included,
+		// carry over, but the successor must outlive its retirement.
+		d.carried = slices.DeleteFunc(d.carried, func(c caveat.Caveat) bool { return c == caveat.ParentToken(x.successorOf) })
+	}
+	for _, p := range x.parents {
 		if !slices.Contains(d.carried, caveat.Caveat(caveat.ParentToken(p))) {
 			d.carried = append(d.carried, caveat.ParentToken(p))
+		}
+	}
+	for _, text := range x.caveats {
+		c, err := i.checker.Parse(text)
+		if err != nil {
+			return "", epoch.APIToken{}, fmt.Errorf("%w: the token carries a caveat this issuer cannot carry over", ErrInvalid)
+		}
+		if !slices.ContainsFunc(d.carried, func(o caveat.Caveat) bool { return o.String() == c.String() }) {
+			d.carried = append(d.carried, c)
 		}
 	}
 	want := child{rights: r.Rights, endpoint: r.Endpoint, kind: r.Kind, now: now}
 	if ttl > 0 {
 		want.expires = now.Add(ttl)
-		if !notAfter.IsZero() && want.expires.After(notAfter) {
-			want.expires = notAfter
+		if !x.notAfter.IsZero() && want.expires.After(x.notAfter) {
+			want.expires = x.notAfter
 		}
 	}
 	c, err := d.child(want)
@@ -243,11 +274,11 @@ func (i *Issuer) create(ctx context.Context, r Request, parents []string, notAft
 	row := epoch.APIToken{
 		TokenID: m.TokenID, EditorID: ed.ID, Name: r.Name, Description: r.Description,
 		Rights: c.rights, Endpoint: c.endpoint, Created: m.Created, Creator: r.Creator, Expires: m.Expires,
-		Parents: c.parents,
+		Parents: c.parents, Caveats: d.recorded(),
 	}
 	// Registered after minting: if registering fails, the token was never
 	// shown to anyone.
-	if err := register(ctx, row); err != nil {
+	if err := x.register(ctx, row); err != nil {
 		return "", epoch.APIToken{}, err
 	}
 	return macaroon.FormatAPI(m.Token), row, nil

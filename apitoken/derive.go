@@ -125,6 +125,23 @@ func (i *Issuer) derive(p *Parent, sessionException bool) (*derivation, error) {
 	return d, nil
 }
 
+// recorded are the texts of the carried caveats the registry row does not
+// record in another field (epoch.APIToken.Caveats): all but rights,
+// endpoint and parent_token. Never nil: a row records them as known.
+func (d *derivation) recorded() []string {
+	texts := []string{}
+	for _, c := range d.carried {
+		switch c.(type) {
+		case caveat.Rights, caveat.Endpoint, caveat.ParentToken:
+			continue
+		}
+		if t := c.String(); !slices.Contains(texts, t) {
+			texts = append(texts, t)
+		}
+	}
+	return texts
+}
+
 // child is what one child token asks for.
 type child struct {
 	// rights asked for; nil inherits the creator's.

@@ -23,6 +23,14 @@ const (
 // apply.
 var ErrNotRotatable = epoch.ErrNotRotatable
 
+// ErrCaveatsUnknown means a token's registry row does not record the
+// caveats it carries beyond its rights, endpoint and parents (a row
+// registered before epoch.APIToken.Caveats existed), so a rotation by
+// another caller could drop them. Such a token is rotated only by itself
+// (RotateRequest.Parent is the old token, or an attenuation of it), or
+// replaced by a new one. Rotate wraps it with ErrNotRotatable.
+var ErrCaveatsUnknown = errors.New("the token's caveats are not recorded (it predates their recording): rotate it with the token itself, or create a new one")
+
 // RotateRequest describes a rotation.
 type RotateRequest struct {
 	// TokenID is the token to replace.
@@ -39,8 +47,10 @@ type RotateRequest struct {
 }
 
 // Rotate replaces an API token with overlap: it creates a new token with
-// the old one's name, description, rights, endpoint and parent_token
-// caveats, expiring when the old one does (never later, and never without
+// the old one's name, description, rights, endpoint, parent_token caveats
+// and recorded caveats (epoch.APIToken.Caveats: method, path_prefix,
+// application caveats inherited from its creator), so it is never broader
+// than the old one, expiring when the old one does (never later, and never without
 // expiry unless the policy allows it), under every rule of Create (the
 // creator's role and restrictions bound it); it registers the new token
 // and marks the old one as rotated to it in one transaction, so that of
@@ -48,7 +58,11 @@ type RotateRequest struct {
 // working until the new one is first used or the grace ends; the store's
 // RetireRotated then revokes it (amarettid runs it after each batch of
 // last uses). Rotating a token that is not live fails with
-// ErrNotRotatable. It returns the new secret (shown once), the new row
+// ErrNotRotatable, and a token whose row does not record its caveats with
+// ErrCaveatsUnknown too, unless the old token itself asks. When the
+// caller is the old token (same token id), it does not become a parent of
+// the successor (whose retirement of the old would revoke it); its other
+// caveats carry over all the same. It returns the new secret (shown once), the new row
 // and the old row as updated.
 func (i *Issuer) Rotate(ctx context.Context, r RotateRequest) (string, epoch.APIToken, epoch.APIToken, error) {
 	switch {
@@ -79,6 +93,11 @@ func (i *Issuer) Rotate(ctx context.Context, r RotateRequest) (string, epoch.API
 		// would inherit the rotating creator's instead.
 		return "", epoch.APIToken{}, old, fmt.Errorf("%w: a token without any right is not rotated; create a new one", ErrNotRotatable)
 	}
+	if old.Caveats == nil && (r.Parent == nil || r.Parent.Identity.TokenID != old.TokenID) {
+		// A row registered before caveats were recorded: only the token
+		// itself tells what it carries (derive reads it).
+		return "", epoch.APIToken{}, old, fmt.Errorf("%w: %w", ErrNotRotatable, ErrCaveatsUnknown)
+	}
 	req := Request{
 		EditorID: old.EditorID, Name: old.Name, Description: old.Description, Rights: old.Rights, Endpoint: old.Endpoint,
 		Creator: r.Creator, Parent: r.Parent, NoExpiry: old.Expires.IsZero(),
@@ -92,14 +111,15 @@ func (i *Issuer) Rotate(ctx context.Context, r RotateRequest) (string, epoch.API
 		}
 	}
 	var updated epoch.APIToken
-	secret, row, err := i.create(ctx, req, old.Parents, old.Expires, func(ctx context.Context, n epoch.APIToken) error {
-		if !old.Expires.IsZero() && n.Expires.After(old.Expires) {
-			return fmt.Errorf("%w: the new token would outlive the old one", ErrInvalid)
-		}
-		var err error
-		updated, err = i.store.RotateToken(ctx, old.TokenID, n, now.Add(r.Grace))
-		return err
-	})
+	secret, row, err := i.create(ctx, req, carry{parents: old.Parents, caveats: old.Caveats, successorOf: old.TokenID, notAfter: old.Expires,
+		register: func(ctx context.Context, n epoch.APIToken) error {
+			if !old.Expires.IsZero() && n.Expires.After(old.Expires) {
+				return fmt.Errorf("%w: the new token would outlive the old one", ErrInvalid)
+			}
+			var err error
+			updated, err = i.store.RotateToken(ctx, old.TokenID, n, now.Add(r.Grace))
+			return err
+		}})
 	switch {
 	case errors.Is(err, epoch.ErrAlreadyRotated), errors.Is(err, epoch.ErrAlreadyRevoked):
 		return "", epoch.APIToken{}, old, fmt.Errorf("%w: %w", ErrNotRotatable, err)

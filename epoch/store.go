@@ -147,6 +147,14 @@ type APIToken struct {
 	// LastAttenuationID is a short fingerprint of those caveats; "" when
 	// there were none.
 	LastAttenuationID string `json:"last_attenuation_id,omitempty"`
+	// Caveats are the texts of the caveats the token carries beyond what
+	// the other fields record (method, path_prefix, caveats an application
+	// registered: not rights, endpoint, parent_token, expiry or claims),
+	// inherited from whoever created it; a rotation writes them into the
+	// successor. Empty when it carries none; nil (JSON null) when unknown:
+	// a row registered before they were recorded. They are caveat texts,
+	// never a secret; CheckTokenCaveats bounds them.
+	Caveats []string `json:"caveats"`
 }
 
 // Live reports whether the token is neither revoked nor expired at now.
@@ -187,6 +195,28 @@ func (t APIToken) Check() error {
 	for _, p := range t.Parents {
 		if !caveat.ValidTokenID(p) {
 			return fmt.Errorf("%w: a parent token id must be an upper-case UUID", ErrInvalidToken)
+		}
+	}
+	return CheckTokenCaveats(t.Caveats)
+}
+
+// MaxTokenCaveats and MaxTokenCaveatLen bound APIToken.Caveats: as many
+// caveats, and as long, as a token may carry (macaroon.DefaultLimits).
+const (
+	MaxTokenCaveats   = 32
+	MaxTokenCaveatLen = 512
+)
+
+// CheckTokenCaveats checks the caveat texts of a row to register: at most
+// MaxTokenCaveats, each 1 to MaxTokenCaveatLen bytes of UTF-8 without
+// control characters. Errors wrap ErrInvalidToken and repeat no text.
+func CheckTokenCaveats(caveats []string) error {
+	if len(caveats) > MaxTokenCaveats {
+		return fmt.Errorf("%w: a token records at most %d caveats", ErrInvalidToken, MaxTokenCaveats)
+	}
+	for _, c := range caveats {
+		if c == "" || len(c) > MaxTokenCaveatLen || !utf8.ValidString(c) || strings.IndexFunc(c, unicode.IsControl) >= 0 {
+			return fmt.Errorf("%w: a recorded caveat must be 1 to %d characters of UTF-8 without control characters", ErrInvalidToken, MaxTokenCaveatLen)
 		}
 	}
 	return nil

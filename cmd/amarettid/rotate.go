@@ -15,8 +15,10 @@ import (
 // the caller's own API tokens (apitoken.Issuer.Rotate): a new token with
 // the same name, rights, endpoint and expiry, created under the rules of
 // POST /v1/tokens from the caller's token; the old one works until the new
-// one is first used or the grace (default 24h) ends. Another editor's
-// token is "not found", as for DELETE.
+// one is first used or the grace (default 24h) ends. The new token keeps
+// every caveat the old one recorded; the old token may rotate itself (its
+// successor does not die with it). Another editor's token is "not found",
+// as for DELETE.
 func (s *server) handleRotateToken(w http.ResponseWriter, r *http.Request) {
 	caller, token, ok := s.caller(w, r, "tokens", tokenRight)
 	if !ok {
@@ -50,6 +52,9 @@ func (s *server) handleRotateToken(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, epoch.ErrAlreadyRotated):
 		apiError(w, http.StatusConflict, "conflict", "the token was already rotated")
+		return
+	case errors.Is(err, apitoken.ErrCaveatsUnknown):
+		apiError(w, http.StatusConflict, "conflict", "the token predates the recording of its restrictions: rotate it with the token itself, or create a new one")
 		return
 	case errors.Is(err, apitoken.ErrNotRotatable):
 		apiError(w, http.StatusConflict, "conflict", "only a live token is rotated")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -118,6 +119,33 @@ func TestRotationWithDaemon(t *testing.T) {
 		}
 		if s := dm.status(t, newTok); s != 200 {
 			t.Fatalf("new token after the retirement: %d", s)
+		}
+	})
+	t.Run("a token rotates itself", func(t *testing.T) {
+		// The CI use: a token holding "tokens" replaces itself. Its
+		// successor is not its child: the old token's retirement leaves it.
+		status, out := dm.api(t, "POST", "/v1/tokens", session, `{"name":"self","rights":["read","tokens"],"expires_in":"720h"}`)
+		if status != 201 {
+			t.Fatalf("create: %d %v", status, out)
+		}
+		selfTok, selfID := out["token"].(string), out["token_id"].(string)
+		status, out = dm.api(t, "POST", "/v1/tokens/"+selfID+"/rotate", selfTok, `{"grace":"1h"}`)
+		if status != 201 {
+			t.Fatalf("self-rotation: %d %v", status, out)
+		}
+		succTok, succID := out["token"].(string), out["token_id"].(string)
+		if slices.Contains(row(succID).Parents, selfID) {
+			t.Fatalf("the successor names the old token as a parent: %v", row(succID).Parents)
+		}
+		if s := dm.status(t, succTok); s != 200 {
+			t.Fatalf("new token: %d", s)
+		}
+		refusedSoon("old token", selfTok)
+		if row(selfID).Revoked.IsZero() {
+			t.Fatal("the old row is not revoked")
+		}
+		if s := dm.status(t, succTok); s != 200 {
+			t.Fatalf("new token after the old one's retirement: %d", s)
 		}
 	})
 	t.Run("rotated then rotated again", func(t *testing.T) {

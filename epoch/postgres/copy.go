@@ -145,7 +145,7 @@ func (s *Store) Import(ctx context.Context, snap *epoch.Snapshot, replace bool) 
 	}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"api_tokens"},
 		[]string{"token_id", "editor_id", "name", "description", "rights", "endpoint", "created", "creator", "expires", "revoked", "last_used", "last_used_from", "parents",
-			"rotated_to", "rotated_from", "grace_until", "last_attenuation", "last_attenuation_id"},
+			"rotated_to", "rotated_from", "grace_until", "last_attenuation", "last_attenuation_id", "caveats"},
 		pgx.CopyFromSlice(len(snap.Tokens), func(i int) ([]any, error) {
 			t := snap.Tokens[i]
 			var endpoint, from any
@@ -165,7 +165,7 @@ func (s *Store) Import(ctx context.Context, snap *epoch.Snapshot, replace bool) 
 			}
 			return []any{t.TokenID, t.EditorID, t.Name, t.Description, rights, endpoint, t.Created, t.Creator,
 				nullTime(t.Expires), nullTime(t.Revoked), nullTime(t.LastUsed), from, parents,
-				nullText(t.RotatedTo), nullText(t.RotatedFrom), nullTime(t.GraceUntil), nullText(t.LastAttenuation), nullText(t.LastAttenuationID)}, nil
+				nullText(t.RotatedTo), nullText(t.RotatedFrom), nullTime(t.GraceUntil), nullText(t.LastAttenuation), nullText(t.LastAttenuationID), caveatsArray(t.Caveats)}, nil
 		})); err != nil {
 		return fmt.Errorf("API tokens: %w", err)
 	}

@@ -14,14 +14,14 @@ import (
 )
 
 const tokenColumns = "token_id, editor_id, name, description, rights, endpoint, created, creator, expires, revoked, last_used, last_used_from, parents, " +
-	"rotated_to, rotated_from, grace_until, last_attenuation, last_attenuation_id"
+	"rotated_to, rotated_from, grace_until, last_attenuation, last_attenuation_id, caveats"
 
 func scanToken(r pgx.Row) (epoch.APIToken, error) {
 	var t epoch.APIToken
 	var endpoint, from, rotatedTo, rotatedFrom, att, attID *string
 	var expires, revoked, lastUsed, grace *time.Time
 	if err := r.Scan(&t.TokenID, &t.EditorID, &t.Name, &t.Description, &t.Rights, &endpoint, &t.Created, &t.Creator, &expires, &revoked, &lastUsed, &from, &t.Parents,
-		&rotatedTo, &rotatedFrom, &grace, &att, &attID); err != nil {
+		&rotatedTo, &rotatedFrom, &grace, &att, &attID, &t.Caveats); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return t, epoch.ErrTokenNotFound
 		}
@@ -32,6 +32,9 @@ func scanToken(r pgx.Row) (epoch.APIToken, error) {
 	}
 	if len(t.Parents) == 0 {
 		t.Parents = nil
+	}
+	if t.Caveats != nil && len(t.Caveats) == 0 {
+		t.Caveats = []string{}
 	}
 	opt := func(v *time.Time) time.Time {
 		if v == nil {
@@ -134,13 +137,22 @@ func (s *Store) insertToken(ctx context.Context, tx pgx.Tx, t epoch.APIToken, ro
 	if revoked >= s.maxRevoked {
 		return fmt.Errorf("%w: the editor has %d revoked tokens that every verifier must list; touching the editor (\"log out everywhere\") clears the list", epoch.ErrTooManyTokens, revoked)
 	}
-	_, err = tx.Exec(ctx, "INSERT INTO api_tokens ("+tokenColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL, NULL, $10, NULL, $11, NULL, NULL, NULL)",
-		t.TokenID, t.EditorID, t.Name, t.Description, rights, endpoint, t.Created, t.Creator, nullTime(t.Expires), parents, nullText(rotatedFrom))
+	_, err = tx.Exec(ctx, "INSERT INTO api_tokens ("+tokenColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL, NULL, $10, NULL, $11, NULL, NULL, NULL, $12)",
+		t.TokenID, t.EditorID, t.Name, t.Description, rights, endpoint, t.Created, t.Creator, nullTime(t.Expires), parents, nullText(rotatedFrom), caveatsArray(t.Caveats))
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == uniqueViolation {
 		return fmt.Errorf("%w: %s", epoch.ErrTokenExists, t.TokenID)
 	}
 	return err
+}
+
+// caveatsArray is APIToken.Caveats for the caveats column: NULL when they
+// are unknown, and otherwise a text array (possibly empty).
+func caveatsArray(c []string) any {
+	if c == nil {
+		return nil
+	}
+	return c
 }
 
 // nullText is NULL for "".

@@ -142,10 +142,14 @@ func (s *Store) Import(ctx context.Context, snap *epoch.Snapshot, replace bool) 
 		if t.LastUsedFrom != "" {
 			from = t.LastUsedFrom
 		}
-		if _, err := tx.ExecContext(ctx, "INSERT INTO api_tokens ("+tokenColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		cavs, err := caveatsText(t.Caveats)
+		if err != nil {
+			return fmt.Errorf("token %s: %w", t.TokenID, err)
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO api_tokens ("+tokenColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			t.TokenID, t.EditorID, t.Name, t.Description, rights, endpoint, micros(t.Created), t.Creator,
 			nullMicros(t.Expires), nullMicros(t.Revoked), nullMicros(t.LastUsed), from, parents,
-			nullText(t.RotatedTo), nullText(t.RotatedFrom), nullMicros(t.GraceUntil), nullText(t.LastAttenuation), nullText(t.LastAttenuationID)); err != nil {
+			nullText(t.RotatedTo), nullText(t.RotatedFrom), nullMicros(t.GraceUntil), nullText(t.LastAttenuation), nullText(t.LastAttenuationID), cavs); err != nil {
 			return fmt.Errorf("token %s: %w", t.TokenID, err)
 		}
 	}

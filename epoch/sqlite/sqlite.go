@@ -99,12 +99,14 @@ var migrations = []string{
 	// Rotation with overlap (epoch.Rotations) and the attenuation of the
 	// last use: a rotated token names its successor and the end of its
 	// grace, the successor its predecessor; RetireRotated finds the
-	// rotated tokens still pending through their index.
+	// rotated tokens still pending through their index. caveats records
+	// what a rotation must carry over (epoch.APIToken.Caveats).
 	`ALTER TABLE api_tokens ADD COLUMN rotated_to TEXT;
 	ALTER TABLE api_tokens ADD COLUMN rotated_from TEXT;
 	ALTER TABLE api_tokens ADD COLUMN grace_until INTEGER; -- microseconds since 1970-01-01 UTC
 	ALTER TABLE api_tokens ADD COLUMN last_attenuation TEXT;
 	ALTER TABLE api_tokens ADD COLUMN last_attenuation_id TEXT;
+	ALTER TABLE api_tokens ADD COLUMN caveats TEXT; -- a JSON array of caveat texts; NULL: unknown (registered before this column)
 	CREATE INDEX api_tokens_rotating ON api_tokens(grace_until) WHERE revoked IS NULL AND rotated_to IS NOT NULL;`,
 	// The audit trail (epoch.Audit): append-only — a trigger refuses any
 	// update, and rows are deleted only by PruneAudit, oldest first. And

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -14,15 +15,15 @@ import (
 )
 
 const tokenColumns = "token_id, editor_id, name, description, rights, endpoint, created, creator, expires, revoked, last_used, last_used_from, parents, " +
-	"rotated_to, rotated_from, grace_until, last_attenuation, last_attenuation_id"
+	"rotated_to, rotated_from, grace_until, last_attenuation, last_attenuation_id, caveats"
 
 func scanToken(r scanner) (epoch.APIToken, error) {
 	var t epoch.APIToken
-	var rights, endpoint, from, parents, rotatedTo, rotatedFrom, att, attID sql.NullString
+	var rights, endpoint, from, parents, rotatedTo, rotatedFrom, att, attID, cavs sql.NullString
 	var created int64
 	var expires, revoked, lastUsed, grace sql.NullInt64
 	if err := r.Scan(&t.TokenID, &t.EditorID, &t.Name, &t.Description, &rights, &endpoint, &created, &t.Creator, &expires, &revoked, &lastUsed, &from, &parents,
-		&rotatedTo, &rotatedFrom, &grace, &att, &attID); err != nil {
+		&rotatedTo, &rotatedFrom, &grace, &att, &attID, &cavs); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return t, epoch.ErrTokenNotFound
 		}
@@ -48,7 +49,28 @@ func scanToken(r scanner) (epoch.APIToken, error) {
 	t.Expires, t.Revoked, t.LastUsed, t.LastUsedFrom = opt(expires), opt(revoked), opt(lastUsed), from.String
 	t.RotatedTo, t.RotatedFrom, t.GraceUntil = rotatedTo.String, rotatedFrom.String, opt(grace)
 	t.LastAttenuation, t.LastAttenuationID = att.String, attID.String
+	if cavs.Valid {
+		if err := json.Unmarshal([]byte(cavs.String), &t.Caveats); err != nil {
+			return t, fmt.Errorf("token %s: its recorded caveats do not decode: %w", t.TokenID, err)
+		}
+		if t.Caveats == nil {
+			t.Caveats = []string{}
+		}
+	}
 	return t, nil
+}
+
+// caveatsText encodes APIToken.Caveats for the caveats column: a JSON
+// array, or NULL when they are unknown.
+func caveatsText(c []string) (any, error) {
+	if c == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	return string(b), nil
 }
 
 func nullMicros(t time.Time) any {
@@ -101,6 +123,10 @@ func (s *Store) insertToken(ctx context.Context, tx *sql.Tx, t epoch.APIToken, r
 	if t.Endpoint != "" {
 		endpoint = t.Endpoint
 	}
+	cavs, err := caveatsText(t.Caveats)
+	if err != nil {
+		return err
+	}
 	var from any
 	if rotatedFrom != "" {
 		from = rotatedFrom
@@ -133,8 +159,8 @@ func (s *Store) insertToken(ctx context.Context, tx *sql.Tx, t epoch.APIToken, r
 	if revoked >= s.maxRevoked {
 		return fmt.Errorf("%w: the editor has %d revoked tokens that every verifier must list; touching the editor (\"log out everywhere\") clears the list", epoch.ErrTooManyTokens, revoked)
 	}
-	_, err = tx.ExecContext(ctx, "INSERT INTO api_tokens ("+tokenColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, NULL, ?, NULL, NULL, NULL)",
-		t.TokenID, t.EditorID, t.Name, t.Description, rights, endpoint, micros(t.Created), t.Creator, nullMicros(t.Expires), parents, from)
+	_, err = tx.ExecContext(ctx, "INSERT INTO api_tokens ("+tokenColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, NULL, ?, NULL, NULL, NULL, ?)",
+		t.TokenID, t.EditorID, t.Name, t.Description, rights, endpoint, micros(t.Created), t.Creator, nullMicros(t.Expires), parents, from, cavs)
 	var se sqlite3.Error
 	if errors.As(err, &se) && se.Code == sqlite3.ErrConstraint {
 		return fmt.Errorf("%w: %s", epoch.ErrTokenExists, t.TokenID)

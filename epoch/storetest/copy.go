@@ -32,8 +32,12 @@ func testCopy(t *testing.T, s *suite) {
 	// with a live token, a revoked one and a used one, and a link.
 	e := s.editor(t)
 	now := time.Now().UTC()
-	for i, id := range sortedIDs(3) {
-		row := epoch.APIToken{TokenID: id, EditorID: e.ID, Name: s.username("copy"), Rights: []string{"read"}, Created: now, Creator: "cli", Expires: now.Add(time.Hour)}
+	// Recorded caveats unknown, none, and some (with commas).
+	caveatsFor := [][]string{nil, {}, {"method = GET,POST", "tenant = a,b"}}
+	ids := sortedIDs(3)
+	for i, id := range ids {
+		row := epoch.APIToken{TokenID: id, EditorID: e.ID, Name: s.username("copy"), Rights: []string{"read"}, Created: now, Creator: "cli", Expires: now.Add(time.Hour),
+			Caveats: caveatsFor[i]}
 		if err := s.a.RegisterToken(ctx, row); err != nil {
 			t.Fatal(err)
 		}
@@ -75,6 +79,12 @@ func testCopy(t *testing.T, s *suite) {
 	}
 	if got := snap.Audit[len(snap.Audit)-1]; got.Detail != event.Detail || !slices.ContainsFunc(snap.Sent, func(n epoch.SentNotification) bool { return n.TokenID == rot.TokenID }) {
 		t.Fatalf("the export misses the audit event (last %+v) or the delivered notification (%+v)", got, snap.Sent)
+	}
+	for i, id := range ids {
+		n := slices.IndexFunc(snap.Tokens, func(r epoch.APIToken) bool { return r.TokenID == id })
+		if n < 0 || !slices.Equal(snap.Tokens[n].Caveats, caveatsFor[i]) || (snap.Tokens[n].Caveats == nil) != (caveatsFor[i] == nil) {
+			t.Fatalf("the export misses token %s or its caveats %#v", id, caveatsFor[i])
+		}
 	}
 	// Events get new ids in the copy: compare what they say.
 	same := func(a, b *epoch.Snapshot) bool {

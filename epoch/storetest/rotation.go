@@ -30,6 +30,7 @@ func testRotateToken(t *testing.T, s *suite) {
 	other := s.editor(t)
 	grace := time.Now().Add(24 * time.Hour)
 	live := token(e, "laptop")
+	live.Caveats = []string{"method = GET,POST", "path_prefix = /api/a,b"} // the successor's, as read, too
 	revoked := token(e, "revoked")
 	expired := token(e, "expired")
 	expired.Expires = time.Now().Add(-time.Hour)

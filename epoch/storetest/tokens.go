@@ -18,7 +18,8 @@ func sameToken(a, b epoch.APIToken) bool {
 		a.Created.Equal(b.Created) && a.Creator == b.Creator && a.Expires.Equal(b.Expires) && a.Revoked.Equal(b.Revoked) &&
 		a.LastUsed.Equal(b.LastUsed) && a.LastUsedFrom == b.LastUsedFrom && slices.Equal(a.Parents, b.Parents) &&
 		a.RotatedTo == b.RotatedTo && a.RotatedFrom == b.RotatedFrom && a.GraceUntil.Equal(b.GraceUntil) &&
-		a.LastAttenuation == b.LastAttenuation && a.LastAttenuationID == b.LastAttenuationID
+		a.LastAttenuation == b.LastAttenuation && a.LastAttenuationID == b.LastAttenuationID &&
+		slices.Equal(a.Caveats, b.Caveats) && (a.Caveats == nil) == (b.Caveats == nil)
 }
 
 // stored is a row as a store keeps it: times truncated to microseconds.
@@ -55,6 +56,11 @@ func testRegisterToken(t *testing.T, s *suite) {
 		{"description not UTF-8", with(func(r *epoch.APIToken) { r.Description = "my \xc3 laptop" }), epoch.ErrInvalidToken},
 		{"1025-byte description", with(func(r *epoch.APIToken) { r.Description = strings.Repeat("d", 1025) }), epoch.ErrInvalidToken},
 		{"description with an escape", with(func(r *epoch.APIToken) { r.Description = "a\x1b[31mb" }), epoch.ErrInvalidToken},
+		{"caveat with a NUL", with(func(r *epoch.APIToken) { r.Caveats = []string{"tenant = a\x00b"} }), epoch.ErrInvalidToken},
+		{"empty caveat", with(func(r *epoch.APIToken) { r.Caveats = []string{""} }), epoch.ErrInvalidToken},
+		{"caveat not UTF-8", with(func(r *epoch.APIToken) { r.Caveats = []string{"tenant = \xff"} }), epoch.ErrInvalidToken},
+		{"513-byte caveat", with(func(r *epoch.APIToken) { r.Caveats = []string{"tenant = " + strings.Repeat("a", 504)} }), epoch.ErrInvalidToken},
+		{"33 caveats", with(func(r *epoch.APIToken) { r.Caveats = slices.Repeat([]string{"method = GET"}, 33) }), epoch.ErrInvalidToken},
 		{"parent not a UUID", with(func(r *epoch.APIToken) { r.Parents = []string{tokenID(), "nope"} }), epoch.ErrInvalidToken},
 		{"unknown editor", with(func(r *epoch.APIToken) { r.EditorID = "nobody-at-all" }), epoch.ErrNotFound},
 		{"id already registered", with(func(r *epoch.APIToken) { r.TokenID = ok.TokenID }), epoch.ErrTokenExists},
