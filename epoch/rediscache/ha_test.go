@@ -169,6 +169,10 @@ type load struct {
 func runLoad(t *testing.T, stop <-chan struct{}, verifiers []*env, toks []token, revokedAt func(token) time.Time) *load {
 	t.Helper()
 	l := &load{denied: map[[2]string]time.Time{}, lag: map[[2]string]time.Duration{}}
+	// quit also stops the load when the test fails before it closes
+	// stop: the cleanup waits for the goroutines, which would otherwise
+	// run until the package's timeout.
+	quit := make(chan struct{})
 	var wg sync.WaitGroup
 	for vi, e := range verifiers {
 		wg.Add(1)
@@ -177,6 +181,8 @@ func runLoad(t *testing.T, stop <-chan struct{}, verifiers []*env, toks []token,
 			for {
 				select {
 				case <-stop:
+					return
+				case <-quit:
 					return
 				default:
 				}
@@ -202,7 +208,7 @@ func runLoad(t *testing.T, stop <-chan struct{}, verifiers []*env, toks []token,
 			}
 		}()
 	}
-	t.Cleanup(wg.Wait)
+	t.Cleanup(func() { close(quit); wg.Wait() })
 	return l
 }
 

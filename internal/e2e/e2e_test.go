@@ -148,7 +148,11 @@ func (c *cluster) startVerifier(host string) *verifier {
 	addr := net.JoinHostPort(h.Addr("app"), daemonPort)
 	env := []string{"PATH=" + os.Getenv("PATH"), "AMARETTI_DB=" + c.db, "AMARETTI_KEYS=" + filepath.Join(c.hostDir(host), "keys"), "AMARETTI_REDIS=" + c.redisURL}
 	p := testproc.StartIn(c.t, h.NS, c.hostDir(host), filepath.Join(bin, "amarettid"), addr, "/readyz",
-		[]string{"--listen", addr, "--poll", "1s", "--keys-reload", "2s", "--max-revoked-tokens", "100000"}, env)
+		[]string{"--listen", addr, "--poll", "1s", "--keys-reload", "2s", "--max-revoked-tokens", "100000",
+			// A state read may take longer than the production 100 ms on a
+			// loaded CI machine (a login's token creation met a 503); a
+			// cut link still fails a read within a second.
+			"--store-timeout", "1s"}, env)
 	v := &verifier{host: h, p: p, url: "http://" + addr}
 	c.v[host] = v
 	return v
