@@ -234,7 +234,11 @@ func prefixed(prefix, columns string) string {
 }
 
 func (s *Store) queryTokens(ctx context.Context, q string, args ...any) ([]epoch.APIToken, error) {
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	return scanTokens(s.db.QueryContext(ctx, q, args...))
+}
+
+// scanTokens reads the rows of a query of tokenColumns.
+func scanTokens(rows *sql.Rows, err error) ([]epoch.APIToken, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -415,18 +419,5 @@ func (s *Store) RetireRotated(ctx context.Context) ([]epoch.Editor, []epoch.APIT
 }
 
 func (s *Store) queryTokensTx(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]epoch.APIToken, error) {
-	rows, err := tx.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []epoch.APIToken
-	for rows.Next() {
-		t, err := scanToken(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
+	return scanTokens(tx.QueryContext(ctx, q, args...))
 }
