@@ -249,6 +249,43 @@ func TestTracker(t *testing.T) {
 	}
 }
 
+// TestTrackerDue: a use is due once per token per interval, and never for
+// no token; Seen and SeenToken note only what is due.
+func TestTrackerDue(t *testing.T) {
+	ctx := context.Background()
+	rec := &recorder{}
+	tr := apitoken.NewTracker(rec, time.Hour, nil)
+	steps := []struct {
+		name string
+		id   string
+		seen bool // note a use after asking
+		want bool
+	}{
+		{"no token ID", "", true, false},
+		{"first use", "A", true, true},
+		{"again within the interval", "A", true, false},
+		{"another token", "B", false, true},
+		{"asking notes nothing", "B", true, true},
+		{"noted", "B", false, false},
+	}
+	for _, st := range steps {
+		if got := tr.Due(st.id); got != st.want {
+			t.Fatalf("%s: Due(%q) = %v, want %v", st.name, st.id, got, st.want)
+		}
+		if st.seen {
+			tr.Seen(st.id, "192.0.2.1")
+		}
+	}
+	tr.Flush(ctx)
+	if len(rec.batches) != 1 || len(rec.batches[0]) != 2 {
+		t.Fatalf("batches %v, want one of A and B", rec.batches)
+	}
+	// After a flush the notes stay: still not due within the interval.
+	if tr.Due("A") {
+		t.Fatal("A due again within the interval after a flush")
+	}
+}
+
 // BenchmarkVerifyTracking: verification with last-use tracking on and off
 // (the tracker notes the use in memory; the store is written by Run).
 func BenchmarkVerifyTracking(b *testing.B) {

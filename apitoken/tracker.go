@@ -69,6 +69,30 @@ func NewTracker(store UseStore, interval time.Duration, log *slog.Logger, opts .
 	return t
 }
 
+// Due reports whether a use of tokenID now would be noted: false for a
+// token noted within the interval, or for no token ID. A caller whose
+// client address costs something to work out asks first, and calls Seen
+// or SeenToken only when it is due (which checks again).
+func (t *Tracker) Due(tokenID string) bool {
+	_, due := t.due(tokenID)
+	return due
+}
+
+// due is Due, with the time it judged by (UnixNano).
+func (t *Tracker) due(tokenID string) (int64, bool) {
+	if tokenID == "" {
+		return 0, false
+	}
+	now := t.coarse.Load()
+	if now == 0 {
+		now = t.now().UnixNano()
+	}
+	if last, ok := t.noted.Load(tokenID); ok && now-last.(int64) < int64(t.interval) {
+		return now, false
+	}
+	return now, true
+}
+
 // Seen notes a use of tokenID from the client address from. A token already
 // noted within the interval costs one lock-free map read.
 func (t *Tracker) Seen(tokenID, from string) { t.SeenToken(tokenID, from, "") }
@@ -78,14 +102,8 @@ func (t *Tracker) Seen(tokenID, from string) { t.SeenToken(tokenID, from, "") }
 // holder added to the minted token are summarised (Attenuation) and
 // recorded with it. The token itself is not kept.
 func (t *Tracker) SeenToken(tokenID, from, token string) {
-	if tokenID == "" {
-		return
-	}
-	now := t.coarse.Load()
-	if now == 0 {
-		now = t.now().UnixNano()
-	}
-	if last, ok := t.noted.Load(tokenID); ok && now-last.(int64) < int64(t.interval) {
+	now, due := t.due(tokenID)
+	if !due {
 		return
 	}
 	// Once per token per interval: the token is parsed again, outside

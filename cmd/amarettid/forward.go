@@ -217,10 +217,14 @@ func (s *server) handleAuth(w http.ResponseWriter, r *http.Request) {
 		s.m.authAllowed.Inc()
 		// A proxy may cache the allow for at most --auth-cache-max-age
 		// (and never past the token's expiry); every denial is no-store.
-		cc := cacheControl(s.authCacheMaxAge, a.id, time.Now())
-		a.cache = cc
-		if fam == familyOriginal && cc != noStore {
-			w.Header()["X-Accel-Expires"] = []string{strings.TrimPrefix(cc, cacheablePrefix)}
+		// (Without --auth-cache-max-age, identityHeaders's no-store
+		// stands, and no clock is read for it.)
+		if s.authCacheMaxAge > 0 {
+			cc := cacheControl(s.authCacheMaxAge, a.id, time.Now())
+			a.cache = cc
+			if fam == familyOriginal && cc != noStore {
+				w.Header()["X-Accel-Expires"] = []string{strings.TrimPrefix(cc, cacheablePrefix)}
+			}
 		}
 	}
 	a.write(w)
@@ -248,7 +252,7 @@ type authAnswer struct {
 func (a authAnswer) write(w http.ResponseWriter) {
 	if a.status == http.StatusOK {
 		identityHeaders(w, a.id)
-		if a.cache != "" {
+		if a.cache != "" && a.cache != noStore {
 			w.Header()["Cache-Control"] = []string{a.cache}
 		}
 		w.WriteHeader(http.StatusOK)
@@ -280,7 +284,7 @@ func (s *server) decideAuth(r *http.Request, handler string, fam family, envoyPa
 		s.denied(r, handler, err, p)
 		return authAnswer{status: p.Status, problem: p, reason: reasonOf(err)}
 	}
-	s.tracker.SeenToken(id.TokenID, s.clientAddr(r), token)
+	s.seen(r, id, token)
 	return authAnswer{status: http.StatusOK, id: id}
 }
 

@@ -195,11 +195,12 @@ var errContextTwice = errors.New("request context in the query and the body")
 // verifier.ErrSeveralTokens; an unreadable Authorization header
 // verifier.ErrMalformedAuthorization.
 func (s *server) requestToken(r *http.Request, body string) (string, bool, error) {
-	var found []string
+	// n counts the tokens found; tok is the last, the one when n is 1.
+	n := 0
 	tok, err := verifier.BearerToken(r)
 	switch {
 	case err == nil:
-		found = append(found, tok)
+		n++
 	case !errors.Is(err, errNoToken):
 		return "", false, err
 	}
@@ -207,19 +208,20 @@ func (s *server) requestToken(r *http.Request, body string) (string, bool, error
 	if s.cookie != "" {
 		for _, c := range r.Cookies() {
 			if c.Name == s.cookie {
-				found = append(found, c.Value)
-				fromCookie = true
+				tok, fromCookie = c.Value, true
+				n++
 			}
 		}
 	}
 	if body != "" {
-		found = append(found, body)
+		tok = body
+		n++
 	}
-	switch len(found) {
+	switch n {
 	case 0:
 		return "", false, errNoToken
 	case 1:
-		return found[0], fromCookie, nil
+		return tok, fromCookie, nil
 	}
 	return "", false, verifier.ErrSeveralTokens
 }
@@ -281,7 +283,7 @@ func (s *server) handleVerify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.m.verifyAllowed.Inc()
-	s.tracker.SeenToken(id.TokenID, s.clientAddr(r), token)
+	s.seen(r, id, token)
 	identityHeaders(w, id)
 	s.writeIdentity(w, id)
 }
@@ -302,9 +304,10 @@ func (s *server) writeIdentity(w http.ResponseWriter, id verifier.Identity) {
 	}
 	body = append(body, '\n')
 	*buf = body
-	h := w.Header()
-	h["Content-Type"] = []string{"application/json"}
-	h["Content-Length"] = []string{strconv.Itoa(len(body))} // not chunked
+	// No Content-Length: Go's server sets it for a body written whole
+	// before the handler returns (it buffers up to 2 KiB), and an eighth
+	// header would cost a larger map, here and in the server's copy.
+	w.Header()["Content-Type"] = []string{"application/json"}
 	w.WriteHeader(http.StatusOK)
 	w.Write(body)
 }

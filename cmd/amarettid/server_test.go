@@ -160,6 +160,16 @@ func TestVerifyEndpoint(t *testing.T) {
 	if strings.Contains(f.logs.String(), tok[len(tok)-40:]) {
 		t.Fatal("a token was logged")
 	}
+	// The identity is answered with its length, not chunked, though the
+	// handler leaves Content-Length to the server.
+	t.Run("content length", func(t *testing.T) {
+		for _, c := range []call{{"GET", "/v1/verify", bearer(tok), ""}, {"POST", "/v1/verify", nil, `{"token":"` + tok + `"}`}} {
+			resp, body := f.do(t, c)
+			if resp.StatusCode != 200 || resp.ContentLength != int64(len(body)) || len(resp.TransferEncoding) != 0 || resp.Header.Get("Content-Type") != "application/json" {
+				t.Fatalf("%s: %d, Content-Length %d for %d bytes, Transfer-Encoding %v, Content-Type %q", c.method, resp.StatusCode, resp.ContentLength, len(body), resp.TransferEncoding, resp.Header.Get("Content-Type"))
+			}
+		}
+	})
 }
 
 func TestForwardAuth(t *testing.T) {

@@ -319,6 +319,15 @@ func (s *server) handleExchange(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, map[string]any{"token": m.Token, "token_id": m.TokenID, "expires": m.Expires, "parent_token_id": parent.TokenID})
 }
 
+// seen notes an allowed use of the token id (presented as token) for its
+// last use: the client address is worked out only when the tracker will
+// note it, once per token per interval, not on every request.
+func (s *server) seen(r *http.Request, id verifier.Identity, token string) {
+	if s.tracker.Due(id.TokenID) {
+		s.tracker.SeenToken(id.TokenID, s.clientAddr(r), token)
+	}
+}
+
 // clientAddr is where a request came from, for last-use records: a
 // validated IP address, never text a client chose. The connection's peer,
 // unless the peer is a trusted proxy (--trusted-proxies): then the address
