@@ -40,6 +40,38 @@ func TestBare(t *testing.T) {
 	}
 }
 
+// TestAnswer: the reference answers carry what amarettid's allowed
+// answers carry, header for header.
+func TestAnswer(t *testing.T) {
+	identityHeaders := []string{"X-Amaretti-Editor-Id", "X-Amaretti-Username", "X-Amaretti-Role", "X-Amaretti-Token-Id", "X-Amaretti-Rights", "X-Amaretti-Kind", "Cache-Control"}
+	tests := []struct {
+		path    string
+		headers []string
+		body    []byte
+	}{
+		{"/v1/auth", identityHeaders, nil},
+		{"/v1/verify", append(identityHeaders, "Content-Type"), identity.body},
+		{"/", []string{"Content-Type", "Content-Length"}, body},
+	}
+	for _, tc := range tests {
+		t.Run(tc.path, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			answer().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, tc.path, nil))
+			if rec.Code != http.StatusOK || !bytes.Equal(rec.Body.Bytes(), tc.body) {
+				t.Fatalf("got %d %q", rec.Code, rec.Body.String())
+			}
+			if len(rec.Header()) != len(tc.headers) {
+				t.Fatalf("headers %v, want %v", rec.Header(), tc.headers)
+			}
+			for _, h := range tc.headers {
+				if _, ok := rec.Header()[h]; !ok {
+					t.Fatalf("no %s in %v", h, rec.Header())
+				}
+			}
+		})
+	}
+}
+
 // TestTokens: every token written is distinct and verifies.
 func TestTokens(t *testing.T) {
 	ctx := context.Background()
