@@ -148,6 +148,10 @@ type Store struct {
 	db   *sql.DB
 	now  func() time.Time
 	rand io.Reader
+	// byID is the editor query by id, prepared once: State runs it on
+	// every cache miss, and SQLite's parsing and planning of it cost more
+	// than running it.
+	byID *sql.Stmt
 
 	maxLive, maxRevoked int           // see WithTokenLimits
 	retention           time.Duration // see WithChangeRetention
@@ -226,7 +230,15 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("epoch store %s: %w", path, err)
 	}
 	s.db = db
+	// Keep as many idle connections as are likely busy at once: the
+	// default, 2, closes and reopens connections (and re-reads the schema)
+	// whenever more readers than that come and go.
+	db.SetMaxIdleConns(maxIdleConns)
 	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("epoch store %s: %w", path, err)
+	}
+	if s.byID, err = db.PrepareContext(ctx, editorQuery+"id = :arg"); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("epoch store %s: %w", path, err)
 	}
@@ -261,7 +273,13 @@ func createPrivate(path string) error {
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.byID.Close()
+	return s.db.Close()
+}
+
+// maxIdleConns is the connections the pool keeps open while idle.
+const maxIdleConns = 16
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
@@ -396,14 +414,17 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+// editorQuery selects editors; the condition follows.
+const editorQuery = "SELECT " + editorColumns + " FROM editors WHERE "
+
 func (s *Store) editor(ctx context.Context, q querier, where string, arg any) (epoch.Editor, error) {
-	return scanEditor(q.QueryRowContext(ctx, "SELECT "+editorColumns+" FROM editors WHERE "+where,
+	return scanEditor(q.QueryRowContext(ctx, editorQuery+where,
 		sql.Named("now", micros(s.now())), sql.Named("arg", arg)))
 }
 
 // Editor returns one editor's record, or epoch.ErrNotFound.
 func (s *Store) Editor(ctx context.Context, id string) (epoch.Editor, error) {
-	return s.editor(ctx, s.db, "id = :arg", id)
+	return scanEditor(s.byID.QueryRowContext(ctx, sql.Named("now", micros(s.now())), sql.Named("arg", id)))
 }
 
 // EditorByUsername returns the editor with that username (case-insensitive),
