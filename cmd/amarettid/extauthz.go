@@ -57,7 +57,7 @@ const identityPrefix = "x-amaretti-"
 type extAuthz struct {
 	authv3.UnimplementedAuthorizationServer
 	s       *server
-	allowed prometheus.Counter
+	allowed interface{ Inc() }
 	expired prometheus.Counter
 	latency prometheus.Observer
 }
@@ -73,9 +73,9 @@ type grpcServer struct {
 // nil (the public listener's certificate).
 func (s *server) newGRPCServer(tlsConf *tls.Config) *grpcServer {
 	e := &extAuthz{s: s,
-		allowed: s.m.verifications.WithLabelValues(grpcHandler, "allowed"),
+		allowed: s.m.grpcAllowed,
 		expired: s.m.verifications.WithLabelValues(grpcHandler, "deadline_exceeded"),
-		latency: s.m.latency.WithLabelValues(grpcHandler),
+		latency: s.m.grpcLatency,
 	}
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(grpcMaxRecv),

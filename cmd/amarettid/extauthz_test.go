@@ -329,8 +329,8 @@ func TestExtAuthzOddRequests(t *testing.T) {
 // cancelled, is never allowed: DEADLINE_EXCEEDED (CANCELLED), counted.
 func TestExtAuthzDeadline(t *testing.T) {
 	f := newFixture(t)
-	e := &extAuthz{s: f.s, allowed: f.s.m.verifications.WithLabelValues(grpcHandler, "allowed"),
-		expired: f.s.m.verifications.WithLabelValues(grpcHandler, "deadline_exceeded"), latency: f.s.m.latency.WithLabelValues(grpcHandler)}
+	e := &extAuthz{s: f.s, allowed: f.s.m.grpcAllowed,
+		expired: f.s.m.verifications.WithLabelValues(grpcHandler, "deadline_exceeded"), latency: f.s.m.grpcLatency}
 	open := f.mint(t, f.alice.ID)
 	req := checkRequest("GET", "/x", true, "authorization", "Bearer "+open)
 	if got, err := e.Check(context.Background(), req); err != nil || httpStatusOf(got) != 200 {

@@ -16,22 +16,28 @@ type metrics struct {
 	feedUp        prometheus.Gauge
 	notifyUp      prometheus.Gauge
 
-	// Children resolved once for the hot paths.
-	verifyAllowed, authAllowed prometheus.Counter
-	verifyLatency, authLatency prometheus.Observer
+	// The hot paths' series, striped (hotmetrics.go).
+	verifyAllowed, authAllowed, grpcAllowed interface{ Inc() }
+	verifyLatency, authLatency, grpcLatency prometheus.Observer
 }
+
+// The verification metrics' names and help, shared by the vectors and the
+// hot paths' striped series.
+const (
+	verificationsName = "amaretti_verifications_total"
+	verificationsHelp = "Token verifications by handler (verify, auth, admin) and outcome."
+	latencyName       = "amaretti_verification_duration_seconds"
+	latencyHelp       = "Time to answer a verification request, by handler."
+)
 
 func newMetrics(cache *epoch.Cache, layer *rediscache.Layer) *metrics {
 	m := &metrics{
-		reg: prometheus.NewRegistry(),
-		verifications: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "amaretti_verifications_total",
-			Help: "Token verifications by handler (verify, auth, admin) and outcome.",
-		}, []string{"handler", "outcome"}),
+		reg:           prometheus.NewRegistry(),
+		verifications: prometheus.NewCounterVec(prometheus.CounterOpts{Name: verificationsName, Help: verificationsHelp}, []string{"handler", "outcome"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "amaretti_verification_duration_seconds",
-			Help:    "Time to answer a verification request, by handler.",
-			Buckets: prometheus.ExponentialBuckets(25e-6, 2, 15), // 25 µs … 400 ms
+			Name:    latencyName,
+			Help:    latencyHelp,
+			Buckets: latencyBuckets,
 		}, []string{"handler"}),
 		feedUp: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "amaretti_invalidation_feed_up",
@@ -42,11 +48,14 @@ func newMetrics(cache *epoch.Cache, layer *rediscache.Layer) *metrics {
 			Help: "1 while the PostgreSQL LISTEN connection for change-log wake-ups is up (always 0 on SQLite or with --notify=false: the poll alone follows the log).",
 		}),
 	}
-	m.verifyAllowed = m.verifications.WithLabelValues("verify", "allowed")
-	m.authAllowed = m.verifications.WithLabelValues("auth", "allowed")
-	m.verifyLatency = m.latency.WithLabelValues("verify")
-	m.authLatency = m.latency.WithLabelValues("auth")
-	m.reg.MustRegister(m.verifications, m.latency, m.feedUp, m.notifyUp,
+	hot := newHotMetrics(m.verifications, m.latency,
+		prometheus.NewDesc(verificationsName, verificationsHelp, []string{"handler", "outcome"}, nil),
+		prometheus.NewDesc(latencyName, latencyHelp, []string{"handler"}, nil),
+		"verify", "auth", grpcHandler)
+	m.verifyAllowed, m.verifyLatency = hot.allowed["verify"], hot.latencies["verify"]
+	m.authAllowed, m.authLatency = hot.allowed["auth"], hot.latencies["auth"]
+	m.grpcAllowed, m.grpcLatency = hot.allowed[grpcHandler], hot.latencies[grpcHandler]
+	m.reg.MustRegister(hot, m.feedUp, m.notifyUp,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	counter := func(name, help string, labels prometheus.Labels, f func() float64) {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels}, f))
