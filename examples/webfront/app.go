@@ -567,7 +567,12 @@ func (a *app) handleRotateToken(w http.ResponseWriter, r *http.Request, u user, 
 		p.Error = "There is no such token."
 		a.renderTokens(w, r, http.StatusNotFound, token, p)
 	case status == http.StatusConflict:
+		// The daemon says which conflict: already rotated, not live, or
+		// restrictions not recorded (rotate with the token itself).
 		p.Error = "Only a live token that was not rotated yet can be rotated."
+		if de := (*daemonError)(nil); errors.As(err, &de) && de.Description != "" {
+			p.Error = "The token was not rotated: " + de.Description + "."
+		}
 		a.renderTokens(w, r, http.StatusConflict, token, p)
 	default:
 		var de *daemonError
