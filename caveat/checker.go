@@ -194,6 +194,12 @@ func (c *Checker) Claims(caveats [][]byte) (*Claims, error) {
 
 // ParseClaims is Claims into a Claims the caller provides (and may embed in
 // a larger value, saving an allocation). On error *cl is unspecified.
+//
+// (Not inlined: inlined into another package, the call to the generic
+// parseClaims loses its escape information, and the caller's caveat slice
+// would move to the heap.)
+//
+//go:noinline
 func (c *Checker) ParseClaims(cl *Claims, caveats [][]byte) error {
 	return parseClaims(c, cl, caveats, true)
 }
@@ -204,6 +210,12 @@ func (c *Checker) ParseClaims(cl *Claims, caveats [][]byte) error {
 // that copies a token's caveats into one string once (macaroon's
 // Token.SignedText) pays one allocation for all of them. Results and errors
 // are those of ParseClaims.
+//
+// (Not inlined: inlined into another package, the call to the generic
+// parseClaims loses its escape information, and the caller's caveat slice
+// would move to the heap.)
+//
+//go:noinline
 func (c *Checker) ParseClaimStrings(cl *Claims, caveats []string) error {
 	return parseClaims(c, cl, caveats, true)
 }
