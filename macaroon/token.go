@@ -96,11 +96,15 @@ func (t *Token) caveatSpan(i int) span {
 	return t.more[i-inlineCaveats]
 }
 
-func (t *Token) addCaveat(s span) {
+// addCaveat records caveat s; past the inline ones it appends to *more,
+// which the caller stores in t.more when done. (Appending to t.more here
+// would read t's content into the heap as far as escape analysis can
+// tell, and so send the decoded bytes t refers to there too.)
+func (t *Token) addCaveat(s span, more *[]span) {
 	if t.ncav < inlineCaveats {
 		t.inline[t.ncav] = s
 	} else {
-		t.more = append(t.more, s)
+		*more = append(*more, s)
 	}
 	t.ncav++
 }
@@ -120,9 +124,9 @@ func Parse(s string, lim Limits) (*Token, error) {
 // Decode is Parse for callers that keep the token and its decoded bytes off
 // the heap: the binary is decoded into scratch when it is large enough (3/4
 // of the text length), and the Token refers to scratch afterwards.
-func Decode(s string, lim Limits, scratch []byte) (Token, error) {
+func Decode(s string, lim Limits, scratch []byte) (t Token, err error) {
 	lim = lim.orDefault()
-	s, _, err := StripAPIFormat(s) // the API token format's checksum, before decoding
+	s, _, err = StripAPIFormat(s) // the API token format's checksum, before decoding
 	if err != nil {
 		return Token{}, err
 	}
@@ -130,11 +134,11 @@ func Decode(s string, lim Limits, scratch []byte) (Token, error) {
 	if err != nil {
 		return Token{}, err
 	}
-	// parseBinary records spans and does not keep raw: a Token that held
+	// parseSpans records spans and does not keep raw: a Token that held
 	// raw while its address went to a function would send scratch to the
-	// heap.
-	t, err := parseBinary(raw, lim)
-	if err != nil {
+	// heap. It parses into the result itself, so that the Token (over 300
+	// bytes) is not copied on its way out.
+	if err := t.parseSpans(raw, lim); err != nil {
 		return Token{}, err
 	}
 	t.raw = raw
@@ -218,13 +222,7 @@ func encodingOf(s string) (*base64.Encoding, error) {
 	return base64.RawURLEncoding.Strict(), nil
 }
 
-// parseBinary parses canonical v2 binary into spans of raw.
-func parseBinary(raw []byte, lim Limits) (Token, error) {
-	var t Token
-	err := t.parseSpans(raw, lim)
-	return t, err
-}
-
+// parseSpans parses canonical v2 binary into spans of raw.
 func (t *Token) parseSpans(raw []byte, lim Limits) error {
 	if len(raw) == 0 || raw[0] != 2 {
 		return malformed("not a v2 binary macaroon")
@@ -263,6 +261,7 @@ func (t *Token) parseSpans(raw []byte, lim Limits) error {
 	}
 
 	// Caveats, each [location] identifier [verification id] EOS; then EOS.
+	var more []span
 	for {
 		ft, data, err := d.packet()
 		if err != nil {
@@ -294,8 +293,9 @@ func (t *Token) parseSpans(raw []byte, lim Limits) error {
 		default:
 			return malformed("caveat %d: unexpected field %d", t.ncav, ft)
 		}
-		t.addCaveat(cav)
+		t.addCaveat(cav, &more)
 	}
+	t.more = more
 
 	ft, data, err = d.packet()
 	if err != nil {
