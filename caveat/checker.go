@@ -220,12 +220,12 @@ func (c *Checker) ParseClaimStrings(cl *Claims, caveats []string) error {
 	return parseClaims(c, cl, caveats, true)
 }
 
-// Prefixes of the claims every token carries, matched by parseClaims' fast
-// path.
+// Prefixes of the claims parseClaims' fast path matches.
 const (
 	prefixEditorID = NameEditorID + " = "
-	prefixCreated  = NameTime + " > "
-	prefixExpiry   = NameTime + " < "
+	prefixUsername = NameUsername + " = "
+	prefixKind     = NameKind + " = "
+	prefixTime     = NameTime + " "
 )
 
 // cutPrefix is strings.CutPrefix for both kinds of bytestring.
@@ -236,45 +236,25 @@ func cutPrefix[T bytestring](s T, prefix string) (T, bool) {
 	return s[len(prefix):], true
 }
 
-// parseClaims implements ParseClaims. With fast set, the claims every token
-// carries ("editor_id = ", "time > ", "time < ") are recognised by their
-// exact prefix and their value validated in the same pass, instead of
-// splitting the caveat by the grammar first and then validating the value
-// (which reads every byte twice). The fast path accepts only what the
-// general path accepts, with the same result: a value ValidEditorID or
-// parseTime accepts is non-empty printable ASCII without a space, so split
-// would have cut the caveat exactly there; anything else (an invalid value,
-// a repeated claim, odd spacing) falls through to the general path, which
-// gives the error it always gave. FuzzClaimsFastPath compares the two
-// paths.
+// claimsState is what parseClaims has seen so far.
+type claimsState struct {
+	haveEditor, haveCreated bool
+}
+
+// parseClaims implements ParseClaims. With fast set, the claims tokens
+// carry (editor_id, username, kind, time > and time <) go through
+// fastClaim first.
 func parseClaims[T bytestring](c *Checker, cl *Claims, caveats []T, fast bool) error {
 	*cl = Claims{}
 	if len(caveats) == 0 {
 		return fmt.Errorf("%w: token has no caveats", ErrMalformed)
 	}
-	var haveEditor, haveCreated bool
+	var st claimsState
 	for i, text := range caveats {
-		if fast {
-			if v, ok := cutPrefix(text, prefixEditorID); ok && !haveEditor && ValidEditorID(v) {
-				cl.EditorID, haveEditor = string(v), true
-				continue
-			}
-			if v, ok := cutPrefix(text, prefixCreated); ok && !haveCreated {
-				if t, why := scanTime(v); why == "" {
-					cl.Created, haveCreated = t, true
-					cl.Pristine = i == len(caveats)-1
-					continue
-				}
-			}
-			if v, ok := cutPrefix(text, prefixExpiry); ok {
-				if t, why := scanTime(v); why == "" {
-					if cl.Expires.IsZero() || t.Before(cl.Expires) {
-						cl.Expires = t
-					}
-					continue
-				}
-			}
+		if fast && fastClaim(cl, &st, text, i == len(caveats)-1) {
+			continue
 		}
+		haveEditor, haveCreated := st.haveEditor, st.haveCreated
 		cond, err := split(text)
 		if err != nil {
 			return fmt.Errorf("caveat %d: %w", i, err)
@@ -289,7 +269,7 @@ func parseClaims[T bytestring](c *Checker, cl *Claims, caveats []T, fast bool) e
 			if err != nil {
 				return fmt.Errorf("caveat %d: %w", i, err)
 			}
-			cl.EditorID, haveEditor = string(id), true
+			cl.EditorID, st.haveEditor = string(id), true
 			continue
 		case string(cond.name) == NameUsername:
 			switch {
@@ -325,7 +305,7 @@ func parseClaims[T bytestring](c *Checker, cl *Claims, caveats []T, fast bool) e
 			if err != nil {
 				return fmt.Errorf("caveat %d: %w", i, err)
 			}
-			cl.Created, haveCreated = t, true
+			cl.Created, st.haveCreated = t, true
 			cl.Pristine = i == len(caveats)-1
 			continue
 		case string(cond.name) == NameTime && string(cond.op) == "<", string(cond.name) == NameTimeBefore:
@@ -363,12 +343,75 @@ func parseClaims[T bytestring](c *Checker, cl *Claims, caveats []T, fast bool) e
 		cl.Restrictions = append(cl.Restrictions, cav)
 	}
 	switch {
-	case !haveEditor:
+	case !st.haveEditor:
 		return fmt.Errorf("%w: no editor_id caveat", ErrMalformed)
-	case !haveCreated:
+	case !st.haveCreated:
 		return fmt.Errorf("%w: no creation time (time >) caveat", ErrMalformed)
 	}
 	return nil
+}
+
+// fastClaim parses text when it is one of the claims tokens carry
+// (editor_id, username, kind, time > and time <), valid and allowed where
+// it stands, recognised by its exact prefix and with its value validated
+// in the same pass, instead of being split by the grammar first and its
+// value validated after (which reads every byte twice). It reports false,
+// changing nothing, for anything else: an invalid value, a repeated or
+// misplaced claim, odd spacing, another caveat. The general path then
+// gives the result or error it always gave. What fastClaim accepts, the
+// general path accepts with the same result: a value ValidEditorID,
+// ValidUsername, ValidKind or scanTime accepts is non-empty printable
+// ASCII without a space, so split would have cut the caveat exactly at the
+// prefix. FuzzClaimsFastPath compares the two paths.
+func fastClaim[T bytestring](cl *Claims, st *claimsState, text T, last bool) bool {
+	if len(text) == 0 {
+		return false
+	}
+	switch text[0] {
+	case 'e':
+		if v, ok := cutPrefix(text, prefixEditorID); ok && !st.haveEditor && ValidEditorID(v) {
+			cl.EditorID, st.haveEditor = string(v), true
+			return true
+		}
+	case 't':
+		v, ok := cutPrefix(text, prefixTime)
+		if !ok || len(v) < 2 || v[1] != ' ' {
+			return false
+		}
+		switch v[0] {
+		case '>':
+			if st.haveCreated {
+				return false
+			}
+			t, why := scanTime(v[2:])
+			if why != "" {
+				return false
+			}
+			cl.Created, st.haveCreated = t, true
+			cl.Pristine = last
+			return true
+		case '<':
+			t, why := scanTime(v[2:])
+			if why != "" {
+				return false
+			}
+			if cl.Expires.IsZero() || t.Before(cl.Expires) {
+				cl.Expires = t
+			}
+			return true
+		}
+	case 'u':
+		if v, ok := cutPrefix(text, prefixUsername); ok && !st.haveCreated && cl.Username == "" && ValidUsername(v) {
+			cl.Username = string(v)
+			return true
+		}
+	case 'k':
+		if v, ok := cutPrefix(text, prefixKind); ok && !st.haveCreated && cl.Kind == "" && ValidKind(v) {
+			cl.Kind = Kind(v)
+			return true
+		}
+	}
+	return false
 }
 
 // Check decides whether claims allow req: the creation time is at most the

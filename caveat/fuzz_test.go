@@ -87,6 +87,14 @@ var claimsFastPathSeeds = [][3]string{
 	{"editor_id = a", "time > 2026-01-01T00:00:00Z", "parent_token = 6F1C2A9E-0B7D-4E3A-9C51-2D8F7A6B4E10"},
 	{"editor_id = " + strings.Repeat("a", 65), "time > 2026-01-01T00:00:00Z", "endpoint = x"},
 	{"editor_id = a", "time = 2026-01-01T00:00:00Z", "time<2027-01-01T00:00:00Z"},
+	{"username = Al.ice-1", "kind = session", "time > 2026-01-01T00:00:00Z"},
+	{"kind = api", "kind = api", "username = a"},
+	{"username = a", "username = b", "kind = sessions"},
+	{"editor_id = a", "time > 2026-01-01T00:00:00Z", "kind = api"},
+	{"username = .a", "kind =  api", "username = a b"},
+	{"time >", "time > ", "time"},
+	{"time  > 2026-01-01T00:00:00Z", "time >2026-01-01T00:00:00Z", "e"},
+	{"kind = cli", "username = " + strings.Repeat("A", 64), "username = " + strings.Repeat("A", 65)},
 }
 
 // checkClaimsPaths fails when the fast path, the general path and the
