@@ -138,17 +138,24 @@ func ValidTokenID[T bytestring](id T) bool {
 		return false
 	}
 	// Every byte is a hex digit or a dash, and the four dashes are the
-	// ones checked above: one test per byte, with no branch on its
-	// position (this runs on every cold verification).
+	// ones checked above: one table lookup per byte and a branch that a
+	// valid id never takes (this runs on every cold verification).
 	dashes := 0
 	for i := 0; i < len(id); i++ {
-		if b := id[i]; b == '-' {
-			dashes++
-		} else if b-'0' > 9 && b-'A' > 'F'-'A' {
+		c := tokenIDClass[id[i]]
+		if c == 0 {
 			return false
 		}
+		dashes += int(c >> 1)
 	}
 	return dashes == 4
+}
+
+// tokenIDClass is 1 for the bytes [0-9A-F] and 2 for '-', for
+// ValidTokenID. It is never written.
+var tokenIDClass = [256]uint8{
+	'0': 1, '1': 1, '2': 1, '3': 1, '4': 1, '5': 1, '6': 1, '7': 1, '8': 1, '9': 1,
+	'A': 1, 'B': 1, 'C': 1, 'D': 1, 'E': 1, 'F': 1, '-': 2,
 }
 
 // ValidEndpoint reports whether s is a well-formed endpoint name:
