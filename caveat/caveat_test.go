@@ -410,3 +410,56 @@ func TestParseTimeAgainstStdlib(t *testing.T) {
 	check(time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC))
 	check(time.Date(2400, 2, 29, 0, 0, 0, 1, time.UTC))
 }
+
+// TestValidTokenID pins the token id grammar, with a dash in every place a
+// one-test-per-byte loop could let one through.
+func TestValidTokenID(t *testing.T) {
+	const ok = "3F2504E0-4F89-41D3-9D2A-0C04FE1ABCDE"
+	cases := []struct {
+		id   string
+		want bool
+	}{
+		{ok, true},
+		{"00000000-0000-0000-0000-000000000000", true},
+		{"FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF", true},
+		{"3f2504e0-4f89-41d3-9d2a-0c04fe1abcde", false},
+		{"3F2504E0-4F89-41D3-9D2A-0C04FE1ABCDG", false},
+		{"3F2504E0-4F89-41D3-9D2A-0C04FE1ABCD:", false},
+		{"3F2504E0-4F89-41D3-9D2A-0C04FE1ABCD@", false},
+		{"3F2504E0-4F89-41D3-9D2A-0C04FE1ABCD/", false},
+		{"3F2504E0-4F89-41D3-9D2A-0C04FE1ABCD-", false},
+		{"-F2504E0-4F89-41D3-9D2A-0C04FE1ABCDE", false},
+		{"3F2504E0-4F89-41D3-9D2A--C04FE1ABCDE", false},
+		{"3F2504E0-4F89-41D3-9D2A0-C04FE1ABCDE", false},
+		{"3F2504E004F89-41D3-9D2A-0C04FE1ABCDE", false},
+		{"3F2504E0-4F89-41D3-9D2A-0C04FE1ABCD", false},
+		{"3F2504E0-4F89-41D3-9D2A-0C04FE1ABCDEF", false},
+		{"3F2504E04F8941D39D2A0C04FE1ABCDE", false},
+		{"", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.id, func(t *testing.T) {
+			if got := ValidTokenID(tc.id); got != tc.want {
+				t.Errorf("ValidTokenID(%q) = %v, want %v", tc.id, got, tc.want)
+			}
+			if got := ValidTokenID([]byte(tc.id)); got != tc.want {
+				t.Errorf("ValidTokenID([]byte(%q)) = %v, want %v", tc.id, got, tc.want)
+			}
+		})
+	}
+	// Every single-byte change of a valid id at every position agrees
+	// with the grammar written out position by position.
+	for i := 0; i < len(ok); i++ {
+		for b := 0; b < 256; b++ {
+			id := []byte(ok)
+			id[i] = byte(b)
+			want := b == '-'
+			if i != 8 && i != 13 && i != 18 && i != 23 {
+				want = '0' <= b && b <= '9' || 'A' <= b && b <= 'F'
+			}
+			if got := ValidTokenID(id); got != want {
+				t.Fatalf("ValidTokenID(%q) = %v, want %v", id, got, want)
+			}
+		}
+	}
+}

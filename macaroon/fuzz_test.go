@@ -50,6 +50,9 @@ func FuzzParse(f *testing.F) {
 		if !bytes.Equal(re, want) {
 			t.Fatalf("not canonical:\nours %x\nv2   %x", want, re)
 		}
+		if err := checkSignedText(tok); err != nil {
+			t.Fatal(err)
+		}
 		if tok.Encode() != base64.RawURLEncoding.EncodeToString(tok.raw) {
 			t.Fatal("Encode does not give back the decoded bytes")
 		}

@@ -87,18 +87,24 @@ const inlineCaveats = 32
 
 func (t *Token) bytes(s span) []byte { return t.raw[s.off:s.end:s.end] }
 
-func (t *Token) caveat(i int) []byte {
+func (t *Token) caveat(i int) []byte { return t.bytes(t.caveatSpan(i)) }
+
+func (t *Token) caveatSpan(i int) span {
 	if i < inlineCaveats {
-		return t.bytes(t.inline[i])
+		return t.inline[i]
 	}
-	return t.bytes(t.more[i-inlineCaveats])
+	return t.more[i-inlineCaveats]
 }
 
-func (t *Token) addCaveat(s span) {
+// addCaveat records caveat s; past the inline ones it appends to *more,
+// which the caller stores in t.more when done. (Appending to t.more here
+// would read t's content into the heap as far as escape analysis can
+// tell, and so send the decoded bytes t refers to there too.)
+func (t *Token) addCaveat(s span, more *[]span) {
 	if t.ncav < inlineCaveats {
 		t.inline[t.ncav] = s
 	} else {
-		t.more = append(t.more, s)
+		*more = append(*more, s)
 	}
 	t.ncav++
 }
@@ -118,9 +124,9 @@ func Parse(s string, lim Limits) (*Token, error) {
 // Decode is Parse for callers that keep the token and its decoded bytes off
 // the heap: the binary is decoded into scratch when it is large enough (3/4
 // of the text length), and the Token refers to scratch afterwards.
-func Decode(s string, lim Limits, scratch []byte) (Token, error) {
+func Decode(s string, lim Limits, scratch []byte) (t Token, err error) {
 	lim = lim.orDefault()
-	s, _, err := StripAPIFormat(s) // the API token format's checksum, before decoding
+	s, _, err = StripAPIFormat(s) // the API token format's checksum, before decoding
 	if err != nil {
 		return Token{}, err
 	}
@@ -128,11 +134,11 @@ func Decode(s string, lim Limits, scratch []byte) (Token, error) {
 	if err != nil {
 		return Token{}, err
 	}
-	// parseBinary records spans and does not keep raw: a Token that held
+	// parseSpans records spans and does not keep raw: a Token that held
 	// raw while its address went to a function would send scratch to the
-	// heap.
-	t, err := parseBinary(raw, lim)
-	if err != nil {
+	// heap. It parses into the result itself, so that the Token (over 300
+	// bytes) is not copied on its way out.
+	if err := t.parseSpans(raw, lim); err != nil {
 		return Token{}, err
 	}
 	t.raw = raw
@@ -216,13 +222,7 @@ func encodingOf(s string) (*base64.Encoding, error) {
 	return base64.RawURLEncoding.Strict(), nil
 }
 
-// parseBinary parses canonical v2 binary into spans of raw.
-func parseBinary(raw []byte, lim Limits) (Token, error) {
-	var t Token
-	err := t.parseSpans(raw, lim)
-	return t, err
-}
-
+// parseSpans parses canonical v2 binary into spans of raw.
 func (t *Token) parseSpans(raw []byte, lim Limits) error {
 	if len(raw) == 0 || raw[0] != 2 {
 		return malformed("not a v2 binary macaroon")
@@ -261,6 +261,7 @@ func (t *Token) parseSpans(raw []byte, lim Limits) error {
 	}
 
 	// Caveats, each [location] identifier [verification id] EOS; then EOS.
+	var more []span
 	for {
 		ft, data, err := d.packet()
 		if err != nil {
@@ -292,8 +293,9 @@ func (t *Token) parseSpans(raw []byte, lim Limits) error {
 		default:
 			return malformed("caveat %d: unexpected field %d", t.ncav, ft)
 		}
-		t.addCaveat(cav)
+		t.addCaveat(cav, &more)
 	}
+	t.more = more
 
 	ft, data, err = d.packet()
 	if err != nil {
@@ -403,6 +405,31 @@ func (t *Token) AppendCaveats(dst [][]byte) [][]byte {
 		dst = append(dst, t.caveat(i))
 	}
 	return dst
+}
+
+// SignedText copies the identifier and the caveats out of the token's
+// memory with a single allocation and returns them as strings that share
+// it: the key id, the token id ("" for a fatcat-format token) and the
+// caveats, appended to dst. A verifier that keeps what it parses from a
+// token (ids, claims) pays one allocation for all of it instead of one per
+// string. The shared memory also holds the few framing bytes between the
+// fields, so any of the strings keeps the whole signed text alive.
+func (t *Token) SignedText(dst []string) (keyID, tokenID string, caveats []string) {
+	end := t.id.end
+	if t.ncav > 0 {
+		end = t.caveatSpan(t.ncav - 1).end
+	}
+	base := t.id.off
+	text := string(t.raw[base:end])
+	sub := func(s span) string { return text[s.off-base : s.end-base] }
+	keyID = sub(t.keyID)
+	if t.tokenID.end > t.tokenID.off {
+		tokenID = sub(t.tokenID)
+	}
+	for i := 0; i < t.ncav; i++ {
+		dst = append(dst, sub(t.caveatSpan(i)))
+	}
+	return keyID, tokenID, dst
 }
 
 // Signature returns the token's 32-byte signature.

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -305,3 +306,53 @@ func TestTokenStringHidesSecret(t *testing.T) {
 }
 
 func fmtV(v any) string { return strings.TrimSpace(strings.ReplaceAll(sprint(v), "\n", " ")) }
+
+// checkSignedText compares SignedText with KeyID, TokenID and Caveats.
+func checkSignedText(tok *Token) error {
+	keyID, tokenID, cavs := tok.SignedText([]string{"kept"})
+	if keyID != tok.KeyID() || tokenID != tok.TokenID() {
+		return fmt.Errorf("SignedText ids = %q, %q; want %q, %q", keyID, tokenID, tok.KeyID(), tok.TokenID())
+	}
+	if want := append([]string{"kept"}, tok.Caveats()...); strings.Join(cavs, "\n") != strings.Join(want, "\n") || len(cavs) != len(want) {
+		return fmt.Errorf("SignedText caveats = %q; want %q", cavs, want)
+	}
+	return nil
+}
+
+// TestSignedText: the strings SignedText shares are the token's ids and
+// caveats, for both identifier forms, no caveats and more caveats than are
+// kept inline, and they do not change when the decoded bytes are reused.
+func TestSignedText(t *testing.T) {
+	many := make([]string, 40)
+	for i := range many {
+		many[i] = fmt.Sprintf("caveat = %d", i)
+	}
+	for _, tc := range []struct {
+		name, id string
+		caveats  []string
+	}{
+		{"token id", "k1:3F2504E0-4F89-41D3-9D2A-0C04FE1ABCDE", []string{"editor_id = a", "time > 2026-01-01T00:00:00Z", "time < 2027-01-01T00:00:00Z"}},
+		{"fatcat form", "fatcat-key", []string{"editor_id = a"}},
+		{"no caveats", "k1:3F2504E0-4F89-41D3-9D2A-0C04FE1ABCDE", nil},
+		{"beyond inline", "k1", many},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			scratch := make([]byte, 4096)
+			tok, err := Decode(mintRaw(t, tc.id, tc.caveats...), Limits{MaxCaveats: 64}, scratch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := checkSignedText(&tok); err != nil {
+				t.Fatal(err)
+			}
+			keyID, tokenID, cavs := tok.SignedText(nil)
+			clear(scratch)
+			if got := keyID + ":" + tokenID; tokenID != "" && got != tc.id || tokenID == "" && keyID != tc.id {
+				t.Errorf("after reuse of the scratch: ids %q, %q", keyID, tokenID)
+			}
+			if strings.Join(cavs, "\n") != strings.Join(tc.caveats, "\n") {
+				t.Errorf("after reuse of the scratch: caveats %q", cavs)
+			}
+		})
+	}
+}

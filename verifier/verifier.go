@@ -17,11 +17,11 @@
 package verifier
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -263,7 +263,10 @@ func (v *Verifier) verifySignature(token string) (*verified, error) {
 	if err != nil {
 		return nil, &Denial{Err: err} // wraps ErrMalformed
 	}
-	keyID, tokenID := tok.IDs()
+	// One allocation for the ids and the caveats: everything kept from the
+	// token (ids, claims) is a substring of it.
+	var cavs [16]string
+	keyID, tokenID, caveats := tok.SignedText(cavs[:0])
 	key, err := v.keys.Key(keyID)
 	if err != nil {
 		return nil, &Denial{Err: fmt.Errorf("key %q: %w", keyID, err), KeyID: keyID, TokenID: tokenID}
@@ -272,9 +275,7 @@ func (v *Verifier) verifySignature(token string) (*verified, error) {
 		return nil, &Denial{Err: err, KeyID: keyID, TokenID: tokenID}
 	}
 	vt := &verified{key: key, keyID: keyID, tokenID: tokenID}
-	var cavs [16][]byte
-	caveats := tok.AppendCaveats(cavs[:0])
-	if err := v.checker.ParseClaims(&vt.claims, caveats); err != nil {
+	if err := v.checker.ParseClaimStrings(&vt.claims, caveats); err != nil {
 		return nil, &Denial{Err: fmt.Errorf("%w: %w", ErrMalformed, err), KeyID: keyID, TokenID: tokenID}
 	}
 	if v.sigs != nil {
@@ -351,10 +352,10 @@ const (
 // entryCost is an upper estimate of the memory a cache entry for token
 // keeps alive: the key text, the identifier the ids are cut from, and the
 // claims parsed from caveats (each at most its text plus headers).
-func entryCost(token, keyID, tokenID string, caveats [][]byte) int64 {
+func entryCost(token, keyID, tokenID string, caveats []string) int64 {
 	n := int64(entryOverhead + len(token) + len(keyID) + 1 + len(tokenID))
 	for _, c := range caveats {
-		n += int64(caveatOverhead + len(c) + listItemOverhead*(1+bytes.Count(c, []byte{','})))
+		n += int64(caveatOverhead + len(c) + listItemOverhead*(1+strings.Count(c, ",")))
 	}
 	return n
 }
