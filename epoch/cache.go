@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/amaretti-auth/amaretti/internal/percpu"
 )
 
 // Cache is a bounded in-process cache of editor states in front of a Source.
@@ -30,9 +32,9 @@ type Cache struct {
 	now  func() time.Time
 
 	bypass atomic.Bool // see SetBypass
-	// hits and misses are striped (see counter): the hit path makes no
-	// write to memory another core reads.
-	hits, misses counter
+	// hits and misses are counted per processor (percpu.Counter): the
+	// hit path makes no write to memory another core reads.
+	hits, misses percpu.Counter
 
 	// entries maps an editor id to its *cacheEntry. Reads take no lock and
 	// write nothing (sync.Map's Load), so cores verifying in parallel do

@@ -11,6 +11,7 @@ import (
 
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch"
+	"github.com/amaretti-auth/amaretti/internal/benchcpu"
 	"github.com/amaretti-auth/amaretti/macaroon"
 	"github.com/amaretti-auth/amaretti/verifier"
 	mv2 "gopkg.in/macaroon.v2"
@@ -141,6 +142,7 @@ func BenchmarkVerifyWarm(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer benchcpu.Report(b)()
 	for range b.N {
 		if _, err := env.f.v.Verify(ctx, env.token, caveat.Request{}); err != nil {
 			b.Fatal(err)
@@ -153,6 +155,7 @@ func BenchmarkVerifyWarmParallel(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer benchcpu.Report(b)()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if _, err := env.f.v.Verify(ctx, env.token, caveat.Request{}); err != nil {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,14 +40,29 @@ const (
 	fixtureLocation = "api.example.org"
 )
 
+// clock is a settable clock whose reads write nothing: a mutex taken by
+// every Now would be a shared write on the verification's hit path, and
+// make the parallel benchmarks measure the test clock instead of the
+// verifier.
 type clock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu sync.Mutex // orders Set and Add
+	t  atomic.Pointer[time.Time]
 }
 
-func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Set(t time.Time)     { c.mu.Lock(); c.t = t; c.mu.Unlock() }
-func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+func newClock(t time.Time) *clock {
+	c := &clock{}
+	c.t.Store(&t)
+	return c
+}
+
+func (c *clock) Now() time.Time  { return *c.t.Load() }
+func (c *clock) Set(t time.Time) { c.mu.Lock(); c.t.Store(&t); c.mu.Unlock() }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	t := c.t.Load().Add(d)
+	c.t.Store(&t)
+	c.mu.Unlock()
+}
 
 type fixture struct {
 	keys  *macaroon.KeyStore
@@ -61,7 +77,7 @@ func newFixture(t testing.TB, opts ...verifier.Option) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	f := &fixture{clock: &clock{t: fixNow}}
+	f := &fixture{clock: newClock(fixNow)}
 	keys, _, err := macaroon.InitKeyStore(filepath.Join(dir, "keys"), macaroon.WithStoreClock(f.clock.Now))
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +91,7 @@ func newFixture(t testing.TB, opts ...verifier.Option) *fixture {
 		t.Fatal(err)
 	}
 	f.keys = keys
-	storeClock := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	storeClock := newClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	store, err := sqlite.Open(ctx, filepath.Join(dir, "amaretti.db"), sqlite.WithClock(storeClock.Now))
 	if err != nil {
 		t.Fatal(err)

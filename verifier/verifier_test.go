@@ -150,7 +150,7 @@ func TestClockSkew(t *testing.T) {
 			if _, err := f.store.Touch(ctx, alice); err != nil {
 				t.Fatal(err)
 			}
-			minterClock := &clock{t: touchAt.Add(tc.minted).Add(tc.offset)}
+			minterClock := newClock(touchAt.Add(tc.minted).Add(tc.offset))
 			m, _ := macaroon.NewMinter(f.keys, "x", macaroon.WithMintClock(minterClock.Now))
 			minted, err := m.Mint(ctx, alice)
 			if err != nil {
@@ -167,7 +167,7 @@ func TestClockSkew(t *testing.T) {
 
 	t.Run("skew bounds how far ahead a token may claim to be", func(t *testing.T) {
 		f := newFixture(t)
-		ahead := &clock{t: fixNow.Add(2 * time.Second)}
+		ahead := newClock(fixNow.Add(2 * time.Second))
 		m, _ := macaroon.NewMinter(f.keys, "x", macaroon.WithMintClock(ahead.Now))
 		tok, _ := m.Mint(ctx, alice)
 		for _, s := range []struct {
