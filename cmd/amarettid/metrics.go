@@ -16,7 +16,7 @@ type metrics struct {
 	feedUp        prometheus.Gauge
 	notifyUp      prometheus.Gauge
 
-	// The hot paths' series, striped (hotmetrics.go).
+	// The hot paths' series, counted per processor (hotmetrics.go).
 	verifyAllowed, authAllowed, grpcAllowed interface{ Inc() }
 	verifyLatency, authLatency, grpcLatency prometheus.Observer
 }
