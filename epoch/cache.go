@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -157,7 +158,10 @@ func (c *Cache) fill(ctx context.Context, editorID string, f *flight, gen uint64
 			if !ok {
 				c.count++
 			}
-			c.entries.Store(editorID, &cacheEntry{state: s, expires: now.Add(c.ttl)})
+			// A copy of the key: the caller's string may be a substring
+			// of something far larger (a token's text), which an entry
+			// kept for as long as it lives would keep alive too.
+			c.entries.Store(strings.Clone(editorID), &cacheEntry{state: s, expires: now.Add(c.ttl)})
 		}
 	}
 	c.mu.Unlock()

@@ -281,6 +281,7 @@ func (v *Verifier) verifySignature(token string) (*verified, error) {
 	if v.sigs != nil {
 		vt.cost = entryCost(token, keyID, tokenID, caveats)
 	}
+	detach(vt)
 	vt.overPolicy = v.checkLifetime(&vt.claims)
 	if len(vt.claims.Parents) == 0 && tokenID != "" {
 		vt.own[0] = tokenID
@@ -292,6 +293,34 @@ func (v *Verifier) verifySignature(token string) (*verified, error) {
 		}
 	}
 	return vt, nil
+}
+
+// detach copies the strings an Identity hands out — the key, token and
+// editor ids, the username, the kind, the rights — into one allocation of
+// their own. They were substrings of the token's signed text (one copy for
+// all of them, Token.SignedText), so a caller keeping any one (the epoch
+// cache keys its entries by editor id, the last-use tracker its notes by
+// token id, an application its sessions) would keep the whole text alive:
+// up to the token size limit for a 26-byte id.
+func detach(vt *verified) {
+	var buf [16]*string
+	ss := append(buf[:0], &vt.keyID, &vt.tokenID, &vt.claims.EditorID, &vt.claims.Username, (*string)(&vt.claims.Kind))
+	for i := range vt.claims.Rights {
+		ss = append(ss, &vt.claims.Rights[i])
+	}
+	n := 0
+	for _, p := range ss {
+		n += len(*p)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, p := range ss {
+		b.WriteString(*p)
+	}
+	all := b.String()
+	for _, p := range ss {
+		*p, all = all[:len(*p)], all[len(*p):]
+	}
 }
 
 // authorize runs the per-request checks: caveats against req, then the
