@@ -122,17 +122,7 @@ func BenchmarkVerifyCold(b *testing.B) {
 func BenchmarkVerifyColdSession(b *testing.B) {
 	env := newBenchEnv(b, verifier.WithSignatureCache(0))
 	token := env.f.mint(b, alice, macaroon.ExpiresIn(time.Hour), macaroon.WithUsername("alice"), macaroon.WithKind(caveat.KindSession))
-	ctx := context.Background()
-	if _, err := env.f.v.Verify(ctx, token, caveat.Request{}); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		if _, err := env.f.v.Verify(ctx, token, caveat.Request{}); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchVerify(b, env, token)
 }
 
 // BenchmarkVerifyWarm verifies the same token again: the signature cache
@@ -209,15 +199,5 @@ func BenchmarkMacaroonV2Verify(b *testing.B) {
 func BenchmarkVerifyWarmPolicy(b *testing.B) {
 	env := newBenchEnv(b, verifier.WithMaxLifetime(caveat.KindAPI, verifier.Lifetime{Max: 24 * time.Hour}))
 	token := env.f.mint(b, alice, macaroon.ExpiresIn(time.Hour), macaroon.WithKind(caveat.KindAPI))
-	ctx := context.Background()
-	if _, err := env.f.v.Verify(ctx, token, caveat.Request{}); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		if _, err := env.f.v.Verify(ctx, token, caveat.Request{}); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchVerify(b, env, token)
 }
