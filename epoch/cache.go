@@ -25,7 +25,10 @@ import (
 // cached share one Source read, so an entry lapsing under load sends one
 // query to the store, not one per request (which, on PostgreSQL, would
 // queue for pool connections against the read timeout). A lookup that
-// begins after Invalidate never joins a read that began before it.
+// begins after Invalidate never joins a read that began before it. The
+// first lookup reads under its own context and the Source must return when
+// it ends; the lookups that joined then read again, so one caller giving up
+// fails no other.
 type Cache struct {
 	src  Source
 	ttl  time.Duration
@@ -57,6 +60,9 @@ type flight struct {
 	// store is false for a read made while the cache is bypassed: its
 	// answer is shared, never kept.
 	store bool
+	// abandoned is set when the read failed because the context of the
+	// lookup that made it ended: the lookups that joined it read again.
+	abandoned bool
 }
 
 type cacheEntry struct {
@@ -94,46 +100,50 @@ func NewCache(src Source, size int, ttl time.Duration, opts ...CacheOption) *Cac
 
 // State implements Source.
 func (c *Cache) State(ctx context.Context, editorID string) (State, error) {
-	bypass := c.bypass.Load()
-	now := c.now()
-	// gen before the entry: a lookup that read an entry stored after an
-	// invalidation only ever treats itself as older than it is.
-	gen := c.gen.Load()
-	if !bypass {
-		if e, ok := c.entries.Load(editorID); ok && now.Before(e.(*cacheEntry).expires) {
-			c.hits.Add(1)
-			return e.(*cacheEntry).state, nil
+	for first := true; ; first = false {
+		bypass := c.bypass.Load()
+		now := c.now()
+		// gen before the entry: a lookup that read an entry stored after an
+		// invalidation only ever treats itself as older than it is.
+		gen := c.gen.Load()
+		if !bypass {
+			if e, ok := c.entries.Load(editorID); ok && now.Before(e.(*cacheEntry).expires) {
+				c.hits.Add(1)
+				return e.(*cacheEntry).state, nil
+			}
+			if first {
+				c.misses.Add(1)
+			}
 		}
-		c.misses.Add(1)
-	}
-	// Bypassed or not, concurrent reads of one editor share one Source
-	// read: a bypassed cache (an invalidation feed down) sends every
-	// lookup to the store, and must not multiply them. Invalidate and
-	// SetBypass drop the reads in flight, so a lookup never joins a read
-	// that began before a change the cache has heard of.
-	c.mu.Lock()
-	if f, ok := c.inflight[editorID]; ok && c.gen.Load() == gen {
+		// Bypassed or not, concurrent reads of one editor share one Source
+		// read: a bypassed cache (an invalidation feed down) sends every
+		// lookup to the store, and must not multiply them. Invalidate and
+		// SetBypass drop the reads in flight, so a lookup never joins a
+		// read that began before a change the cache has heard of.
+		c.mu.Lock()
+		if f, ok := c.inflight[editorID]; ok && c.gen.Load() == gen {
+			c.mu.Unlock()
+			select {
+			case <-f.done:
+				if f.abandoned {
+					continue // its reader gave up: read again
+				}
+				return f.state, f.err
+			case <-ctx.Done():
+				return State{}, ctx.Err()
+			}
+		}
+		f := &flight{done: make(chan struct{}), store: !bypass}
+		c.inflight[editorID] = f
+		gen = c.gen.Load()
 		c.mu.Unlock()
-		select {
-		case <-f.done:
-			return f.state, f.err
-		case <-ctx.Done():
-			return State{}, ctx.Err()
-		}
-	}
-	f := &flight{done: make(chan struct{}), store: !bypass}
-	c.inflight[editorID] = f
-	gen = c.gen.Load()
-	c.mu.Unlock()
-	// The read is shared: one caller's cancellation must not fail the
-	// others. Stores bound their reads themselves (PostgreSQL's read
-	// timeout); the caller still stops waiting when its ctx ends.
-	go c.fill(context.WithoutCancel(ctx), editorID, f, gen, now)
-	select {
-	case <-f.done:
+		// The first lookup reads in its own goroutine, under its own ctx:
+		// handing the read to a goroutine of its own cost as much as the
+		// SQLite read itself (BenchmarkCacheMiss). When that ctx ends
+		// the read fails, and the lookups that joined it read again
+		// rather than fail with it.
+		c.fill(ctx, editorID, f, gen, now)
 		return f.state, f.err
-	case <-ctx.Done():
-		return State{}, ctx.Err()
 	}
 }
 
@@ -166,13 +176,14 @@ func (c *Cache) fill(ctx context.Context, editorID string, f *flight, gen uint64
 	}
 	c.mu.Unlock()
 	f.state, f.err = s, err
+	f.abandoned = err != nil && ctx.Err() != nil
 	close(f.done)
 }
 
 // ErrSourcePanicked is what lookups get when the Source panicked while
-// reading for them: the read runs in the cache's own goroutine, where no
-// caller's recovery reaches, so the cache recovers it as a failure (which
-// a verifier denies) rather than let it end the process.
+// reading for them: the cache recovers it as a failure (which a verifier
+// denies), so that the lookups sharing the read are answered too rather
+// than wait for ever.
 var ErrSourcePanicked = errors.New("editor state read panicked")
 
 // read is c.src.State with a panic turned into ErrSourcePanicked.

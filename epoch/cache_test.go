@@ -203,7 +203,11 @@ type gated struct {
 func (g *gated) State(ctx context.Context, id string) (epoch.State, error) {
 	g.reads.Add(1)
 	g.started <- struct{}{}
-	<-g.release
+	select {
+	case <-g.release:
+	case <-ctx.Done():
+		return epoch.State{}, ctx.Err()
+	}
 	return g.src.State(ctx, id)
 }
 
@@ -288,12 +292,19 @@ func TestCacheSingleFlight(t *testing.T) {
 		if err := <-gaveUp; !errors.Is(err, context.Canceled) {
 			t.Fatalf("the caller that gave up: %v", err)
 		}
+		// The read the first caller made ended with it; the caller that
+		// joined it reads again.
+		select {
+		case <-g.started:
+		case err := <-other:
+			t.Fatalf("another caller did not read again; it got %v", err)
+		}
 		close(g.release)
 		if err := <-other; err != nil {
 			t.Fatalf("another caller failed with the first one: %v", err)
 		}
-		if got := g.reads.Load(); got != 1 {
-			t.Fatalf("%d reads, want 1", got)
+		if got := g.reads.Load(); got != 2 {
+			t.Fatalf("%d reads, want 2: the abandoned one and the other caller's own", got)
 		}
 	})
 }
