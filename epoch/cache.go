@@ -26,9 +26,9 @@ import (
 // query to the store, not one per request (which, on PostgreSQL, would
 // queue for pool connections against the read timeout). A lookup that
 // begins after Invalidate never joins a read that began before it. The
-// first lookup reads under its own context and the Source must return when
-// it ends; the lookups that joined then read again, so one caller giving up
-// fails no other.
+// first lookup makes the read, not cancelled with it (the others may still
+// want its answer); the lookups that joined it stop waiting when their own
+// context ends.
 type Cache struct {
 	src  Source
 	ttl  time.Duration
@@ -60,9 +60,6 @@ type flight struct {
 	// store is false for a read made while the cache is bypassed: its
 	// answer is shared, never kept.
 	store bool
-	// abandoned is set when the read failed because the context of the
-	// lookup that made it ended: the lookups that joined it read again.
-	abandoned bool
 }
 
 type cacheEntry struct {
@@ -100,84 +97,88 @@ func NewCache(src Source, size int, ttl time.Duration, opts ...CacheOption) *Cac
 
 // State implements Source.
 func (c *Cache) State(ctx context.Context, editorID string) (State, error) {
-	for first := true; ; first = false {
-		bypass := c.bypass.Load()
-		now := c.now()
-		// gen before the entry: a lookup that read an entry stored after an
-		// invalidation only ever treats itself as older than it is.
-		gen := c.gen.Load()
-		if !bypass {
-			if e, ok := c.entries.Load(editorID); ok && now.Before(e.(*cacheEntry).expires) {
-				c.hits.Add(1)
-				return e.(*cacheEntry).state, nil
-			}
-			if first {
-				c.misses.Add(1)
-			}
+	bypass := c.bypass.Load()
+	now := c.now()
+	// gen before the entry: a lookup that read an entry stored after an
+	// invalidation only ever treats itself as older than it is.
+	gen := c.gen.Load()
+	if !bypass {
+		if e, ok := c.entries.Load(editorID); ok && now.Before(e.(*cacheEntry).expires) {
+			c.hits.Add(1)
+			return e.(*cacheEntry).state, nil
 		}
-		// Bypassed or not, concurrent reads of one editor share one Source
-		// read: a bypassed cache (an invalidation feed down) sends every
-		// lookup to the store, and must not multiply them. Invalidate and
-		// SetBypass drop the reads in flight, so a lookup never joins a
-		// read that began before a change the cache has heard of.
-		c.mu.Lock()
-		if f, ok := c.inflight[editorID]; ok && c.gen.Load() == gen {
-			c.mu.Unlock()
-			select {
-			case <-f.done:
-				if f.abandoned {
-					continue // its reader gave up: read again
-				}
-				return f.state, f.err
-			case <-ctx.Done():
-				return State{}, ctx.Err()
-			}
-		}
-		f := &flight{done: make(chan struct{}), store: !bypass}
-		c.inflight[editorID] = f
-		gen = c.gen.Load()
-		c.mu.Unlock()
-		// The first lookup reads in its own goroutine, under its own ctx:
-		// handing the read to a goroutine of its own cost as much as the
-		// SQLite read itself (BenchmarkCacheMiss). When that ctx ends
-		// the read fails, and the lookups that joined it read again
-		// rather than fail with it.
-		c.fill(ctx, editorID, f, gen, now)
-		return f.state, f.err
+		c.misses.Add(1)
 	}
+	// Bypassed or not, concurrent reads of one editor share one Source
+	// read: a bypassed cache (an invalidation feed down) sends every
+	// lookup to the store, and must not multiply them. Invalidate and
+	// SetBypass drop the reads in flight, so a lookup never joins a read
+	// that began before a change the cache has heard of.
+	c.mu.Lock()
+	if f, ok := c.inflight[editorID]; ok && c.gen.Load() == gen {
+		c.mu.Unlock()
+		select {
+		case <-f.done:
+			return f.state, f.err
+		case <-ctx.Done():
+			return State{}, ctx.Err()
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		c.mu.Unlock()
+		return State{}, err
+	}
+	f := &flight{done: make(chan struct{}), store: !bypass}
+	c.inflight[editorID] = f
+	gen = c.gen.Load()
+	c.mu.Unlock()
+	// The lookup that missed first reads, in its own goroutine (handing
+	// the read to a new goroutine cost as much as the SQLite read itself:
+	// BenchmarkCacheMiss). The read is shared, so it is not cancelled
+	// with this caller: its cancellation must not fail the lookups that
+	// joined it, nor a slow store's read never finish. Stores bound their
+	// reads (PostgreSQL's read timeout, Redis's); this caller waits that
+	// long at most, the others stop waiting when their ctx ends.
+	c.fill(context.WithoutCancel(ctx), editorID, f, gen, now)
+	return f.state, f.err
 }
 
 // fill reads editorID's state for flight f, begun at generation gen, and
-// stores it unless an invalidation came in between.
+// stores it unless an invalidation came in between. Whatever the read
+// does — return, panic, runtime.Goexit — the flight is answered and
+// removed, so that no lookup waits on it for ever.
 func (c *Cache) fill(ctx context.Context, editorID string, f *flight, gen uint64, now time.Time) {
-	s, err := c.read(ctx, editorID)
-	c.mu.Lock()
-	if c.inflight[editorID] == f {
-		delete(c.inflight, editorID)
-	}
-	if err == nil && f.store && c.gen.Load() == gen && !c.bypass.Load() {
-		old, ok := c.entries.Load(editorID)
-		if !ok || old.(*cacheEntry).state.Version <= s.Version {
-			if !ok && c.count >= c.size {
-				c.entries.Range(func(k, _ any) bool {
-					c.entries.Delete(k)
-					c.count--
-					return false
-				})
-			}
-			if !ok {
-				c.count++
-			}
-			// A copy of the key: the caller's string may be a substring
-			// of something far larger (a token's text), which an entry
-			// kept for as long as it lives would keep alive too.
-			c.entries.Store(strings.Clone(editorID), &cacheEntry{state: s, expires: now.Add(c.ttl)})
+	s, err := State{}, error(ErrSourcePanicked)
+	defer func() {
+		c.mu.Lock()
+		if c.inflight[editorID] == f {
+			delete(c.inflight, editorID)
 		}
-	}
-	c.mu.Unlock()
-	f.state, f.err = s, err
-	f.abandoned = err != nil && ctx.Err() != nil
-	close(f.done)
+		if err == nil && f.store && c.gen.Load() == gen && !c.bypass.Load() {
+			old, ok := c.entries.Load(editorID)
+			if !ok || old.(*cacheEntry).state.Version <= s.Version {
+				if !ok && c.count >= c.size {
+					c.entries.Range(func(k, _ any) bool {
+						c.entries.Delete(k)
+						c.count--
+						return false
+					})
+				}
+				if !ok {
+					c.count++
+				}
+				// A copy of the key: the caller's string may be a
+				// substring of something far larger (a token's text),
+				// which an entry kept for as long as it lives would keep
+				// alive too.
+				c.entries.Store(strings.Clone(editorID), &cacheEntry{state: s, expires: now.Add(c.ttl)})
+			}
+		}
+		c.mu.Unlock()
+		f.state, f.err = s, err
+		close(f.done)
+	}()
+	s, err = c.read(ctx, editorID)
 }
 
 // ErrSourcePanicked is what lookups get when the Source panicked while

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -203,11 +204,7 @@ type gated struct {
 func (g *gated) State(ctx context.Context, id string) (epoch.State, error) {
 	g.reads.Add(1)
 	g.started <- struct{}{}
-	select {
-	case <-g.release:
-	case <-ctx.Done():
-		return epoch.State{}, ctx.Err()
-	}
+	<-g.release
 	return g.src.State(ctx, id)
 }
 
@@ -279,34 +276,98 @@ func TestCacheSingleFlight(t *testing.T) {
 	t.Run("a caller that gives up", func(t *testing.T) {
 		g := &gated{src: s, started: make(chan struct{}, 100), release: make(chan struct{})}
 		c := epoch.NewCache(g, 10, time.Minute)
-		cctx, cancel := context.WithCancel(ctx)
+		reader, cancelReader := context.WithCancel(ctx)
+		first := make(chan error, 1)
+		go func() { _, err := c.State(reader, e.ID); first <- err }()
+		<-g.started // the first lookup reads
+		joined, cancelJoined := context.WithCancel(ctx)
 		gaveUp := make(chan error, 1)
-		go func() { _, err := c.State(cctx, e.ID); gaveUp <- err }()
-		<-g.started
-		other := make(chan error, 1)
-		go func() { _, err := c.State(ctx, e.ID); other <- err }()
+		go func() { _, err := c.State(joined, e.ID); gaveUp <- err }()
 		for _, misses := c.Stats(); misses < 2; _, misses = c.Stats() {
 			time.Sleep(time.Millisecond)
 		}
-		cancel()
+		cancelJoined() // a lookup waiting on the read gives up: it stops waiting
 		if err := <-gaveUp; !errors.Is(err, context.Canceled) {
 			t.Fatalf("the caller that gave up: %v", err)
 		}
-		// The read the first caller made ended with it; the caller that
-		// joined it reads again.
-		select {
-		case <-g.started:
-		case err := <-other:
-			t.Fatalf("another caller did not read again; it got %v", err)
-		}
+		cancelReader() // the reader's caller gives up too: its read goes on
 		close(g.release)
-		if err := <-other; err != nil {
-			t.Fatalf("another caller failed with the first one: %v", err)
+		if err := <-first; err != nil {
+			t.Fatalf("the read failed with its caller: %v", err)
 		}
-		if got := g.reads.Load(); got != 2 {
-			t.Fatalf("%d reads, want 2: the abandoned one and the other caller's own", got)
+		if got := g.reads.Load(); got != 1 {
+			t.Fatalf("%d reads, want 1", got)
+		}
+		if _, err := c.State(ctx, e.ID); err != nil || g.reads.Load() != 1 {
+			t.Fatalf("the read's answer was not kept: %v, %d reads", err, g.reads.Load())
 		}
 	})
+	t.Run("a store slower than every caller's deadline", func(t *testing.T) {
+		// A read that outlives the caller that began it still answers the
+		// lookups that come later; were it cancelled with that caller,
+		// no read would ever finish.
+		synctest.Test(t, func(t *testing.T) {
+			src := &slow{d: 50 * time.Millisecond}
+			c := epoch.NewCache(src, 10, time.Minute)
+			var answered atomic.Int64
+			var wg sync.WaitGroup
+			for range 20 {
+				wg.Go(func() {
+					cctx, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+					defer cancel()
+					if _, err := c.State(cctx, "alice"); err == nil {
+						answered.Add(1)
+					}
+				})
+				time.Sleep(10 * time.Millisecond)
+			}
+			wg.Wait()
+			if answered.Load() < 15 || src.reads.Load() != 1 {
+				t.Fatalf("%d of 20 lookups answered with %d store reads; want 15 or more with 1", answered.Load(), src.reads.Load())
+			}
+		})
+	})
+}
+
+// slow answers after d, or when ctx ends.
+type slow struct {
+	d     time.Duration
+	reads atomic.Int64
+}
+
+func (s *slow) State(ctx context.Context, _ string) (epoch.State, error) {
+	s.reads.Add(1)
+	select {
+	case <-time.After(s.d):
+		return epoch.State{Version: 1}, nil
+	case <-ctx.Done():
+		return epoch.State{}, ctx.Err()
+	}
+}
+
+// goexiting is a Source whose read ends its goroutine (t.FailNow in a
+// test double, say) without returning or panicking.
+type goexiting struct{}
+
+func (goexiting) State(context.Context, string) (epoch.State, error) {
+	runtime.Goexit()
+	return epoch.State{}, nil
+}
+
+// TestCacheReadThatNeverReturns: a read that ends its goroutine without
+// returning still answers the flight, so later lookups read again instead
+// of waiting on it for ever.
+func TestCacheReadThatNeverReturns(t *testing.T) {
+	c := epoch.NewCache(goexiting{}, 10, time.Minute)
+	for i := range 2 {
+		done := make(chan struct{})
+		go func() { defer close(done); c.State(context.Background(), "alice") }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("lookup %d still waits on a read that will never answer", i)
+		}
+	}
 }
 
 // panicking is a Source whose read panics (a bug below the cache).

@@ -230,9 +230,7 @@ func (s State) Admit(created time.Time, tokenIDs ...string) error {
 
 // A Source answers the verify path's one question: what is this editor's
 // state? It returns ErrNotFound for an unknown editor; any other error means
-// it could not answer, and the verifier denies. State returns, with ctx's
-// error or its own, once ctx ends (Cache counts on it: the lookups waiting
-// for a read are answered when its caller gives up).
+// it could not answer, and the verifier denies.
 type Source interface {
 	State(ctx context.Context, editorID string) (State, error)
 }
