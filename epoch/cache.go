@@ -124,6 +124,13 @@ func (c *Cache) State(ctx context.Context, editorID string) (State, error) {
 			return State{}, ctx.Err()
 		}
 	}
+	if e, ok := c.entries.Load(editorID); ok && !bypass && now.Before(e.(*cacheEntry).expires) {
+		// Stored by a read that ended between the lookup above and the
+		// lock: under mu, an entry is current (Invalidate deletes under
+		// it), so no second read.
+		c.mu.Unlock()
+		return e.(*cacheEntry).state, nil
+	}
 	if err := ctx.Err(); err != nil {
 		c.mu.Unlock()
 		return State{}, err
