@@ -139,9 +139,9 @@ func (c *Cache) State(ctx context.Context, editorID string) (State, error) {
 	c.inflight[editorID] = f
 	gen = c.gen.Load()
 	c.mu.Unlock()
-	// The lookup that missed first reads, in its own goroutine (handing
-	// the read to a new goroutine cost as much as the SQLite read itself:
-	// BenchmarkCacheMiss). The read is shared, so it is not cancelled
+	// The lookup that missed first reads, in the caller's goroutine
+	// (handing the read to a new goroutine cost as much as the SQLite
+	// read itself: BenchmarkCacheMiss). The read is shared, so it is not cancelled
 	// with this caller: its cancellation must not fail the lookups that
 	// joined it, nor a slow store's read never finish. Stores bound their
 	// reads (PostgreSQL's read timeout, Redis's); this caller waits that
@@ -155,8 +155,14 @@ func (c *Cache) State(ctx context.Context, editorID string) (State, error) {
 // does — return, panic, runtime.Goexit — the flight is answered and
 // removed, so that no lookup waits on it for ever.
 func (c *Cache) fill(ctx context.Context, editorID string, f *flight, gen uint64, now time.Time) {
+	// Unless the read returns, lookups get ErrSourcePanicked: a panic is
+	// recovered here (so the lookups sharing the read are answered, and a
+	// verifier denies), and a Goexit leaves err as it is.
 	s, err := State{}, error(ErrSourcePanicked)
 	defer func() {
+		if r := recover(); r != nil {
+			s, err = State{}, fmt.Errorf("%w: %v", ErrSourcePanicked, r)
+		}
 		c.mu.Lock()
 		if c.inflight[editorID] == f {
 			delete(c.inflight, editorID)
@@ -185,7 +191,7 @@ func (c *Cache) fill(ctx context.Context, editorID string, f *flight, gen uint64
 		f.state, f.err = s, err
 		close(f.done)
 	}()
-	s, err = c.read(ctx, editorID)
+	s, err = c.src.State(ctx, editorID)
 }
 
 // ErrSourcePanicked is what lookups get when the Source panicked while
@@ -193,16 +199,6 @@ func (c *Cache) fill(ctx context.Context, editorID string, f *flight, gen uint64
 // denies), so that the lookups sharing the read are answered too rather
 // than wait for ever.
 var ErrSourcePanicked = errors.New("editor state read panicked")
-
-// read is c.src.State with a panic turned into ErrSourcePanicked.
-func (c *Cache) read(ctx context.Context, editorID string) (s State, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			s, err = State{}, fmt.Errorf("%w: %v", ErrSourcePanicked, r)
-		}
-	}()
-	return c.src.State(ctx, editorID)
-}
 
 // Invalidate drops the cached state of the given editors, or of every
 // editor when called with none. Fills that began before it are discarded.
