@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"database/sql"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -13,12 +12,12 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/mattn/go-sqlite3"
-
 	"github.com/amaretti-auth/amaretti/apitoken"
 	"github.com/amaretti-auth/amaretti/caveat"
 	"github.com/amaretti-auth/amaretti/epoch"
+	"github.com/amaretti-auth/amaretti/epoch/postgres"
 	"github.com/amaretti-auth/amaretti/epoch/sqlite"
+	"github.com/amaretti-auth/amaretti/internal/testpg"
 	"github.com/amaretti-auth/amaretti/macaroon"
 	"github.com/amaretti-auth/amaretti/verifier"
 )
@@ -26,6 +25,11 @@ import (
 // scaleSizes are the editor counts BenchmarkScale runs at; 1,000,000
 // takes a minute or more to create (one transaction of bulk inserts).
 var scaleSizes = flag.String("scale", "1000,100000,1000000", "editor counts for BenchmarkScale, comma-separated")
+
+// scaleStores are the stores BenchmarkScale runs on: sqlite (a file in a
+// temporary directory) and postgres (a server of internal/testpg on a
+// loopback port, started only when named here).
+var scaleStores = flag.String("scale-stores", "sqlite,postgres", "stores for BenchmarkScale, comma-separated: sqlite, postgres")
 
 // The verify benchmarks rotate through the tokens of scaleHot or of
 // scaleActive distinct editors (at most all of them): scaleHot fit the
@@ -37,21 +41,29 @@ const (
 	scaleActive = 200_000
 )
 
+// scaleStore is what BenchmarkScale needs of a store: the store itself and
+// the bulk import it is filled with.
+type scaleStore interface {
+	epoch.Store
+	Import(ctx context.Context, snap *epoch.Snapshot, replace bool) error
+}
+
 // BenchmarkScale measures the cost of verification and of the store's
-// operations as editors grow, on SQLite (opt-in: it runs only under
-// -bench; sizes with -scale):
+// operations as editors grow, on SQLite and on PostgreSQL (opt-in: it runs
+// only under -bench; sizes with -scale, stores with -scale-stores):
 //
-//	cd bench && go test -run '^$' -bench Scale -benchtime 20000x -timeout 1h
-//	cd bench && go test -run '^$' -bench Scale -scale 1000,100000
+//	cd bench && go test -run '^$' -bench Scale -benchtime 5000x -timeout 1h
+//	cd bench && go test -run '^$' -bench Scale -scale 1000,100000 -scale-stores sqlite
 //
 // verify/active=N: tokens of N random editors (1,000, and 200,000 or all
 // of them) through a verifier with caches of the default sizes, after a
 // warm-up; reports the in-process epoch cache's hit rate. verify-miss: the
 // tokens of 1,000 random editors with every epoch lookup a miss, what a
 // verification costs when the store answers. state-read: one editor state
-// read from the store, what a cache miss costs; reports p50 and p99. cached-state: heap per editor
-// state held in epoch.Cache. touch: epoch touches of random editors.
-// api-token: API tokens created (minted and registered) for random editors.
+// read from the store, what a cache miss costs; reports p50 and p99.
+// cached-state: heap per editor state held in epoch.Cache. touch: epoch
+// touches of random editors. api-token: API tokens created (minted and
+// registered) for random editors.
 func BenchmarkScale(b *testing.B) {
 	var sizes []int
 	for _, f := range splitComma(*scaleSizes) {
@@ -61,8 +73,39 @@ func BenchmarkScale(b *testing.B) {
 		}
 		sizes = append(sizes, n)
 	}
-	for _, n := range sizes {
-		b.Run(fmt.Sprintf("editors=%d", n), func(b *testing.B) { scale(b, n) })
+	var pg *testpg.Server // started on first use
+	opens := map[string]func(b *testing.B) scaleStore{
+		"sqlite": func(b *testing.B) scaleStore {
+			s, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "amaretti.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return s
+		},
+		"postgres": func(b *testing.B) scaleStore {
+			if pg == nil {
+				pg = testpg.Start(b)
+			}
+			// A read timeout for a loaded machine, not the daemon's 100 ms.
+			s, err := postgres.Open(context.Background(), pg.NewDatabase(b), postgres.WithQueryTimeout(10*time.Second))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return s
+		},
+	}
+	for _, name := range splitComma(*scaleStores) {
+		open, ok := opens[name]
+		if !ok {
+			b.Fatalf("-scale-stores: %q is not a store (sqlite, postgres)", name)
+		}
+		for _, n := range sizes {
+			b.Run(fmt.Sprintf("store=%s/editors=%d", name, n), func(b *testing.B) {
+				store := open(b)
+				defer store.Close()
+				scale(b, store, n)
+			})
+		}
 	}
 }
 
@@ -91,23 +134,14 @@ func editorID(i int) string {
 	return string(id[:])
 }
 
-func scale(b *testing.B, n int) {
+func scale(b *testing.B, store scaleStore, n int) {
 	ctx := context.Background()
 	dir := b.TempDir()
-	path := filepath.Join(dir, "amaretti.db")
-	store, err := sqlite.Open(ctx, path) // creates the schema
-	if err != nil {
-		b.Fatal(err)
-	}
-	store.Close()
 	start := time.Now()
-	bulkEditors(b, path, n)
-	b.Logf("%d editors created in %v", n, time.Since(start).Round(time.Millisecond))
-	store, err = sqlite.Open(ctx, path)
-	if err != nil {
+	if err := store.Import(ctx, editors(n), false); err != nil {
 		b.Fatal(err)
 	}
-	defer store.Close()
+	b.Logf("%d editors imported in %v", n, time.Since(start).Round(time.Millisecond))
 	keys, _, err := macaroon.InitKeyStore(filepath.Join(dir, "keys"))
 	if err != nil {
 		b.Fatal(err)
@@ -267,31 +301,15 @@ func (s states) State(_ context.Context, id string) (epoch.State, error) {
 	return epoch.State{}, epoch.ErrNotFound
 }
 
-// bulkEditors inserts editors 0 … n-1 into the SQLite database at path in
-// one transaction, with an epoch an hour ago: the benchmark's shortcut
-// past Store.Create, which commits (and logs a change) per editor.
-func bulkEditors(b *testing.B, path string, n int) {
-	db, err := sql.Open("sqlite3", path)
-	if err != nil {
-		b.Fatal(err)
+// editors is editors 0 … n-1 with an epoch an hour ago, imported in one
+// transaction: the benchmark's shortcut past Store.Create, which commits
+// (and logs a change) per editor.
+func editors(n int) *epoch.Snapshot {
+	at := time.Now().Add(-time.Hour).UTC().Truncate(time.Microsecond)
+	snap := &epoch.Snapshot{Editors: make([]epoch.Editor, n)}
+	for i := range snap.Editors {
+		snap.Editors[i] = epoch.Editor{ID: editorID(i), Username: fmt.Sprintf("u%d", i), Role: epoch.RoleEditor,
+			Active: true, AuthEpoch: at, Created: at, Version: 1}
 	}
-	defer db.Close()
-	tx, err := db.Begin()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer tx.Rollback()
-	stmt, err := tx.Prepare("INSERT INTO editors (id, username, role, bot, active, auth_epoch, created, version) VALUES (?, ?, 'editor', 0, 1, ?, ?, 1)")
-	if err != nil {
-		b.Fatal(err)
-	}
-	at := time.Now().Add(-time.Hour).UnixMicro()
-	for i := range n {
-		if _, err := stmt.Exec(editorID(i), fmt.Sprintf("u%d", i), at, at); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		b.Fatal(err)
-	}
+	return snap
 }
