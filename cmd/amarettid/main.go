@@ -42,6 +42,7 @@ import (
 	"github.com/amaretti-auth/amaretti/epoch"
 	"github.com/amaretti-auth/amaretti/epoch/rediscache"
 	"github.com/amaretti-auth/amaretti/internal/buildinfo"
+	"github.com/amaretti-auth/amaretti/internal/cliflag"
 	"github.com/amaretti-auth/amaretti/internal/redislog"
 	"github.com/amaretti-auth/amaretti/macaroon"
 	"github.com/amaretti-auth/amaretti/verifier"
@@ -77,6 +78,11 @@ func app(stdout, stderr io.Writer, log *slog.Logger) *cli.App {
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
 		ExitErrHandler:  func(*cli.Context, error) {},
+		// A flag error is one line on stderr and exit status 2, not the
+		// whole help and "parse error" for a duration without a unit.
+		OnUsageError: func(c *cli.Context, err error, _ bool) error {
+			return fmt.Errorf("%w: %s", errUsage, cliflag.Problem(c, err, "", "amarettid --help"))
+		},
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", EnvVars: []string{"AMARETTI_LISTEN"}, Usage: "`ADDR` to listen on"},
 			&cli.StringFlag{Name: "db", Value: "./amaretti.db", EnvVars: []string{"AMARETTI_DB"}, Usage: "the store: a SQLite database `FILE` made by amaretti init (or sqlite:FILE), or a postgres:// URL (pgxpool's pool_* parameters and application_name apply; the password never reaches a log)"},

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestFlagErrors: a flag amarettid cannot parse — a duration without its
+// unit, a number that is not one, an unknown flag, a flag without its
+// value — is one line on stderr naming the flag and the fix, nothing on
+// stdout (not the whole help), and exit status 2, before anything starts.
+func TestFlagErrors(t *testing.T) {
+	const unit = `is not a duration: use a number with h, m or s, e.g. 15m, 24h, or 720h for 30 days (there is no d)`
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string // the whole of stderr
+	}{
+		{"a duration without a unit", []string{"--cache-ttl", "5"}, `amarettid: usage: --cache-ttl "5" ` + unit},
+		{"a duration in days", []string{"--poll=1d"}, `amarettid: usage: --poll "1d" ` + unit},
+		{"not a number", []string{"--cache-size", "many"}, `amarettid: usage: --cache-size "many" is not a whole number (see amarettid --help)`},
+		{"not a boolean", []string{"--notify=maybe"}, `amarettid: usage: --notify "maybe" is not a boolean: use --notify (true) or --notify=false (see amarettid --help)`},
+		{"an unknown flag", []string{"--cache-tll", "5s"}, `amarettid: usage: unknown flag --cache-tll (see amarettid --help)`},
+		{"a flag without its value", []string{"--listen"}, `amarettid: usage: --listen needs a value (see amarettid --help)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, filepath.Join(bin, "amarettid"), tc.args...)
+			cmd.Dir = t.TempDir() // no store, no keys: nothing may start
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+				t.Errorf("%v, want exit status 2", err)
+			}
+			if got := stderr.String(); got != tc.want+"\n" {
+				t.Errorf("stderr\n%q\nwant\n%q", got, tc.want+"\n")
+			}
+			if stdout.Len() != 0 {
+				t.Errorf("stdout %q, want nothing", stdout.String())
+			}
+		})
+	}
+}

@@ -1,0 +1,91 @@
+package cliflag
+
+import (
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/urfave/cli/v2"
+)
+
+// problem runs a command line through an app with a flag of each kind and
+// returns what Problem made of its flag error ("" when there was none).
+func problem(t testing.TB, args ...string) string {
+	t.Helper()
+	var got string
+	app := &cli.App{
+		Name:           "prog",
+		Writer:         io.Discard,
+		ErrWriter:      io.Discard,
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError: func(c *cli.Context, err error, _ bool) error {
+			got = Problem(c, err, "", "prog --help")
+			return err
+		},
+		Flags: []cli.Flag{
+			&cli.DurationFlag{Name: "ttl", Aliases: []string{"t"}},
+			&cli.IntFlag{Name: "size"},
+			&cli.Int64Flag{Name: "max-body"},
+			&cli.BoolFlag{Name: "notify"},
+			&cli.StringFlag{Name: "name"},
+			&cli.Float64Flag{Name: "ratio"},
+		},
+		Commands: []*cli.Command{{
+			Name:   "mint",
+			Flags:  []cli.Flag{&cli.DurationFlag{Name: "expires"}},
+			Action: func(*cli.Context) error { return nil },
+			OnUsageError: func(c *cli.Context, err error, _ bool) error {
+				got = Problem(c, err, "mint: ", "prog mint --help")
+				return err
+			},
+		}},
+		Action: func(*cli.Context) error { return nil },
+	}
+	app.Run(append([]string{"prog"}, args...))
+	return got
+}
+
+func TestProblem(t *testing.T) {
+	const unit = "is not a duration: use a number with h, m or s, e.g. 15m, 24h, or 720h for 30 days (there is no d)"
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"a duration without a unit", []string{"--ttl", "5"}, `--ttl "5" ` + unit},
+		{"a duration in days", []string{"--ttl=30d"}, `--ttl "30d" ` + unit},
+		{"a duration by its alias", []string{"-t", "5"}, `--t "5" ` + unit},
+		{"a command's duration", []string{"mint", "--expires", "1d"}, `mint: --expires "1d" ` + unit},
+		{"an int", []string{"--size", "x"}, `--size "x" is not a whole number (see prog --help)`},
+		{"an int64 with a fraction", []string{"--max-body", "1.5"}, `--max-body "1.5" is not a whole number (see prog --help)`},
+		{"a bool", []string{"--notify=maybe"}, `--notify "maybe" is not a boolean: use --notify (true) or --notify=false (see prog --help)`},
+		{"a float", []string{"--ratio", "x"}, `--ratio "x": parse error (see prog --help)`},
+		{"an unknown flag", []string{"--bogus"}, `unknown flag --bogus (see prog --help)`},
+		{"an unknown flag of a command", []string{"mint", "--bogus"}, `mint: unknown flag --bogus (see prog mint --help)`},
+		{"a flag without its value", []string{"--name"}, `--name needs a value (see prog --help)`},
+		{"no error", []string{"--ttl", "5s", "--size", "3"}, ``},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := problem(t, tc.args...); got != tc.want {
+				t.Errorf("got  %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// FuzzProblem: whatever value a flag is given, the message is one line
+// (a usage error is one line on stderr) and quotes the value rather than
+// letting it break the line.
+func FuzzProblem(f *testing.F) {
+	for _, s := range []string{"5", "1d", "x", "", "\n", "a\"b", "--ttl", "=", "1.5", "-1"} {
+		f.Add("ttl", s)
+		f.Add("size", s)
+		f.Add("notify", s)
+	}
+	f.Fuzz(func(t *testing.T, flag, value string) {
+		got := problem(t, "--"+flag+"="+value)
+		if strings.ContainsAny(got, "\r\n") {
+			t.Fatalf("--%s=%q: %q is not one line", flag, value, got)
+		}
+	})
+}
