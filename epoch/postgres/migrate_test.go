@@ -87,7 +87,7 @@ func TestParallelOpen(t *testing.T) {
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { stores[i], errs[i] = Open(ctx, url) })
+		wg.Go(func() { stores[i], errs[i] = Open(ctx, url, WithQueryTimeout(testReadTimeout)) })
 	}
 	wg.Wait()
 	var id string

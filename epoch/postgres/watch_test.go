@@ -173,8 +173,8 @@ func (b *syncBuffer) String() string {
 }
 
 // TestQueryTimeout: a state read that a lock holds up fails within the
-// query timeout (default 100 ms) instead of hanging, and works again once
-// the lock is gone.
+// query timeout (default 100 ms) instead of hanging, and the same store
+// reads again once the lock is gone.
 func TestQueryTimeout(t *testing.T) {
 	ctx := context.Background()
 	url := server.NewDatabase(t)
@@ -183,6 +183,7 @@ func TestQueryTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	s30 := openURL(t, url, WithQueryTimeout(30*time.Millisecond))
 	alice, _ := s.Create(ctx, epoch.NewEditor{Username: "alice"})
 	c, err := pgx.Connect(ctx, url)
 	if err != nil {
@@ -198,28 +199,22 @@ func TestQueryTimeout(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name  string
-		read  func() error
+		store *Store
 		bound time.Duration
 	}{
-		{"State", func() error { _, err := s.State(ctx, alice.ID); return err }, DefaultReadTimeout},
-		{"State, 30 ms", func() error {
-			s, err := Open(ctx, url, WithQueryTimeout(30*time.Millisecond))
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			_, err = s.State(ctx, alice.ID)
-			return err
-		}, 30 * time.Millisecond},
+		{"State", s, DefaultReadTimeout},
+		{"State, 30 ms", s30, 30 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			start := time.Now()
-			err := tc.read()
+			_, err := tc.store.State(ctx, alice.ID)
 			took := time.Since(start)
 			if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, epoch.ErrNotFound) {
 				t.Fatalf("State under a lock: %v", err)
 			}
-			if took < tc.bound || took > tc.bound+time.Second {
+			// Not hanging: the lock is held until the test lets it go.
+			// The slack above the bound is for a loaded machine.
+			if took < tc.bound || took > tc.bound+5*time.Second {
 				t.Fatalf("State took %v, bound %v", took, tc.bound)
 			}
 		})
@@ -227,8 +222,20 @@ func TestQueryTimeout(t *testing.T) {
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.State(ctx, alice.ID); err != nil {
-		t.Fatalf("State after the lock: %v", err)
+	// The same stores read again. On a loaded machine a read may still
+	// take longer than its bound; it must then fail by that bound, nothing
+	// else, and one read must succeed.
+	for _, st := range []*Store{s, s30} {
+		deadline := time.Now().Add(testReadTimeout)
+		for {
+			_, err := st.State(ctx, alice.ID)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, context.DeadlineExceeded) || time.Now().After(deadline) {
+				t.Fatalf("State after the lock: %v", err)
+			}
+		}
 	}
 }
 
