@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -19,19 +20,23 @@ func TestFlagErrors(t *testing.T) {
 		name string
 		args []string
 		want string // the whole of stderr
+		env  []string
 	}{
-		{"a duration without a unit", []string{"--cache-ttl", "5"}, `amarettid: usage: --cache-ttl "5" ` + unit},
-		{"a duration in days", []string{"--poll=1d"}, `amarettid: usage: --poll "1d" ` + unit},
-		{"not a number", []string{"--cache-size", "many"}, `amarettid: usage: --cache-size "many" is not a whole number (see amarettid --help)`},
-		{"not a boolean", []string{"--notify=maybe"}, `amarettid: usage: --notify "maybe" is not a boolean: use --notify (true) or --notify=false (see amarettid --help)`},
-		{"an unknown flag", []string{"--cache-tll", "5s"}, `amarettid: usage: unknown flag --cache-tll (see amarettid --help)`},
-		{"a flag without its value", []string{"--listen"}, `amarettid: usage: --listen needs a value (see amarettid --help)`},
+		{"a duration without a unit", []string{"--cache-ttl", "5"}, `amarettid: usage: --cache-ttl "5" ` + unit, nil},
+		{"a duration in days", []string{"--poll=1d"}, `amarettid: usage: --poll "1d" ` + unit, nil},
+		{"not a number", []string{"--cache-size", "many"}, `amarettid: usage: --cache-size "many" is not a whole number (see amarettid --help)`, nil},
+		{"not a boolean", []string{"--notify=maybe"}, `amarettid: usage: --notify "maybe" is not a boolean: use --notify (true) or --notify=false (see amarettid --help)`, nil},
+		{"an unknown flag", []string{"--cache-tll", "5s"}, `amarettid: usage: unknown flag --cache-tll (see amarettid --help)`, nil},
+		{"a flag without its value", []string{"--listen"}, `amarettid: usage: --listen needs a value (see amarettid --help)`, nil},
+		{"a duration from the environment", nil, `amarettid: usage: AMARETTI_CACHE_TTL (--cache-ttl) "5" ` + unit, []string{"AMARETTI_CACHE_TTL=5"}},
+		{"a number from the environment", nil, `amarettid: usage: AMARETTI_CACHE_SIZE (--cache-size) "many" is not a whole number (see amarettid --help)`, []string{"AMARETTI_CACHE_SIZE=many"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, filepath.Join(bin, "amarettid"), tc.args...)
 			cmd.Dir = t.TempDir() // no store, no keys: nothing may start
+			cmd.Env = append(os.Environ(), tc.env...)
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			err := cmd.Run()

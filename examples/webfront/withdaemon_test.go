@@ -258,7 +258,7 @@ func TestWithDaemonFails(t *testing.T) {
 		want  []string
 	}{
 		{"amarettid refuses its configuration", []string{"AMARETTI_CACHE_SIZE=many"}, nil, false,
-			[]string{`amarettid: could not parse "many"`, "webfront: --with-daemon: amarettid did not start: it exited before it was ready (exit status 1"}},
+			[]string{`amarettid: usage: AMARETTI_CACHE_SIZE (--cache-size) "many" is not a whole number`, "webfront: --with-daemon: amarettid did not start: it exited before it was ready (exit status 2"}},
 		{"the daemon's address is taken", nil, nil, true,
 			[]string{"webfront: --with-daemon: amarettid did not start: " + daemon + " is taken (is an amarettid already running?)"}},
 		{"no such binary", nil, []string{"--daemon-bin", filepath.Join(dir, "nope")}, false,

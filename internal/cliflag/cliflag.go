@@ -20,6 +20,7 @@ var (
 	reBadValue   = regexp.MustCompile(`^invalid value "(.*)" for flag -+([^:]+): `)
 	reBadBool    = regexp.MustCompile(`^invalid boolean value "(.*)" for -+([^:]+): `)
 	reNeedsValue = regexp.MustCompile(`^flag needs an argument: -+(.+)$`)
+	reBadEnv     = regexp.MustCompile(`^could not parse "(.*)" as \w+ value from environment variable "([^"]+)" for flag ([^:]+): `)
 )
 
 // Problem rewrites err, a flag parsing error raised while c parsed its
@@ -36,19 +37,26 @@ func Problem(c *cli.Context, err error, where, help string) string {
 	}
 	if m := reBadBool.FindStringSubmatch(msg); m != nil {
 		name := escape(m[2])
-		return fmt.Sprintf("%s--%s %q is not a boolean: use --%s (true) or --%s=false (see %s)", where, name, m[1], name, name, help)
+		return fmt.Sprintf("%s--%s %q is not a boolean: use --%s (true) or --%s=false (see %s)", where, name, unquote(m[1]), name, name, help)
 	}
 	if m := reBadValue.FindStringSubmatch(msg); m != nil {
-		value, name := m[1], escape(m[2])
-		switch lookup(c, name).(type) {
-		case *cli.DurationFlag:
-			return fmt.Sprintf("%s--%s %q is not a duration: use a number with h, m or s, e.g. 15m, 24h, or 720h for 30 days (there is no d)", where, name, value)
-		case *cli.IntFlag, *cli.Int64Flag, *cli.UintFlag, *cli.Uint64Flag:
-			return fmt.Sprintf("%s--%s %q is not a whole number (see %s)", where, name, value, help)
-		}
-		return fmt.Sprintf("%s--%s %q: %s (see %s)", where, name, value, escape(strings.TrimSpace(msg[len(m[0]):])), help)
+		name := escape(m[2])
+		return where + badValue(c, "--"+name, name, unquote(m[1]), msg[len(m[0]):], help)
+	}
+	if m := reBadEnv.FindStringSubmatch(msg); m != nil {
+		name := escape(m[3])
+		return where + badValue(c, escape(m[2])+" (--"+name+")", name, unquote(m[1]), msg[len(m[0]):], help)
 	}
 	return fmt.Sprintf("%s%s (see %s)", where, escape(strings.ReplaceAll(msg, "\n", "; ")), help)
+}
+
+// unquote returns the value the flag package quoted (%q) in its message,
+// so that it is quoted once in ours.
+func unquote(quoted string) string {
+	if s, err := strconv.Unquote(`"` + quoted + `"`); err == nil {
+		return s
+	}
+	return quoted
 }
 
 // escape writes the control characters of s (a flag's name or value as
@@ -59,6 +67,21 @@ func escape(s string) string {
 	}
 	q := strconv.Quote(s)
 	return q[1 : len(q)-1]
+}
+
+// badValue says why value, given to the flag name as what (the flag, or
+// the environment variable), is refused: by the kind of flag, else by the
+// parser's own reason.
+func badValue(c *cli.Context, what, name, value, reason, help string) string {
+	switch lookup(c, name).(type) {
+	case *cli.DurationFlag:
+		return fmt.Sprintf("%s %q is not a duration: use a number with h, m or s, e.g. 15m, 24h, or 720h for 30 days (there is no d)", what, value)
+	case *cli.IntFlag, *cli.Int64Flag, *cli.UintFlag, *cli.Uint64Flag:
+		return fmt.Sprintf("%s %q is not a whole number (see %s)", what, value, help)
+	case *cli.BoolFlag:
+		return fmt.Sprintf("%s %q is not a boolean: use true or false (see %s)", what, value, help)
+	}
+	return fmt.Sprintf("%s %q: %s (see %s)", what, value, escape(strings.TrimSpace(reason)), help)
 }
 
 // lookup returns the flag the running command (or the app) defines as

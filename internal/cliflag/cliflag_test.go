@@ -23,10 +23,10 @@ func problem(t testing.TB, args ...string) string {
 			return err
 		},
 		Flags: []cli.Flag{
-			&cli.DurationFlag{Name: "ttl", Aliases: []string{"t"}},
-			&cli.IntFlag{Name: "size"},
+			&cli.DurationFlag{Name: "ttl", Aliases: []string{"t"}, EnvVars: []string{"PROG_TTL"}},
+			&cli.IntFlag{Name: "size", EnvVars: []string{"PROG_SIZE"}},
 			&cli.Int64Flag{Name: "max-body"},
-			&cli.BoolFlag{Name: "notify"},
+			&cli.BoolFlag{Name: "notify", EnvVars: []string{"PROG_NOTIFY"}},
 			&cli.StringFlag{Name: "name"},
 			&cli.Float64Flag{Name: "ratio"},
 		},
@@ -51,21 +51,30 @@ func TestProblem(t *testing.T) {
 		name string
 		args []string
 		want string
+		env  string // NAME=VALUE set for the run
 	}{
-		{"a duration without a unit", []string{"--ttl", "5"}, `--ttl "5" ` + unit},
-		{"a duration in days", []string{"--ttl=30d"}, `--ttl "30d" ` + unit},
-		{"a duration by its alias", []string{"-t", "5"}, `--t "5" ` + unit},
-		{"a command's duration", []string{"mint", "--expires", "1d"}, `mint: --expires "1d" ` + unit},
-		{"an int", []string{"--size", "x"}, `--size "x" is not a whole number (see prog --help)`},
-		{"an int64 with a fraction", []string{"--max-body", "1.5"}, `--max-body "1.5" is not a whole number (see prog --help)`},
-		{"a bool", []string{"--notify=maybe"}, `--notify "maybe" is not a boolean: use --notify (true) or --notify=false (see prog --help)`},
-		{"a float", []string{"--ratio", "x"}, `--ratio "x": parse error (see prog --help)`},
-		{"an unknown flag", []string{"--bogus"}, `unknown flag --bogus (see prog --help)`},
-		{"an unknown flag of a command", []string{"mint", "--bogus"}, `mint: unknown flag --bogus (see prog mint --help)`},
-		{"a flag without its value", []string{"--name"}, `--name needs a value (see prog --help)`},
-		{"no error", []string{"--ttl", "5s", "--size", "3"}, ``},
+		{"a duration without a unit", []string{"--ttl", "5"}, `--ttl "5" ` + unit, ""},
+		{"a duration in days", []string{"--ttl=30d"}, `--ttl "30d" ` + unit, ""},
+		{"a duration by its alias", []string{"-t", "5"}, `--t "5" ` + unit, ""},
+		{"a command's duration", []string{"mint", "--expires", "1d"}, `mint: --expires "1d" ` + unit, ""},
+		{"an int", []string{"--size", "x"}, `--size "x" is not a whole number (see prog --help)`, ""},
+		{"a value with a quote", []string{"--size", `a"b`}, `--size "a\"b" is not a whole number (see prog --help)`, ""},
+		{"an int64 with a fraction", []string{"--max-body", "1.5"}, `--max-body "1.5" is not a whole number (see prog --help)`, ""},
+		{"a bool", []string{"--notify=maybe"}, `--notify "maybe" is not a boolean: use --notify (true) or --notify=false (see prog --help)`, ""},
+		{"a float", []string{"--ratio", "x"}, `--ratio "x": parse error (see prog --help)`, ""},
+		{"an unknown flag", []string{"--bogus"}, `unknown flag --bogus (see prog --help)`, ""},
+		{"an unknown flag of a command", []string{"mint", "--bogus"}, `mint: unknown flag --bogus (see prog mint --help)`, ""},
+		{"a flag without its value", []string{"--name"}, `--name needs a value (see prog --help)`, ""},
+		{"no error", []string{"--ttl", "5s", "--size", "3"}, ``, ""},
+		{"a duration from the environment", nil, `PROG_TTL (--ttl) "5" ` + unit, "PROG_TTL=5"},
+		{"an int from the environment", nil, `PROG_SIZE (--size) "x" is not a whole number (see prog --help)`, "PROG_SIZE=x"},
+		{"a bool from the environment", nil, `PROG_NOTIFY (--notify) "maybe" is not a boolean: use true or false (see prog --help)`, "PROG_NOTIFY=maybe"},
+		{"a line break from the environment", nil, `PROG_SIZE (--size) "1\n2" is not a whole number (see prog --help)`, "PROG_SIZE=1\n2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if name, value, ok := strings.Cut(tc.env, "="); ok {
+				t.Setenv(name, value)
+			}
 			if got := problem(t, tc.args...); got != tc.want {
 				t.Errorf("got  %q\nwant %q", got, tc.want)
 			}
