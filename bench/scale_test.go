@@ -73,7 +73,11 @@ func BenchmarkScale(b *testing.B) {
 		}
 		sizes = append(sizes, n)
 	}
-	var pg *testpg.Server // started on first use
+	names := splitComma(*scaleStores)
+	var pg *testpg.Server // one server for every size, only when named
+	if slices.Contains(names, "postgres") {
+		pg = testpg.Start(b)
+	}
 	opens := map[string]func(b *testing.B) scaleStore{
 		"sqlite": func(b *testing.B) scaleStore {
 			s, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "amaretti.db"))
@@ -83,9 +87,6 @@ func BenchmarkScale(b *testing.B) {
 			return s
 		},
 		"postgres": func(b *testing.B) scaleStore {
-			if pg == nil {
-				pg = testpg.Start(b)
-			}
 			// A read timeout for a loaded machine, not the daemon's 100 ms.
 			s, err := postgres.Open(context.Background(), pg.NewDatabase(b), postgres.WithQueryTimeout(10*time.Second))
 			if err != nil {
@@ -94,7 +95,7 @@ func BenchmarkScale(b *testing.B) {
 			return s
 		},
 	}
-	for _, name := range splitComma(*scaleStores) {
+	for _, name := range names {
 		open, ok := opens[name]
 		if !ok {
 			b.Fatalf("-scale-stores: %q is not a store (sqlite, postgres)", name)
