@@ -27,6 +27,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -113,9 +115,26 @@ func app(stdout, stderr io.Writer, log *slog.Logger) *cli.App {
 			&cli.DurationFlag{Name: "keys-reload", Value: 30 * time.Second, EnvVars: []string{"AMARETTI_KEYS_RELOAD"}, Usage: "re-read the key directory this often (and on SIGHUP), to pick up rotations and retirements; 0 for SIGHUP only"},
 		}, append(append(listenFlags(), policyFlags()...), append(cacheFlags(), introspectFlags()...)...)...),
 		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return fmt.Errorf("%w: %s", errUsage, extraArgs(c.Args().Slice()))
+			}
 			return serve(c, log)
 		},
 	}
+}
+
+// extraArgs says why arguments that are not flags are refused: amarettid
+// takes none, and "--notify false" would otherwise leave --notify on. The
+// arguments themselves are not repeated (one may be a secret).
+func extraArgs(args []string) string {
+	msg := fmt.Sprintf("amarettid takes flags only, got %d other argument", len(args))
+	if len(args) > 1 {
+		msg += "s"
+	}
+	if slices.ContainsFunc(args, func(a string) bool { _, err := strconv.ParseBool(a); return err == nil }) {
+		msg += `; a boolean flag takes its value after "=": --notify=false`
+	}
+	return msg + " (see amarettid --help)"
 }
 
 func serve(c *cli.Context, log *slog.Logger) error {
