@@ -65,7 +65,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	msg := strings.TrimPrefix(oneLine(err.Error()), "amaretti: ")
 	fmt.Fprintf(stderr, "amaretti: %s\n", msg)
 	var ue usageError
-	if errors.As(err, &ue) || strings.Contains(msg, "Required flag") {
+	if errors.As(err, &ue) {
 		return 2
 	}
 	return 1

@@ -31,7 +31,7 @@ func TestTokensCommands(t *testing.T) {
 	c.fail("live token of that name", "", "tokens", "create", alice, "--name", "laptop")
 	c.fail(`may not hold "admin:touch"`, "", "tokens", "create", bot, "--name", "x", "--right", "admin:touch")
 	c.fail("unknown editor", "", "tokens", "create", "nobody", "--name", "x")
-	c.fail("Required flag", "", "tokens", "create", alice)
+	c.fail("tokens create: --name is required", "", "tokens", "create", alice)
 
 	listing := c.ok("", "tokens", "list", alice)
 	for _, s := range append(secrets, plain) {

@@ -14,12 +14,58 @@ import (
 // and exit 1 for an unknown command) are replaced here.
 
 // withUsageErrors sets OnUsageError on every command below cmds, so a flag
-// error in any command becomes a usageError.
+// error in any command becomes a usageError, and checks their required
+// flags itself: urfave/cli prints the whole help on stdout when one is
+// missing.
 func withUsageErrors(cmds []*cli.Command) {
 	for _, c := range cmds {
 		c.OnUsageError = onUsageError
+		if required := unrequire(c.Flags); len(required) > 0 {
+			before := c.Before
+			c.Before = func(ctx *cli.Context) error {
+				for _, name := range required {
+					if !ctx.IsSet(name) {
+						where, help := here(ctx)
+						return usagef("%s--%s is required (see %s)", where, name, help)
+					}
+				}
+				if before != nil {
+					return before(ctx)
+				}
+				return nil
+			}
+		}
 		withUsageErrors(c.Subcommands)
 	}
+}
+
+// unrequire clears Required on flags and returns their names.
+func unrequire(flags []cli.Flag) []string {
+	var names []string
+	for _, f := range flags {
+		var required *bool
+		switch f := f.(type) {
+		case *cli.StringFlag:
+			required = &f.Required
+		case *cli.DurationFlag:
+			required = &f.Required
+		case *cli.IntFlag:
+			required = &f.Required
+		case *cli.Int64Flag:
+			required = &f.Required
+		case *cli.BoolFlag:
+			required = &f.Required
+		case *cli.StringSliceFlag:
+			required = &f.Required
+		default: // TestRequiredFlags fails for a required flag of another type
+			continue
+		}
+		if *required {
+			*required = false
+			names = append(names, f.Names()[0])
+		}
+	}
+	return names
 }
 
 func onUsageError(c *cli.Context, err error, _ bool) error {

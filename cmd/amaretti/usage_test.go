@@ -2,11 +2,15 @@ package main
 
 import (
 	"debug/buildinfo"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/urfave/cli/v2"
 
 	ibuildinfo "github.com/amaretti-auth/amaretti/internal/buildinfo"
 )
@@ -36,7 +40,8 @@ func TestUsageErrors(t *testing.T) {
 		{"missing argument of mint", []string{"token", "mint"}, `usage: amaretti token mint EDITOR_ID`},
 		{"extra argument", []string{"editor", "show", alice, "bob"}, `editor show: takes EDITOR_ID|USERNAME only, got 2 arguments`},
 		{"argument to a command that takes none", []string{"editor", "list", "x"}, `editor list: takes no arguments, got 1`},
-		{"missing required flag", []string{"editor", "unlink", alice}, `Required flag "provider" not set`},
+		{"missing required flag", []string{"editor", "unlink", alice}, `editor unlink: --provider is required (see amaretti editor unlink --help)`},
+		{"missing required flag, no argument", []string{"audit", "prune"}, `audit prune: --older-than is required (see amaretti audit prune --help)`},
 		{"token argument that is a file", []string{"token", "inspect", "token.txt"}, `"token.txt" looks like a file name; pass - and redirect the file to stdin: - < token.txt`},
 		{"unknown shell", []string{"completion", "fish"}, `completion: "fish" is not a shell this supports: use bash or zsh`},
 	} {
@@ -270,4 +275,23 @@ func TestEditorByUsernameEverywhere(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRequiredFlags: after withUsageErrors no flag is left for urfave/cli
+// to require (it would print the whole help on stdout): every required
+// flag is of a type unrequire handles.
+func TestRequiredFlags(t *testing.T) {
+	app := (&env{stdout: io.Discard, stderr: io.Discard, now: time.Now}).app()
+	var walk func(path string, cmds []*cli.Command)
+	walk = func(path string, cmds []*cli.Command) {
+		for _, c := range cmds {
+			for _, f := range c.Flags {
+				if r, ok := f.(cli.RequiredFlag); ok && r.IsRequired() {
+					t.Errorf("%s %s: --%s is still required by urfave/cli", path, c.Name, f.Names()[0])
+				}
+			}
+			walk(path+" "+c.Name, c.Subcommands)
+		}
+	}
+	walk("amaretti", app.Commands)
 }
