@@ -3,6 +3,7 @@ package macaroon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"regexp"
 	"strings"
@@ -141,10 +142,17 @@ func TestStripAPIFormat(t *testing.T) {
 }
 
 // TestAPITokenPattern: the published regular expression finds every
-// generated token inside surrounding text, exactly, and no near miss.
+// generated token inside surrounding text, exactly; it finds nothing in
+// text that cannot hold a token; and whatever it finds in a near miss,
+// CheckAPIFormat refuses. A regular expression cannot tell a damaged
+// token from a whole one: base64url holds "_", so a macaroon that happens
+// to end in "_" and six letters or digits looks like one with a checksum,
+// and a shorter piece of a damaged token can look whole (about one token
+// in 45). The checksum confirms, as the README tells scanners to.
 func TestAPITokenPattern(t *testing.T) {
 	re := regexp.MustCompile(APITokenPattern)
-	for i, tok := range formatted(t, 8) {
+	toks := formatted(t, 8)
+	for i, tok := range toks {
 		for _, ctx := range []string{"%s", "Authorization: Bearer %s\n", "AMARETTI_TOKEN=%s", `{"token":"%s"}`, "'%s'", "x %s. y"} {
 			text := strings.Replace(ctx, "%s", tok, 1)
 			if got := re.FindString(text); got != tok {
@@ -155,31 +163,42 @@ func TestAPITokenPattern(t *testing.T) {
 			t.Errorf("token %d: %v", i, err)
 		}
 	}
-	tok := formatted(t, 1)[0]
-	body := tok[len(APIPrefix) : len(tok)-ChecksumLen-1]
-	for _, tc := range []struct{ name, text string }{
-		{"plain macaroon", body},
-		{"other prefix", "amx_" + tok[len(APIPrefix):]},
-		{"upper-case prefix", "AMT_" + tok[len(APIPrefix):]},
-		{"short checksum", tok[:len(tok)-1]},
-		{"checksum with a dash", tok[:len(tok)-1] + "-"},
-		{"no checksum separator", APIPrefix + body},
-		{"too short", APIPrefix + "A" + strings.Repeat("b", 20) + "_abcdef"},
-		{"not a v2 macaroon", APIPrefix + "B" + body[1:] + tok[len(tok)-ChecksumLen-1:]},
-		{"ghp token", "ghp_" + strings.Repeat("a", 36)},
-		{"word continues", tok + "x"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if m := re.FindString(tc.text); m != "" && m == tc.text {
-				t.Errorf("matches %q", m)
-			}
-			if tc.name == "word continues" || tc.name == "short checksum" {
-				// Nothing, not even a shorter piece, is found.
-				if m := re.FindString(tc.text); m != "" {
-					t.Errorf("finds %q", m)
+	// A body ending like a checksum, so that every near miss below which
+	// the expression can match is matched at least once, whatever the
+	// random tokens hold.
+	lookalike := APIPrefix + "A" + strings.Repeat("b", 40) + "_abcdef"
+	if re.FindString(lookalike) != lookalike {
+		t.Fatalf("%q: the expression should match it", lookalike)
+	}
+	for i, tok := range append(toks, lookalike+"_"+strings.Repeat("0", ChecksumLen)) {
+		body := tok[len(APIPrefix) : len(tok)-ChecksumLen-1]
+		for _, tc := range []struct {
+			name, text string
+			never      bool // no match at all: the text cannot hold a token
+		}{
+			{"plain macaroon", body, true},
+			{"other prefix", "amx_" + tok[len(APIPrefix):], true},
+			{"upper-case prefix", "AMT_" + tok[len(APIPrefix):], true},
+			{"too short", APIPrefix + "A" + strings.Repeat("b", 20) + "_abcdef", true},
+			{"not a v2 macaroon", APIPrefix + "B" + body[1:] + tok[len(tok)-ChecksumLen-1:], true},
+			{"ghp token", "ghp_" + strings.Repeat("a", 36), true},
+			{"short checksum", tok[:len(tok)-1], false},
+			{"checksum with a dash", tok[:len(tok)-1] + "-", false},
+			{"no checksum separator", APIPrefix + body, false},
+			{"word continues", tok + "x", false},
+		} {
+			t.Run(fmt.Sprintf("%s/%d", tc.name, i), func(t *testing.T) {
+				found := re.FindAllString(tc.text, -1)
+				if tc.never && len(found) > 0 {
+					t.Fatalf("finds %q", found)
 				}
-			}
-		})
+				for _, m := range found {
+					if _, err := CheckAPIFormat(m); !errors.Is(err, ErrChecksum) {
+						t.Errorf("finds %q, and CheckAPIFormat says %v, want ErrChecksum", m, err)
+					}
+				}
+			})
+		}
 	}
 }
 
