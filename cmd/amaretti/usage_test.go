@@ -101,9 +101,9 @@ func TestEditorByUsername(t *testing.T) {
 		{"username", "alice", "id          " + alice, false},
 		{"username in another case", "ALICE", "id          " + alice, false},
 		{"prefix", "ali", `did you mean alice (id ` + alice + `), alicia (id `, true},
-		{"id prefix", alice[:6], `did you mean alice (id ` + alice + `)?`, true},
+		{"id prefix", alice[:10], `did you mean alice (id ` + alice + `)?`, true},
 		{"a typo", "alicee", `did you mean alice (id ` + alice + `)`, true},
-		{"nothing near", "zed", `"zed" is neither an editor id nor a username (amaretti editor list shows them)`, true},
+		{"nothing near", "z1d", `"z1d" is neither an editor id nor a username (amaretti editor list shows them)`, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := c.in(t)
